@@ -1,0 +1,12 @@
+import { bearerErrorOf } from './errors.js'
+
+/** RFC 6750 §3 `WWW-Authenticate` value for an error of this package. */
+export function bearerChallenge (realm: string, code: string, description: string, scopes?: readonly string[]): string {
+  let value = `Bearer realm="${realm}"`
+  const error = bearerErrorOf(code)
+  if (error === undefined) return value
+  // Descriptions are this package's own fixed sentences: never token content.
+  value += `, error="${error}", error_description="${description}"`
+  if (error === 'insufficient_scope' && scopes !== undefined && scopes.length > 0) value += `, scope="${scopes.join(' ')}"`
+  return value
+}

@@ -1,0 +1,88 @@
+import createError from '@fastify/error'
+
+// Every error the package raises lives here, so the README's error table and the
+// code agree. Request-path errors skip stack capture: they are expected outcomes,
+// not bugs, and a stack per refused request is measurable cost under attack.
+
+/** RFC 6750 §3.1 error attribute carried in `WWW-Authenticate`, when there is one. */
+export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope'
+
+export const TokenMissingError = createError(
+  'FST_JWT_REVOCATION_TOKEN_MISSING',
+  'Authorization token is missing',
+  401, TypeError, false)
+
+export const InvalidRequestError = createError<[string]>(
+  'FST_JWT_REVOCATION_INVALID_REQUEST',
+  '%s',
+  400, TypeError, false)
+
+export const InvalidTokenError = createError<[string]>(
+  'FST_JWT_REVOCATION_INVALID_TOKEN',
+  '%s',
+  401, TypeError, false)
+
+export const TokenExpiredError = createError(
+  'FST_JWT_REVOCATION_TOKEN_EXPIRED',
+  'The token has expired',
+  401, TypeError, false)
+
+export const TokenLifetimeError = createError<[string]>(
+  'FST_JWT_REVOCATION_TOKEN_LIFETIME',
+  '%s',
+  401, TypeError, false)
+
+export const TokenRevokedError = createError<[string]>(
+  'FST_JWT_REVOCATION_TOKEN_REVOKED',
+  '%s',
+  401, TypeError, false)
+
+export const InsufficientScopeError = createError(
+  'FST_JWT_REVOCATION_INSUFFICIENT_SCOPE',
+  'The token lacks a scope this route requires',
+  403, TypeError, false)
+
+export const ServiceUnavailableError = createError<[string]>(
+  'FST_JWT_REVOCATION_UNAVAILABLE',
+  '%s',
+  503, Error, false)
+
+/** Raised at registration: fails `ready()` with a message naming the option. */
+export const InvalidOptionError = createError<[string]>(
+  'FST_JWT_REVOCATION_INVALID_OPTION',
+  '%s',
+  500, TypeError)
+
+/** A store could not do what was asked (full, locked, corrupt): a programming or ops problem. */
+export const StoreError = createError<[string]>(
+  'FST_JWT_REVOCATION_STORE',
+  '%s',
+  500, Error)
+
+export const GrantConflictError = createError(
+  'FST_JWT_REVOCATION_GRANT_CONFLICT',
+  'A client grant for this client and audience already exists',
+  409, Error, false)
+
+export const GrantNotFoundError = createError(
+  'FST_JWT_REVOCATION_GRANT_NOT_FOUND',
+  'The client grant does not exist',
+  404, Error, false)
+
+const bearerErrors: Record<string, BearerErrorCode> = {
+  FST_JWT_REVOCATION_INVALID_REQUEST: 'invalid_request',
+  FST_JWT_REVOCATION_INVALID_TOKEN: 'invalid_token',
+  FST_JWT_REVOCATION_TOKEN_EXPIRED: 'invalid_token',
+  FST_JWT_REVOCATION_TOKEN_LIFETIME: 'invalid_token',
+  FST_JWT_REVOCATION_TOKEN_REVOKED: 'invalid_token',
+  FST_JWT_REVOCATION_INSUFFICIENT_SCOPE: 'insufficient_scope',
+}
+
+/** The RFC 6750 error attribute for one of this package's error codes (undefined: none). */
+export function bearerErrorOf (code: string): BearerErrorCode | undefined {
+  return bearerErrors[code]
+}
+
+export function invalidOption (name: string, problem: string): Error {
+  return new InvalidOptionError(`fastify-jwt-revocation: option "${name}" ${problem}`)
+}

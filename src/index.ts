@@ -1,0 +1,12 @@
+import { jwtRevocation } from './plugin.js'
+
+export { jwtRevocation }
+export default jwtRevocation
+export type { AuthContext, JwtRevocationOptions, RouteAuthConfig } from './plugin.js'
+export type { CacheOptions } from './options.js'
+export type { RemoteJwksOptions } from './keys.js'
+export type { Duration } from './duration.js'
+export { Revocation, type RevokeTokenInput, type CreateGrantInput } from './revocation.js'
+export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
+export * from './errors.js'
+export type * from './stores/types.js'

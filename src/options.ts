@@ -1,0 +1,169 @@
+import type { FastifyRequest } from 'fastify'
+import { parseDuration, type Duration } from './duration.js'
+import { invalidOption } from './errors.js'
+import { createKeySource, type KeySource, type KeySourceOptions } from './keys.js'
+import { MemoryStore } from './stores/memory.js'
+import { grantMethods, type RevocationStore } from './stores/types.js'
+
+export interface CacheOptions {
+  /** Most tokens remembered (verified header+payload and their revocation status). Default 10000. */
+  max?: number
+  /**
+   * ms a "not revoked" answer is trusted before the store is asked again. Bounds how
+   * stale another process's revocation can be when the store has no change feed.
+   * Default 10000.
+   */
+  ttl?: number
+}
+
+export interface JwtRevocationOptions extends KeySourceOptions {
+  /** Expected `iss`; one value or several. Discovery supplies it for `issuerBaseURL`. */
+  issuer?: string | string[]
+  /** Expected `aud`: at least one must be in the token. Required. */
+  audience: string | string[]
+  /** Expected JWT `typ` header, e.g. `'at+jwt'` (RFC 9068). */
+  typ?: string
+  /** Leeway for `exp`/`nbf`, seconds or a duration string. Default 0. */
+  clockTolerance?: Duration
+  /** Claims that must be present (`exp` always is). */
+  requiredClaims?: string[]
+  /** Refuse tokens whose `exp - iat` exceeds this, however the issuer minted them. */
+  maxTokenLifetime?: Duration
+  /** Refuse tokens whose `iat` is older than this. */
+  maxTokenAge?: Duration
+  /** Where revocations live. Default: a new `MemoryStore()`. */
+  store?: RevocationStore
+  /** LRU in front of verification and the store; `false` disables it. */
+  cache?: CacheOptions | false
+  /** Require a client grant for the token's client and audience. Default false. */
+  grants?: boolean
+  /** When the store cannot answer: `'deny'` (503, default) or `'allow'`. */
+  onStoreError?: 'deny' | 'allow'
+  /** Protect every route unless `config.auth === false`. Default true. */
+  global?: boolean
+  /** `realm` in `WWW-Authenticate`. Default `'api'`. */
+  realm?: string
+  /** Custom transport; return undefined/null when the request carries no token. */
+  extractToken?: (request: FastifyRequest) => string | undefined | null
+  /** Largest accepted token, in bytes (characters). Default 8192. */
+  maxTokenSize?: number
+  /** ms any one store call may take before it counts as a store failure. Default 2000. */
+  storeTimeout?: number
+  /** Seconds sent in `Retry-After` with a 503, and the pause before an unreachable JWKS is asked again. Default 5. */
+  retryAfter?: number
+}
+
+export interface ResolvedOptions {
+  keySource: KeySource
+  issuer: string[] | undefined
+  audiences: string[]
+  typ: string | undefined
+  clockTolerance: number
+  requiredClaims: string[]
+  maxTokenLifetime: number | undefined
+  maxTokenAge: number | undefined
+  store: RevocationStore
+  storeCreatedHere: boolean
+  cache: Required<CacheOptions> | false
+  grants: boolean
+  onStoreError: 'deny' | 'allow'
+  global: boolean
+  realm: string
+  extractToken: ((request: FastifyRequest) => string | undefined | null) | undefined
+  maxTokenSize: number
+  storeTimeout: number
+  retryAfter: number
+}
+
+const storeMethods = ['lookup', 'revokeToken', 'listRevokedTokens', 'revokeClient', 'revokeSubject'] as const
+const QUOTE_OR_CONTROL = /["\\\x00-\x1f\x7f]/
+
+function stringList (value: unknown, name: string, required: boolean): string[] | undefined {
+  if (value === undefined || value === null) {
+    if (required) throw invalidOption(name, 'is required (a string or an array of strings)')
+    return undefined
+  }
+  const list = Array.isArray(value) ? value : [value]
+  if (list.length === 0 || list.some((v) => typeof v !== 'string' || v.length === 0)) {
+    throw invalidOption(name, 'must be a non-empty string or a non-empty array of non-empty strings')
+  }
+  return [...new Set(list as string[])]
+}
+
+function positiveInteger (value: unknown, name: string, fallback: number, min = 1): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || (value as number) < min) throw invalidOption(name, `must be an integer ≥ ${min}`)
+  return value as number
+}
+
+function optionalDuration (value: Duration | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined
+  const seconds = parseDuration(value, name)
+  if (seconds <= 0) throw invalidOption(name, 'must be longer than zero')
+  return seconds
+}
+
+/** Validates and defaults every option once, at registration. */
+export function resolveOptions (options: JwtRevocationOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw invalidOption('options', 'must be an object')
+  const retryAfter = positiveInteger(options.retryAfter, 'retryAfter', 5)
+  const keySource = createKeySource(options, retryAfter * 1000)
+
+  const realm = options.realm ?? 'api'
+  if (typeof realm !== 'string' || QUOTE_OR_CONTROL.test(realm)) throw invalidOption('realm', 'must be a string without quotes, backslashes or control characters')
+
+  if (options.typ !== undefined && (typeof options.typ !== 'string' || options.typ.length === 0)) throw invalidOption('typ', 'must be a non-empty string')
+
+  const requiredClaims = stringList(options.requiredClaims, 'requiredClaims', false) ?? []
+  if (!requiredClaims.includes('exp')) requiredClaims.push('exp')
+
+  let cache: ResolvedOptions['cache'] = { max: 10_000, ttl: 10_000 }
+  if (options.cache === false) cache = false
+  else if (options.cache !== undefined) {
+    if (typeof options.cache !== 'object' || options.cache === null) throw invalidOption('cache', 'must be { max, ttl } or false')
+    cache = {
+      max: positiveInteger(options.cache.max, 'cache.max', 10_000),
+      ttl: positiveInteger(options.cache.ttl, 'cache.ttl', 10_000, 0),
+    }
+  }
+
+  const storeCreatedHere = options.store === undefined
+  const store = options.store ?? new MemoryStore()
+  for (const method of storeMethods) {
+    if (typeof (store as unknown as Record<string, unknown>)[method] !== 'function') throw invalidOption('store', `must implement ${method}()`)
+  }
+  const grants = options.grants ?? false
+  if (typeof grants !== 'boolean') throw invalidOption('grants', 'must be a boolean')
+  if (grants) {
+    const missing = grantMethods.filter((m) => typeof store[m] !== 'function')
+    if (missing.length > 0) throw invalidOption('grants', `needs a store with client grants; this store lacks ${missing.join(', ')}()`)
+  }
+
+  const onStoreError = options.onStoreError ?? 'deny'
+  if (onStoreError !== 'deny' && onStoreError !== 'allow') throw invalidOption('onStoreError', "must be 'deny' or 'allow'")
+  const global = options.global ?? true
+  if (typeof global !== 'boolean') throw invalidOption('global', 'must be a boolean')
+  if (options.extractToken !== undefined && typeof options.extractToken !== 'function') throw invalidOption('extractToken', 'must be a function (request) => string | undefined')
+
+  return {
+    keySource,
+    issuer: stringList(options.issuer, 'issuer', false),
+    audiences: stringList(options.audience, 'audience', true)!,
+    typ: options.typ,
+    clockTolerance: options.clockTolerance === undefined ? 0 : parseDuration(options.clockTolerance, 'clockTolerance'),
+    requiredClaims,
+    maxTokenLifetime: optionalDuration(options.maxTokenLifetime, 'maxTokenLifetime'),
+    maxTokenAge: optionalDuration(options.maxTokenAge, 'maxTokenAge'),
+    store,
+    storeCreatedHere,
+    cache,
+    grants,
+    onStoreError,
+    global,
+    realm,
+    extractToken: options.extractToken,
+    maxTokenSize: positiveInteger(options.maxTokenSize, 'maxTokenSize', 8192, 16),
+    storeTimeout: positiveInteger(options.storeTimeout, 'storeTimeout', 2000),
+    retryAfter,
+  }
+}

@@ -1,0 +1,137 @@
+import type {
+  FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler,
+} from 'fastify'
+import fp from 'fastify-plugin'
+import type { JWTHeaderParameters, JWTPayload } from 'jose'
+import { Authenticator } from './authenticator.js'
+import { bearerChallenge } from './challenge.js'
+import { InsufficientScopeError, InvalidOptionError, InvalidTokenError } from './errors.js'
+import { checkTokenShape, extractBearerToken } from './extract.js'
+import { resolveOptions, type JwtRevocationOptions, type ResolvedOptions } from './options.js'
+import { Revocation } from './revocation.js'
+import { routePolicy, type RouteAuthConfig, type RoutePolicy } from './route-policy.js'
+import { createTokenCache, type TokenRecord } from './token-cache.js'
+
+/** `request.auth` on a protected route. */
+export interface AuthContext {
+  /** The raw token, for forwarding to another API; never log it. */
+  token: string
+  header: JWTHeaderParameters
+  payload: JWTPayload
+  clientId: string | null
+  subject: string | null
+  /** The token's scopes (`scope` and `permissions`), narrowed to the client grant's when `grants: true`. */
+  scopes: string[]
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified token on a protected route; null on an open one. */
+    auth: AuthContext | null
+  }
+  interface FastifyInstance {
+    revocation: Revocation
+  }
+  interface FastifyContextConfig {
+    auth?: RouteAuthConfig
+  }
+}
+
+const OWN_HOOK = Symbol('fastify-jwt-revocation.hook')
+
+interface HttpError extends Error { code?: string, statusCode?: number }
+
+async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocationOptions): Promise<void> {
+  if (fastify.hasDecorator('revocation')) {
+    throw new InvalidOptionError('fastify-jwt-revocation is already registered in this context; register each instance in its own encapsulated context')
+  }
+  const options = resolveOptions(opts)
+  const cache = options.cache === false ? null : createTokenCache(options.cache.max)
+  const revocation = new Revocation(options, cache, fastify.log)
+  const authenticator = new Authenticator(options, cache, revocation)
+  const retryAfter = String(options.retryAfter)
+
+  await options.store.ready?.()
+  const unsubscribe = await options.store.subscribe?.((change) => revocation.invalidate(change))
+  fastify.addHook('onClose', async () => {
+    await unsubscribe?.()
+    if (options.storeCreatedHere) await options.store.close?.()
+  })
+
+  fastify.decorate('revocation', revocation)
+  if (!fastify.hasRequestDecorator('auth')) fastify.decorateRequest('auth', null)
+
+  function fail (reply: FastifyReply, err: HttpError, policy: RoutePolicy, done: HookHandlerDoneFunction): void {
+    const code = err.code ?? ''
+    if (!code.startsWith('FST_JWT_REVOCATION_')) {
+      // A bug or a throwing custom extractToken: log it, answer without its details.
+      reply.log.error({ err }, 'fastify-jwt-revocation: unexpected error while authenticating')
+      const refused = new InvalidTokenError('The token could not be verified')
+      reply.header('www-authenticate', bearerChallenge(options.realm, refused.code, refused.message))
+      return done(refused)
+    }
+    if (err.statusCode === 503) {
+      reply.header('retry-after', retryAfter)
+      if (err.cause !== undefined) reply.log.warn({ err: err.cause }, 'fastify-jwt-revocation: key source unreachable')
+    } else {
+      reply.header('www-authenticate', bearerChallenge(options.realm, code, err.message, policy.scopes))
+    }
+    done(err)
+  }
+
+  function admit (request: FastifyRequest, reply: FastifyReply, token: string, record: TokenRecord, policy: RoutePolicy, done: HookHandlerDoneFunction): void {
+    if (policy.audience !== undefined && !record.audiences.includes(policy.audience)) {
+      return fail(reply, new InvalidTokenError('The token has an unexpected audience'), policy, done)
+    }
+    for (const scope of policy.scopes) {
+      if (!record.scopes.includes(scope)) return fail(reply, new InsufficientScopeError(), policy, done)
+    }
+    request.auth = {
+      token,
+      header: record.header,
+      payload: record.payload,
+      clientId: record.clientId,
+      subject: record.subject,
+      scopes: record.scopes,
+    }
+    done()
+  }
+
+  function hookFor (policy: RoutePolicy): onRequestHookHandler {
+    const hook: onRequestHookHandler = function authenticateRequest (request, reply, done) {
+      let result: TokenRecord | Promise<TokenRecord>
+      let token: string
+      try {
+        token = options.extractToken === undefined
+          ? extractBearerToken(request, options.maxTokenSize)
+          : checkTokenShape(options.extractToken(request), options.maxTokenSize)
+        result = authenticator.authenticate(token)
+      } catch (err) {
+        return fail(reply, err as HttpError, policy, done)
+      }
+      if (result instanceof Promise) {
+        result.then(
+          (record) => admit(request, reply, token, record, policy, done),
+          (err: HttpError) => fail(reply, err, policy, done))
+      } else {
+        admit(request, reply, token, result, policy, done)
+      }
+    }
+    ;(hook as unknown as Record<symbol, boolean>)[OWN_HOOK] = true
+    return hook
+  }
+
+  fastify.addHook('onRoute', (route) => {
+    const policy = routePolicy(route.config?.auth, options.global, options.audiences, route.url)
+    if (policy === null) return
+    const existing = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
+    // Fastify copies a GET route's options into its HEAD route: protect it once.
+    if (existing.some((h) => (h as unknown as Record<symbol, boolean>)[OWN_HOOK])) return
+    route.onRequest = [hookFor(policy), ...existing]
+  })
+}
+
+export type { JwtRevocationOptions, ResolvedOptions, RouteAuthConfig }
+
+/** The plugin, wrapped with fastify-plugin so its decorators and hooks reach the routes of the app that registers it. */
+export const jwtRevocation = fp(jwtRevocationPlugin, { fastify: '5.x', name: 'fastify-jwt-revocation' })

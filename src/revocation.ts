@@ -1,0 +1,254 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { randomBytes } from 'node:crypto'
+import {
+  GrantNotFoundError, ServiceUnavailableError, StoreError, TokenRevokedError,
+} from './errors.js'
+import type { ResolvedOptions } from './options.js'
+import type { TokenCache, TokenRecord } from './token-cache.js'
+import type {
+  ClientGrant, GrantFilter, RevocationChange, RevocationState, RevocationStore, RevokedToken,
+} from './stores/types.js'
+
+export interface RevokeTokenInput {
+  jti: string
+  /** Audience the token was issued for; defaults to the first configured `audience`. */
+  aud?: string
+  /** The token's `exp` (seconds): the entry is dropped once the token could no longer be used. */
+  exp?: number
+}
+
+export interface CreateGrantInput {
+  client_id: string
+  audience: string
+  scope: string[]
+}
+
+function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`store call exceeded ${ms} ms`)), ms)
+    timer.unref()
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+function nonEmpty (value: unknown, name: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.includes('\u0000')) {
+    throw new TypeError(`fastify-jwt-revocation: ${name} must be a non-empty string`)
+  }
+  return value
+}
+
+/**
+ * Both revocation strategies of the API owner, decorated as `app.revocation`, and the
+ * per-request check behind them. Revocations made here invalidate this process's
+ * cache at once; the store's change feed carries them to other processes.
+ */
+export class Revocation {
+  readonly store: RevocationStore
+  private readonly options: ResolvedOptions
+  private readonly cache: TokenCache | null
+  private readonly log: FastifyBaseLogger
+  private readonly ttl: number
+  /** Bumped by every invalidation, so a lookup started before it is not cached after it. */
+  private epoch = 0
+  private storeDown = false
+
+  constructor (options: ResolvedOptions, cache: TokenCache | null, log: FastifyBaseLogger) {
+    this.options = options
+    this.store = options.store
+    this.cache = cache
+    this.log = log
+    this.ttl = options.cache === false ? 0 : options.cache.ttl
+  }
+
+  // ---- strategy 1: blacklist one token -------------------------------------------
+
+  async revokeToken (input: RevokeTokenInput): Promise<void> {
+    const jti = nonEmpty(input?.jti, 'jti')
+    const aud = input.aud === undefined ? this.options.audiences[0]! : nonEmpty(input.aud, 'aud')
+    if (input.exp !== undefined && (typeof input.exp !== 'number' || !Number.isFinite(input.exp))) {
+      throw new TypeError('fastify-jwt-revocation: exp must be a number of seconds since the epoch')
+    }
+    await this.store.revokeToken({ aud, jti, expiresAt: this.entryExpiry(input.exp) })
+    this.invalidate({ type: 'token', aud, jti })
+  }
+
+  async isTokenRevoked (jti: string, aud?: string): Promise<boolean> {
+    const state = await this.store.lookup({
+      audiences: [aud === undefined ? this.options.audiences[0]! : nonEmpty(aud, 'aud')],
+      jti: nonEmpty(jti, 'jti'),
+      includeGrant: false,
+    })
+    return state.tokenRevoked
+  }
+
+  async listRevokedTokens (filter: { aud?: string } = {}): Promise<RevokedToken[]> {
+    return this.store.listRevokedTokens({ aud: filter.aud })
+  }
+
+  // ---- strategy 2: cut off a client (or a subject) -------------------------------
+
+  /** Every token of `clientId` (for `audience`, or all audiences) issued up to now is refused. */
+  async revokeClient (clientId: string, options: { audience?: string } = {}): Promise<void> {
+    const id = nonEmpty(clientId, 'clientId')
+    const audience = options.audience === undefined ? '*' : nonEmpty(options.audience, 'audience')
+    await this.store.revokeClient({ clientId: id, audience, revokedAt: Date.now(), expiresAt: this.entryExpiry(undefined) })
+    this.invalidate({ type: 'client', clientId: id })
+  }
+
+  /** "Log out everywhere": every token of `subject` issued up to now is refused. */
+  async revokeSubject (subject: string): Promise<void> {
+    const sub = nonEmpty(subject, 'subject')
+    await this.store.revokeSubject({ subject: sub, revokedAt: Date.now(), expiresAt: this.entryExpiry(undefined) })
+    this.invalidate({ type: 'subject', subject: sub })
+  }
+
+  // ---- client grants ---------------------------------------------------------------
+
+  private grantStore (): Required<Pick<RevocationStore, 'createGrant' | 'getGrant' | 'listGrants' | 'updateGrant' | 'deleteGrant'>> {
+    const s = this.store
+    if (!s.createGrant || !s.getGrant || !s.listGrants || !s.updateGrant || !s.deleteGrant) {
+      throw new StoreError('this store does not keep client grants')
+    }
+    return s as never
+  }
+
+  async createGrant (input: CreateGrantInput): Promise<ClientGrant> {
+    const grant: ClientGrant = {
+      id: 'cgr_' + randomBytes(12).toString('base64url'),
+      client_id: nonEmpty(input?.client_id, 'client_id'),
+      audience: nonEmpty(input.audience, 'audience'),
+      scope: [...new Set(input.scope ?? [])],
+      created_at: Date.now(),
+    }
+    const created = await this.grantStore().createGrant(grant)
+    this.invalidate({ type: 'grant', clientId: created.client_id })
+    return created
+  }
+
+  async getGrant (id: string): Promise<ClientGrant | null> {
+    return this.grantStore().getGrant(id)
+  }
+
+  async listGrants (filter: GrantFilter = {}): Promise<ClientGrant[]> {
+    return this.grantStore().listGrants(filter)
+  }
+
+  /** Replaces the grant's scopes; tokens of the client lose the removed scopes on their next request. */
+  async updateGrant (id: string, scope: string[]): Promise<ClientGrant> {
+    const updated = await this.grantStore().updateGrant(id, [...new Set(scope)])
+    if (!updated) throw new GrantNotFoundError()
+    this.invalidate({ type: 'grant', clientId: updated.client_id })
+    return updated
+  }
+
+  /**
+   * Deletes the grant and revokes the client's tokens for that audience issued up to
+   * now: unlike at an issuer, the deletion takes effect on the next request.
+   */
+  async deleteGrant (id: string): Promise<ClientGrant> {
+    const deleted = await this.grantStore().deleteGrant(id)
+    if (!deleted) throw new GrantNotFoundError()
+    await this.revokeClient(deleted.client_id, { audience: deleted.audience })
+    return deleted
+  }
+
+  // ---- the per-request check -------------------------------------------------------
+
+  /**
+   * Applies the token's revocation status, reading the store only when the cached
+   * answer is missing or older than `cache.ttl`. Synchronous on a fresh cache hit.
+   */
+  check (record: TokenRecord, now: number): void | Promise<void> {
+    if (record.state !== null && now - record.checkedAt < this.ttl) return verdict(record)
+    if (record.revokedReason !== null) return verdict(record)
+    if (record.pending === null) record.pending = this.refresh(record, now)
+    return record.pending.then(() => verdict(record))
+  }
+
+  private async refresh (record: TokenRecord, now: number): Promise<void> {
+    const epoch = this.epoch
+    let state: RevocationState
+    try {
+      state = await withTimeout(this.store.lookup({
+        audiences: record.audiences,
+        jti: typeof record.payload.jti === 'string' ? record.payload.jti : undefined,
+        clientId: record.clientId ?? undefined,
+        subject: record.subject ?? undefined,
+        includeGrant: this.options.grants,
+      }), this.options.storeTimeout)
+      if (this.storeDown) {
+        this.storeDown = false
+        this.log.info('fastify-jwt-revocation: revocation store reachable again')
+      }
+    } catch (err) {
+      record.pending = null
+      return this.storeFailed(err)
+    }
+    this.apply(record, state)
+    // A revocation that landed while we were asking must not be hidden for `ttl`.
+    record.checkedAt = epoch === this.epoch ? now : 0
+    record.pending = null
+  }
+
+  private storeFailed (err: unknown): void {
+    if (!this.storeDown) {
+      this.storeDown = true
+      this.log.error({ err }, `fastify-jwt-revocation: revocation store failed; requests are ${this.options.onStoreError === 'deny' ? 'refused (503)' : 'let through unchecked'} until it answers`)
+    }
+    if (this.options.onStoreError === 'deny') throw new ServiceUnavailableError('Revocation status is unavailable')
+  }
+
+  private apply (record: TokenRecord, state: RevocationState): void {
+    record.state = state
+    const iat = typeof record.payload.iat === 'number' ? record.payload.iat : -Infinity
+    // Second precision: a token issued in the same second as a revocation is refused.
+    const issuedBy = (ms: number | null) => ms !== null && iat <= Math.floor(ms / 1000)
+    if (state.tokenRevoked) record.revokedReason = 'The token has been revoked'
+    else if (issuedBy(state.clientRevokedAt)) record.revokedReason = 'The client has been revoked'
+    else if (issuedBy(state.subjectRevokedAt)) record.revokedReason = 'The subject has been revoked'
+    if (!this.options.grants) return
+    const grant = state.grant
+    // Not sticky, unlike a revocation: the answer follows the grant as it changes.
+    record.grantDenied = !grant || iat < Math.floor(grant.created_at / 1000)
+    if (grant) {
+      const allowed = new Set(grant.scope)
+      record.scopes = record.tokenScopes.filter((s) => allowed.has(s))
+    }
+  }
+
+  /** Drops what a change makes stale: cached statuses of the tokens it concerns. */
+  invalidate (change: RevocationChange): void {
+    this.epoch++
+    if (this.cache === null) return
+    for (const record of this.cache.values()) {
+      if (record.revokedReason !== null || !affects(change, record)) continue
+      record.state = null
+      record.checkedAt = 0
+      record.pending = null
+    }
+  }
+
+  /** When a revocation entry may be forgotten: once no token it refuses could still be valid. */
+  private entryExpiry (exp: number | undefined): number | null {
+    if (exp !== undefined) return exp * 1000
+    const lifetime = this.options.maxTokenLifetime
+    return lifetime === undefined ? null : Date.now() + lifetime * 1000 + this.options.clockTolerance * 1000
+  }
+}
+
+function verdict (record: TokenRecord): void {
+  if (record.revokedReason !== null) throw new TokenRevokedError(record.revokedReason)
+  if (record.grantDenied) throw new TokenRevokedError('The client has no grant for this audience')
+}
+
+function affects (change: RevocationChange, record: TokenRecord): boolean {
+  switch (change.type) {
+    case 'token': return record.payload.jti === change.jti && record.audiences.includes(change.aud)
+    case 'client':
+    case 'grant': return record.clientId === change.clientId
+    case 'subject': return record.subject === change.subject
+    case 'reset': return true
+  }
+}

@@ -1,0 +1,163 @@
+import { GrantConflictError, StoreError } from '../errors.js'
+import type {
+  ClientGrant, ClientRevocation, GrantFilter, RevocationChange, RevocationQuery,
+  RevocationState, RevokedToken, SubjectRevocation,
+} from './types.js'
+
+// The in-memory state shared by MemoryStore and FileStore (which replays its log into
+// one). Keys join parts with NUL, which no audience, jti or client id may contain.
+
+const SEP = '\u0000'
+const ALL_AUDIENCES = '*'
+
+const live = (expiresAt: number | null, now: number) => expiresAt === null || expiresAt > now
+
+/** An operation as FileStore logs it; MemoryStore applies the same ones directly. */
+export type StoreOperation =
+  | { op: 'token', entry: RevokedToken }
+  | { op: 'client', entry: ClientRevocation }
+  | { op: 'subject', entry: SubjectRevocation }
+  | { op: 'grant', grant: ClientGrant }
+  | { op: 'ungrant', id: string }
+
+export class StoreState {
+  readonly tokens = new Map<string, RevokedToken>()
+  readonly clients = new Map<string, ClientRevocation>()
+  readonly subjects = new Map<string, SubjectRevocation>()
+  readonly grants = new Map<string, ClientGrant>()
+  private readonly grantByPair = new Map<string, string>()
+
+  constructor (private readonly maxEntries: number) {}
+
+  get size (): number {
+    return this.tokens.size + this.clients.size + this.subjects.size + this.grants.size
+  }
+
+  /** Refuses an operation that would grow the state past its bound; never evicts a revocation. */
+  ensureRoom (now: number): void {
+    if (this.size < this.maxEntries) return
+    this.purgeExpired(now)
+    if (this.size >= this.maxEntries) {
+      throw new StoreError(`revocation store is full (${this.maxEntries} live entries); raise maxEntries or shorten token lifetimes`)
+    }
+  }
+
+  /** Checks a grant can be created (throws 409 otherwise) without changing anything. */
+  checkGrantCreatable (grant: ClientGrant): void {
+    if (this.grantByPair.has(grant.client_id + SEP + grant.audience) || this.grants.has(grant.id)) throw new GrantConflictError()
+  }
+
+  /** Applies one operation and returns the change other caches must hear of. */
+  apply (operation: StoreOperation): RevocationChange | undefined {
+    switch (operation.op) {
+      case 'token': {
+        const e = operation.entry
+        this.tokens.set(e.aud + SEP + e.jti, e)
+        return { type: 'token', aud: e.aud, jti: e.jti }
+      }
+      case 'client': {
+        const e = operation.entry
+        const key = e.clientId + SEP + e.audience
+        const previous = this.clients.get(key)
+        if (previous === undefined || previous.revokedAt <= e.revokedAt) this.clients.set(key, e)
+        return { type: 'client', clientId: e.clientId }
+      }
+      case 'subject': {
+        const e = operation.entry
+        const previous = this.subjects.get(e.subject)
+        if (previous === undefined || previous.revokedAt <= e.revokedAt) this.subjects.set(e.subject, e)
+        return { type: 'subject', subject: e.subject }
+      }
+      case 'grant': {
+        const g = operation.grant
+        const old = this.grants.get(g.id)
+        if (old) this.grantByPair.delete(old.client_id + SEP + old.audience)
+        this.grants.set(g.id, g)
+        this.grantByPair.set(g.client_id + SEP + g.audience, g.id)
+        return { type: 'grant', clientId: g.client_id }
+      }
+      case 'ungrant': {
+        const g = this.grants.get(operation.id)
+        if (!g) return undefined
+        this.grants.delete(g.id)
+        this.grantByPair.delete(g.client_id + SEP + g.audience)
+        return { type: 'grant', clientId: g.client_id }
+      }
+    }
+  }
+
+  lookup (query: RevocationQuery, now: number): RevocationState {
+    let tokenRevoked = false
+    let clientRevokedAt: number | null = null
+    let grant: RevocationState['grant'] = null
+    for (const aud of query.audiences) {
+      if (query.jti !== undefined) {
+        const t = this.tokens.get(aud + SEP + query.jti)
+        if (t && live(t.expiresAt, now)) tokenRevoked = true
+      }
+      if (query.clientId !== undefined) {
+        const c = this.clients.get(query.clientId + SEP + aud)
+        if (c && live(c.expiresAt, now) && (clientRevokedAt === null || c.revokedAt > clientRevokedAt)) clientRevokedAt = c.revokedAt
+        if (query.includeGrant && grant === null) {
+          const id = this.grantByPair.get(query.clientId + SEP + aud)
+          const g = id === undefined ? undefined : this.grants.get(id)
+          if (g) grant = { created_at: g.created_at, scope: g.scope }
+        }
+      }
+    }
+    if (query.clientId !== undefined) {
+      const c = this.clients.get(query.clientId + SEP + ALL_AUDIENCES)
+      if (c && live(c.expiresAt, now) && (clientRevokedAt === null || c.revokedAt > clientRevokedAt)) clientRevokedAt = c.revokedAt
+    }
+    let subjectRevokedAt: number | null = null
+    if (query.subject !== undefined) {
+      const s = this.subjects.get(query.subject)
+      if (s && live(s.expiresAt, now)) subjectRevokedAt = s.revokedAt
+    }
+    const state: RevocationState = { tokenRevoked, clientRevokedAt, subjectRevokedAt }
+    if (query.includeGrant) state.grant = grant
+    return state
+  }
+
+  listRevokedTokens (aud: string | undefined, now: number): RevokedToken[] {
+    const out: RevokedToken[] = []
+    for (const t of this.tokens.values()) {
+      if ((aud === undefined || t.aud === aud) && live(t.expiresAt, now)) out.push({ ...t })
+    }
+    return out
+  }
+
+  listGrants (filter: GrantFilter): ClientGrant[] {
+    const out: ClientGrant[] = []
+    for (const g of this.grants.values()) {
+      if ((filter.client_id === undefined || g.client_id === filter.client_id) &&
+          (filter.audience === undefined || g.audience === filter.audience)) out.push(copyGrant(g))
+    }
+    return out
+  }
+
+  purgeExpired (now: number): number {
+    let removed = 0
+    for (const map of [this.tokens, this.clients, this.subjects] as Map<string, { expiresAt: number | null }>[]) {
+      for (const [key, e] of map) {
+        if (!live(e.expiresAt, now)) {
+          map.delete(key)
+          removed++
+        }
+      }
+    }
+    return removed
+  }
+
+  /** Every live entry as the operations that rebuild it (FileStore's compaction). */
+  * snapshot (now: number): Generator<StoreOperation> {
+    for (const entry of this.tokens.values()) if (live(entry.expiresAt, now)) yield { op: 'token', entry }
+    for (const entry of this.clients.values()) if (live(entry.expiresAt, now)) yield { op: 'client', entry }
+    for (const entry of this.subjects.values()) if (live(entry.expiresAt, now)) yield { op: 'subject', entry }
+    for (const grant of this.grants.values()) yield { op: 'grant', grant }
+  }
+}
+
+export function copyGrant (g: ClientGrant): ClientGrant {
+  return { id: g.id, client_id: g.client_id, audience: g.audience, scope: [...g.scope], created_at: g.created_at }
+}

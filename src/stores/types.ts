@@ -1,0 +1,103 @@
+// The contract every revocation store implements. Times are milliseconds since the
+// epoch; `expiresAt: null` means "keep until removed". A store keeps an entry at least
+// until its expiresAt and may drop it any time after.
+
+/** A blacklisted token: refused while `(aud, jti)` is listed. */
+export interface RevokedToken {
+  aud: string
+  jti: string
+  expiresAt: number | null
+}
+
+/** "Every token of this client (for this audience, or `'*'` for all) issued at or before `revokedAt` is dead." */
+export interface ClientRevocation {
+  clientId: string
+  audience: string
+  revokedAt: number
+  expiresAt: number | null
+}
+
+/** "Every token of this subject issued at or before `revokedAt` is dead." */
+export interface SubjectRevocation {
+  subject: string
+  revokedAt: number
+  expiresAt: number | null
+}
+
+/** Permission for a client to obtain tokens for an audience (Auth0's client grant). */
+export interface ClientGrant {
+  id: string
+  client_id: string
+  audience: string
+  scope: string[]
+  /** ms since the epoch; tokens issued before it never benefit from this grant. */
+  created_at: number
+}
+
+export interface GrantFilter {
+  client_id?: string
+  audience?: string
+}
+
+/** Everything one request needs to know, asked in one round trip. */
+export interface RevocationQuery {
+  /** The token's audiences that this API accepts (one or more). */
+  audiences: string[]
+  jti?: string | undefined
+  clientId?: string | undefined
+  subject?: string | undefined
+  /** Also return the client's grant for one of `audiences`. */
+  includeGrant: boolean
+}
+
+export interface RevocationState {
+  /** `(aud, jti)` is blacklisted for one of the query's audiences. */
+  tokenRevoked: boolean
+  /** Latest client revocation for one of the audiences or `'*'`, ms; null when none. */
+  clientRevokedAt: number | null
+  /** Latest subject revocation, ms; null when none. */
+  subjectRevokedAt: number | null
+  /** The client's grant for one of the audiences (only when asked); null when it has none. */
+  grant?: Pick<ClientGrant, 'created_at' | 'scope'> | null
+}
+
+/** What changed, so every process can drop the cache entries it affects. */
+export type RevocationChange =
+  | { type: 'token', aud: string, jti: string }
+  | { type: 'client', clientId: string }
+  | { type: 'subject', subject: string }
+  | { type: 'grant', clientId: string }
+  /** The feed may have missed messages (e.g. after a reconnect): drop everything. */
+  | { type: 'reset' }
+
+export type ChangeListener = (change: RevocationChange) => void
+
+export interface RevocationStore {
+  /** Open files or prepare tables; called at registration and awaited. Must be idempotent. */
+  ready?(): Promise<void>
+  /** Release what the store itself opened (not the user's clients). Must be idempotent. */
+  close?(): Promise<void>
+
+  lookup(query: RevocationQuery): Promise<RevocationState>
+
+  revokeToken(entry: RevokedToken): Promise<void>
+  listRevokedTokens(filter: { aud?: string | undefined }): Promise<RevokedToken[]>
+  /** Keeps the later `revokedAt` when the pair is already revoked. */
+  revokeClient(entry: ClientRevocation): Promise<void>
+  revokeSubject(entry: SubjectRevocation): Promise<void>
+
+  /** Grants are optional: needed by `grants: true` and by the admin routes. */
+  createGrant?(grant: ClientGrant): Promise<ClientGrant>
+  getGrant?(id: string): Promise<ClientGrant | null>
+  listGrants?(filter: GrantFilter): Promise<ClientGrant[]>
+  updateGrant?(id: string, scope: string[]): Promise<ClientGrant | null>
+  /** Returns the deleted grant, or null when there was none. */
+  deleteGrant?(id: string): Promise<ClientGrant | null>
+
+  /** A change feed; other processes' revocations arrive here. Returns an unsubscribe function. */
+  subscribe?(listener: ChangeListener): Promise<() => Promise<void>>
+  /** Drops entries whose expiresAt has passed; returns how many. */
+  purgeExpired?(now: number): Promise<number>
+}
+
+export const grantMethods = ['createGrant', 'getGrant', 'listGrants', 'updateGrant', 'deleteGrant'] as const

@@ -1,0 +1,88 @@
+import { jwtVerify, type JWTHeaderParameters, type JWTPayload } from 'jose'
+import {
+  InvalidTokenError, TokenExpiredError, TokenLifetimeError,
+} from './errors.js'
+import type { ResolvedOptions } from './options.js'
+
+export interface VerifiedJwt {
+  header: JWTHeaderParameters
+  payload: JWTPayload
+}
+
+const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+
+const claimDescriptions: Record<string, string> = {
+  iss: 'The token has an unexpected issuer',
+  aud: 'The token has an unexpected audience',
+  nbf: 'The token is not valid yet',
+  typ: 'The token has an unexpected type',
+  iat: 'The token has an invalid issued-at time',
+  exp: 'The token has an invalid expiry',
+}
+
+/** Maps a jose failure onto a fixed description: nothing from the token is echoed. */
+function mapJoseError (err: unknown): Error {
+  const e = err as { code?: string, claim?: string, reason?: string }
+  switch (e?.code) {
+    case 'FST_JWT_REVOCATION_UNAVAILABLE':
+      return err as Error
+    case 'ERR_JWT_EXPIRED':
+      return new TokenExpiredError()
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      if (e.reason === 'missing') return new InvalidTokenError('The token lacks a required claim')
+      return new InvalidTokenError(claimDescriptions[e.claim ?? ''] ?? 'The token has an invalid claim')
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      return new InvalidTokenError('The token is signed with an algorithm that is not allowed')
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return new InvalidTokenError('The token signature is invalid')
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+    case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
+      return new InvalidTokenError('No known key matches the token')
+    default:
+      return new InvalidTokenError('The token is malformed')
+  }
+}
+
+/**
+ * Signature, algorithm, issuer, audience, typ, nbf and exp, all by jose. Only tokens
+ * that pass reach the lifetime checks, the cache and the store.
+ */
+export async function verifyAccessToken (token: string, options: ResolvedOptions): Promise<VerifiedJwt> {
+  // JWS compact only: a JWE (five parts), nested or unsigned forms never reach jose.
+  if (!JWS_COMPACT.test(token)) throw new InvalidTokenError('The token is malformed')
+  try {
+    const resolved = await options.keySource.resolve()
+    const issuer = options.issuer ?? (resolved.issuer === undefined ? undefined : [resolved.issuer])
+    const { payload, protectedHeader } = await jwtVerify(token, resolved.key, {
+      algorithms: options.keySource.algorithms,
+      audience: options.audiences,
+      issuer,
+      typ: options.typ,
+      clockTolerance: options.clockTolerance,
+      requiredClaims: options.requiredClaims,
+    })
+    return { header: protectedHeader, payload }
+  } catch (err) {
+    throw mapJoseError(err)
+  }
+}
+
+/**
+ * Time rules checked on every request, cache hit or not: expiry (a cached token
+ * still expires), the lifetime cap and the age cap. Returns nothing or throws.
+ */
+export function checkTokenTime (payload: JWTPayload, nowSeconds: number, options: ResolvedOptions): void {
+  const exp = payload.exp!
+  if (nowSeconds - options.clockTolerance >= exp) throw new TokenExpiredError()
+  const iat = payload.iat
+  if (options.maxTokenLifetime !== undefined) {
+    // Without iat the issuer's intent is unknown: judge what is left of the token instead.
+    const lifetime = typeof iat === 'number' ? exp - iat : exp - nowSeconds
+    if (lifetime > options.maxTokenLifetime) throw new TokenLifetimeError('The token lifetime exceeds what this API accepts')
+  }
+  if (options.maxTokenAge !== undefined) {
+    if (typeof iat !== 'number') throw new InvalidTokenError('The token lacks a required claim')
+    if (nowSeconds - options.clockTolerance - iat > options.maxTokenAge) throw new TokenLifetimeError('The token is older than this API accepts')
+  }
+}
+
