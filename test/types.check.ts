@@ -1,0 +1,33 @@
+// Type tests: checked by `npm run typecheck` (tsc). Each @ts-expect-error line must be an error.
+import Fastify from 'fastify'
+import jwtRevocation, { MemoryStore, type AuthContext, type RevocationStore } from '../src/index.js'
+
+const app = Fastify()
+await app.register(jwtRevocation, { jwksUri: 'https://issuer.example/.well-known/jwks.json', audience: 'https://api.example', maxTokenLifetime: '1d', store: new MemoryStore() })
+// @ts-expect-error audience is required
+await app.register(jwtRevocation, { jwksUri: 'https://issuer.example/.well-known/jwks.json' })
+// @ts-expect-error onStoreError is 'deny' | 'allow'
+await app.register(jwtRevocation, { secret: 'x', audience: 'a', onStoreError: 'ignore' })
+// @ts-expect-error cache ttl is a number of ms
+await app.register(jwtRevocation, { secret: 'x', audience: 'a', cache: { ttl: '10s' } })
+
+app.get('/orders', { config: { auth: { scopes: ['read:orders'] } } }, async (req) => {
+  const auth: AuthContext | null = req.auth
+  const sub: string | null | undefined = req.auth?.subject
+  const scopes: string[] | undefined = req.auth?.scopes
+  return { auth, sub, scopes }
+})
+app.get('/health', { config: { auth: false } }, async () => 'ok')
+// @ts-expect-error scopes is a string array
+app.get('/bad', { config: { auth: { scopes: 'read:orders' } } }, async () => 'x')
+
+const revoked: Promise<void> = app.revocation.revokeToken({ jti: 'j', aud: 'a', exp: 1 })
+const isRevoked: Promise<boolean> = app.revocation.isTokenRevoked('j', 'a')
+const byClient: Promise<void> = app.revocation.revokeClient('client', { audience: 'a' })
+const bySubject: Promise<void> = app.revocation.revokeSubject('sub')
+// @ts-expect-error jti is required
+void app.revocation.revokeToken({ aud: 'a' })
+void revoked; void isRevoked; void byClient; void bySubject
+
+const custom: RevocationStore = new MemoryStore()
+void custom
