@@ -10,3 +10,4 @@ export { Revocation, type RevokeTokenInput, type CreateGrantInput } from './revo
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export * from './errors.js'
 export type * from './stores/types.js'
+export { FileStore, type FileStoreOptions } from './stores/file.js'

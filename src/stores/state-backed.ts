@@ -25,6 +25,11 @@ export abstract class StateBackedStore implements RevocationStore {
   async ready (): Promise<void> {}
   async close (): Promise<void> {}
 
+  /** Resolves once every write queued so far has finished. */
+  protected idle (): Promise<void> {
+    return this.writes.then(() => {})
+  }
+
   protected emit (change: RevocationChange): void {
     for (const listener of this.listeners) listener(change)
   }

@@ -1,0 +1,197 @@
+import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { StoreError } from '../errors.js'
+import { StateBackedStore } from './state-backed.js'
+import type { StoreOperation } from './state.js'
+
+export interface FileStoreOptions {
+  /** Directory for the log and its lock; created if missing. One process writes it at a time. */
+  path: string
+  /** Most live entries (see MemoryStore). Default 1,000,000. */
+  maxEntries?: number
+  /** Every this many writes, expired entries are purged, and the log rewritten once this many of its lines are dead. Default 10,000. */
+  compactAfter?: number
+}
+
+const LOG = 'revocations.log'
+const LOCK = 'lock'
+
+function isAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * The embedded default for one machine: an append-only JSON-lines log replayed into
+ * memory at start. A write is acknowledged only after `fdatasync`, so `kill -9` (or a
+ * power cut, on a disk that honours fsync) right after loses nothing. A torn last
+ * line is dropped; expired entries are compacted away by rewriting the log atomically.
+ */
+export class FileStore extends StateBackedStore {
+  readonly path: string
+  private readonly logPath: string
+  private readonly lockPath: string
+  private readonly compactAfter: number
+  private log: FileHandle | null = null
+  private lines = 0
+  private writesSincePurge = 0
+  private opening: Promise<void> | null = null
+  private closed = false
+
+  constructor (options: FileStoreOptions) {
+    if (typeof options?.path !== 'string' || options.path.length === 0) throw new TypeError('FileStore: path must be a directory path')
+    const max = options.maxEntries ?? 1_000_000
+    if (!Number.isInteger(max) || max < 1) throw new TypeError('FileStore: maxEntries must be a positive integer')
+    super(max)
+    this.path = resolve(options.path)
+    this.logPath = join(this.path, LOG)
+    this.lockPath = join(this.path, LOCK)
+    this.compactAfter = options.compactAfter ?? 10_000
+  }
+
+  override ready (): Promise<void> {
+    if (this.closed) return Promise.reject(new StoreError(`FileStore ${this.path} is closed`))
+    this.opening ??= this.open()
+    return this.opening
+  }
+
+  private async open (): Promise<void> {
+    await mkdir(this.path, { recursive: true })
+    await this.lock()
+    try {
+      await this.replay()
+      this.log = await open(this.logPath, 'a')
+      if (this.state.purgeExpired(Date.now()) > 0) await this.compact()
+    } catch (err) {
+      await unlink(this.lockPath).catch(() => {})
+      throw err
+    }
+  }
+
+  private async lock (): Promise<void> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const handle = await open(this.lockPath, 'wx')
+        await handle.writeFile(String(process.pid))
+        await handle.close()
+        return
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      }
+      const owner = Number.parseInt(await readFile(this.lockPath, 'utf8').catch(() => ''), 10)
+      if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) {
+        throw new StoreError(`FileStore ${this.path} is locked by process ${owner}${owner === process.pid ? ' (this process: another FileStore has it open)' : ''}; one process may write it at a time`)
+      }
+      // The owner died without closing: its lock is stale.
+      await unlink(this.lockPath).catch(() => {})
+    }
+    throw new StoreError(`FileStore ${this.path}: could not take the lock`)
+  }
+
+  private async replay (): Promise<void> {
+    let text: string
+    try {
+      text = await readFile(this.logPath, 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+      throw err
+    }
+    let offset = 0
+    let lineNo = 0
+    while (offset < text.length) {
+      const end = text.indexOf('\n', offset)
+      lineNo++
+      if (end === -1) {
+        // A write cut short by a crash: it was never acknowledged, so dropping it loses nothing.
+        await this.truncateTo(Buffer.byteLength(text.slice(0, offset)))
+        break
+      }
+      const line = text.slice(offset, end)
+      offset = end + 1
+      if (line === '') continue
+      let operation: StoreOperation
+      try {
+        operation = JSON.parse(line) as StoreOperation
+      } catch {
+        throw new StoreError(`FileStore ${this.logPath}: line ${lineNo} is corrupt; refusing to start rather than forget revocations`)
+      }
+      this.state.apply(operation)
+      this.lines++
+    }
+  }
+
+  private async truncateTo (bytes: number): Promise<void> {
+    const handle = await open(this.logPath, 'r+')
+    try {
+      await handle.truncate(bytes)
+      await handle.datasync()
+    } finally {
+      await handle.close()
+    }
+  }
+
+  protected async commit (operation: StoreOperation): Promise<void> {
+    if (this.log === null) throw new StoreError(`FileStore ${this.path} is closed`)
+    await this.log.write(JSON.stringify(operation) + '\n')
+    await this.log.datasync()
+    this.lines++
+    if (++this.writesSincePurge >= this.compactAfter) await this.compactIfWorthIt()
+  }
+
+  /** Every `compactAfter` writes: forget expired entries, and rewrite the log once that many of its lines are dead. */
+  private async compactIfWorthIt (): Promise<void> {
+    this.writesSincePurge = 0
+    this.state.purgeExpired(Date.now())
+    if (this.lines - this.state.size < this.compactAfter) return
+    // Runs after the operation is durable; compaction failing must not fail the write.
+    try {
+      await this.compact()
+    } catch {
+      // The old log is intact: compaction is retried after the next writes.
+    }
+  }
+
+  /** Rewrites the log as the live entries only: write a new file, fsync it, rename it over the old one. */
+  private async compact (): Promise<void> {
+    const tmp = this.logPath + '.tmp'
+    const handle = await open(tmp, 'w')
+    let lines = 0
+    try {
+      let chunk = ''
+      for (const operation of this.state.snapshot(Date.now())) {
+        chunk += JSON.stringify(operation) + '\n'
+        lines++
+        if (chunk.length > 1 << 20) {
+          await handle.write(chunk)
+          chunk = ''
+        }
+      }
+      await handle.write(chunk)
+      await handle.datasync()
+    } finally {
+      await handle.close()
+    }
+    await rename(tmp, this.logPath)
+    const dir = await open(this.path, 'r')
+    await dir.sync().finally(() => dir.close())
+    await this.log?.close()
+    this.log = await open(this.logPath, 'a')
+    this.lines = lines
+  }
+
+  override async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.opening?.catch(() => {})
+    await this.idle()
+    if (this.log !== null) {
+      await this.log.close()
+      this.log = null
+      await unlink(this.lockPath).catch(() => {})
+    }
+  }
+}

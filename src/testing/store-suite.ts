@@ -1,0 +1,193 @@
+import type { ClientGrant, RevocationChange, RevocationStore } from '../stores/types.js'
+
+/** The few assertions the suite uses; tap's `t` provides them (and so do most tap-like runners). */
+export interface SuiteTest {
+  test(name: string, fn: (t: SuiteTest) => Promise<void>): unknown
+  equal(found: unknown, wanted: unknown, message?: string): unknown
+  same(found: unknown, wanted: unknown, message?: string): unknown
+  ok(value: unknown, message?: string): unknown
+  teardown(fn: () => unknown): unknown
+}
+
+export interface StoreSuiteOptions {
+  /** Run the client-grant tests (the store implements the grant methods). Default: detected. */
+  grants?: boolean
+  /** ms to wait for a change-feed message from the store. Default 2000. */
+  feedTimeout?: number
+}
+
+/** A fresh store per test; the suite closes it. Stores that share a server should use a fresh prefix each time. */
+export type StoreFactory = () => RevocationStore | Promise<RevocationStore>
+
+const HOUR = 3_600_000
+let counter = 0
+const unique = (what: string) => `${what}-${process.pid}-${Date.now().toString(36)}-${(counter++).toString(36)}`
+
+function waitFor (events: RevocationChange[], match: (c: RevocationChange) => boolean, timeout: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const started = Date.now()
+    const poll = () => {
+      if (events.some(match)) return resolve(true)
+      if (Date.now() - started > timeout) return resolve(false)
+      setTimeout(poll, 5)
+    }
+    poll()
+  })
+}
+
+/**
+ * The conformance suite every revocation store passes, built in or third-party:
+ *
+ *   import t from 'tap'
+ *   import { runStoreSuite } from 'fastify-jwt-revocation/testing'
+ *   runStoreSuite(t, () => new MyStore())
+ */
+export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: StoreSuiteOptions = {}): void {
+  const feedTimeout = options.feedTimeout ?? 2000
+
+  async function fresh (t: SuiteTest): Promise<RevocationStore> {
+    const store = await makeStore()
+    t.teardown(() => store.close?.())
+    await store.ready?.()
+    return store
+  }
+
+  t.test('a revoked (aud, jti) is reported for that audience only', async (t) => {
+    const store = await fresh(t)
+    const jti = unique('jti')
+    await store.revokeToken({ aud: 'https://a.test', jti, expiresAt: Date.now() + HOUR })
+    const hit = await store.lookup({ audiences: ['https://a.test'], jti, includeGrant: false })
+    t.equal(hit.tokenRevoked, true)
+    t.equal((await store.lookup({ audiences: ['https://b.test'], jti, includeGrant: false })).tokenRevoked, false, 'other audience')
+    t.equal((await store.lookup({ audiences: ['https://a.test'], jti: unique('jti'), includeGrant: false })).tokenRevoked, false, 'other jti')
+    t.equal((await store.lookup({ audiences: ['https://b.test', 'https://a.test'], jti, includeGrant: false })).tokenRevoked, true, 'any of several audiences')
+    t.equal(hit.clientRevokedAt, null)
+    t.equal(hit.subjectRevokedAt, null)
+  })
+
+  t.test('revoking the same token twice is harmless', async (t) => {
+    const store = await fresh(t)
+    const jti = unique('jti')
+    await store.revokeToken({ aud: 'https://a.test', jti, expiresAt: Date.now() + HOUR })
+    await store.revokeToken({ aud: 'https://a.test', jti, expiresAt: Date.now() + HOUR })
+    const listed = (await store.listRevokedTokens({ aud: 'https://a.test' })).filter((e) => e.jti === jti)
+    t.equal(listed.length, 1)
+  })
+
+  t.test('expired entries are neither reported nor listed', async (t) => {
+    const store = await fresh(t)
+    const aud = unique('https://aud')
+    const gone = unique('jti')
+    const kept = unique('jti')
+    const forever = unique('jti')
+    await store.revokeToken({ aud, jti: gone, expiresAt: Date.now() - 1000 })
+    await store.revokeToken({ aud, jti: kept, expiresAt: Date.now() + HOUR })
+    await store.revokeToken({ aud, jti: forever, expiresAt: null })
+    t.equal((await store.lookup({ audiences: [aud], jti: gone, includeGrant: false })).tokenRevoked, false)
+    const listed = await store.listRevokedTokens({ aud })
+    t.same(listed.map((e) => e.jti).sort(), [kept, forever].sort())
+    t.same(listed.find((e) => e.jti === forever)?.expiresAt, null)
+    if (store.purgeExpired) t.ok(await store.purgeExpired(Date.now()) >= 1, 'purgeExpired removes the expired entry')
+  })
+
+  t.test('listRevokedTokens filters by audience', async (t) => {
+    const store = await fresh(t)
+    const a = unique('https://a')
+    const b = unique('https://b')
+    await store.revokeToken({ aud: a, jti: 'one', expiresAt: Date.now() + HOUR })
+    await store.revokeToken({ aud: b, jti: 'two', expiresAt: Date.now() + HOUR })
+    t.same((await store.listRevokedTokens({ aud: a })).map((e) => [e.aud, e.jti]), [[a, 'one']])
+    const all = await store.listRevokedTokens({})
+    t.ok(all.some((e) => e.aud === a) && all.some((e) => e.aud === b), 'no filter lists every audience')
+  })
+
+  t.test('client revocations per audience and for all audiences, latest wins', async (t) => {
+    const store = await fresh(t)
+    const clientId = unique('client')
+    const t1 = Date.now() - 5000
+    const t2 = Date.now()
+    await store.revokeClient({ clientId, audience: 'https://a.test', revokedAt: t2, expiresAt: Date.now() + HOUR })
+    await store.revokeClient({ clientId, audience: 'https://a.test', revokedAt: t1, expiresAt: Date.now() + HOUR })
+    t.equal((await store.lookup({ audiences: ['https://a.test'], clientId, includeGrant: false })).clientRevokedAt, t2, 'an earlier revocation does not undo a later one')
+    t.equal((await store.lookup({ audiences: ['https://b.test'], clientId, includeGrant: false })).clientRevokedAt, null, 'other audience untouched')
+    const t3 = Date.now() + 1
+    await store.revokeClient({ clientId, audience: '*', revokedAt: t3, expiresAt: null })
+    t.equal((await store.lookup({ audiences: ['https://b.test'], clientId, includeGrant: false })).clientRevokedAt, t3, "'*' covers every audience")
+    t.equal((await store.lookup({ audiences: ['https://a.test'], clientId, includeGrant: false })).clientRevokedAt, t3, 'the later of the two applies')
+    await store.revokeClient({ clientId: unique('client'), audience: '*', revokedAt: Date.now(), expiresAt: Date.now() - 1 })
+  })
+
+  t.test('subject revocations', async (t) => {
+    const store = await fresh(t)
+    const subject = unique('user')
+    const at = Date.now()
+    await store.revokeSubject({ subject, revokedAt: at, expiresAt: Date.now() + HOUR })
+    t.equal((await store.lookup({ audiences: ['x'], subject, includeGrant: false })).subjectRevokedAt, at)
+    t.equal((await store.lookup({ audiences: ['x'], subject: unique('user'), includeGrant: false })).subjectRevokedAt, null)
+    const expired = unique('user')
+    await store.revokeSubject({ subject: expired, revokedAt: at, expiresAt: Date.now() - 1 })
+    t.equal((await store.lookup({ audiences: ['x'], subject: expired, includeGrant: false })).subjectRevokedAt, null, 'an expired rule is ignored')
+  })
+
+  t.test('one lookup answers token, client, subject and grant together', async (t) => {
+    const store = await fresh(t)
+    const jti = unique('jti')
+    const clientId = unique('client')
+    const subject = unique('user')
+    await store.revokeToken({ aud: 'https://a.test', jti, expiresAt: Date.now() + HOUR })
+    await store.revokeClient({ clientId, audience: 'https://a.test', revokedAt: 1000, expiresAt: null })
+    await store.revokeSubject({ subject, revokedAt: 2000, expiresAt: null })
+    const state = await store.lookup({ audiences: ['https://a.test'], jti, clientId, subject, includeGrant: false })
+    t.same({ tokenRevoked: state.tokenRevoked, clientRevokedAt: state.clientRevokedAt, subjectRevokedAt: state.subjectRevokedAt },
+      { tokenRevoked: true, clientRevokedAt: 1000, subjectRevokedAt: 2000 })
+  })
+
+  const grants = options.grants
+  t.test('client grants: create, conflict, get, list, update, delete, lookup', async (t) => {
+    const store = await fresh(t)
+    if (grants === false || (grants === undefined && typeof store.createGrant !== 'function')) return
+    const s = store as Required<RevocationStore>
+    const clientId = unique('client')
+    const grant: ClientGrant = { id: unique('cgr'), client_id: clientId, audience: 'https://a.test', scope: ['read:orders', 'write:orders'], created_at: Date.now() }
+    t.same(await s.createGrant(grant), grant)
+    let conflict: unknown
+    try {
+      await s.createGrant({ ...grant, id: unique('cgr') })
+    } catch (err) {
+      conflict = err
+    }
+    t.equal((conflict as { statusCode?: number })?.statusCode, 409, 'a second grant for the same pair is a 409 conflict')
+    t.same(await s.getGrant(grant.id), grant)
+    t.equal(await s.getGrant(unique('cgr')), null)
+    const other: ClientGrant = { ...grant, id: unique('cgr'), audience: 'https://b.test', scope: [] }
+    await s.createGrant(other)
+    t.same((await s.listGrants({ client_id: clientId })).map((g) => g.id).sort(), [grant.id, other.id].sort())
+    t.same((await s.listGrants({ client_id: clientId, audience: 'https://b.test' })).map((g) => g.id), [other.id])
+    const withGrant = await s.lookup({ audiences: ['https://a.test'], clientId, includeGrant: true })
+    t.same(withGrant.grant, { created_at: grant.created_at, scope: grant.scope })
+    t.same((await s.updateGrant(grant.id, ['read:orders']))?.scope, ['read:orders'])
+    t.same((await s.lookup({ audiences: ['https://a.test'], clientId, includeGrant: true })).grant?.scope, ['read:orders'], 'lookup sees the update')
+    t.equal(await s.updateGrant(unique('cgr'), []), null)
+    t.same((await s.deleteGrant(grant.id))?.id, grant.id)
+    t.equal(await s.deleteGrant(grant.id), null, 'deleting twice finds nothing')
+    t.equal((await s.lookup({ audiences: ['https://a.test'], clientId, includeGrant: true })).grant, null)
+    t.same(await s.createGrant({ ...grant, id: unique('cgr') }).then((g) => g.client_id), clientId, 'the pair can be granted again after deletion')
+  })
+
+  t.test('the change feed reports revocations', async (t) => {
+    const store = await fresh(t)
+    if (typeof store.subscribe !== 'function') return
+    const events: RevocationChange[] = []
+    const unsubscribe = await store.subscribe((c) => events.push(c))
+    t.teardown(unsubscribe)
+    const jti = unique('jti')
+    const clientId = unique('client')
+    const subject = unique('user')
+    await store.revokeToken({ aud: 'https://a.test', jti, expiresAt: Date.now() + HOUR })
+    await store.revokeClient({ clientId, audience: '*', revokedAt: Date.now(), expiresAt: null })
+    await store.revokeSubject({ subject, revokedAt: Date.now(), expiresAt: null })
+    t.ok(await waitFor(events, (c) => c.type === 'token' && c.jti === jti && c.aud === 'https://a.test', feedTimeout), 'token change')
+    t.ok(await waitFor(events, (c) => c.type === 'client' && c.clientId === clientId, feedTimeout), 'client change')
+    t.ok(await waitFor(events, (c) => c.type === 'subject' && c.subject === subject, feedTimeout), 'subject change')
+  })
+}
