@@ -27,7 +27,6 @@ function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout
   const timeout = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => reject(new Error(`store call exceeded ${ms} ms`)), ms)
-    timer.unref()
   })
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }

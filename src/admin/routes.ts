@@ -1,0 +1,93 @@
+import { Ajv } from 'ajv'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { invalidOption } from '../errors.js'
+import type { ClientGrant } from '../stores/types.js'
+import { auth0ErrorHandler } from './auth0-errors.js'
+import * as schemas from './schemas.js'
+
+export interface AdminRoutesOptions {
+  /**
+   * Audience that admin tokens must carry (Auth0: `https://<tenant>/api/v2/`). It must
+   * be one of the plugin's audiences; tokens for the API itself cannot call these routes.
+   */
+  audience: string
+  /** Largest request body, bytes. Default 16384. */
+  bodyLimit?: number
+}
+
+const GRANT_SCOPES = ['create:client_grants', 'read:client_grants', 'update:client_grants', 'delete:client_grants'] as const
+
+const grantView = (g: ClientGrant) => ({ id: g.id, client_id: g.client_id, audience: g.audience, scope: g.scope })
+
+async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOptions): Promise<void> {
+  if (!app.hasDecorator('revocation')) {
+    throw invalidOption('adminRoutes', 'needs fastify-jwt-revocation registered first, in the same or a parent context')
+  }
+  if (typeof options?.audience !== 'string' || options.audience.length === 0) {
+    throw invalidOption('adminRoutes.audience', 'is required: the audience admin tokens are issued for')
+  }
+  const revocation = app.revocation
+  const bodyLimit = options.bodyLimit ?? 16_384
+  const auth = (scope: string) => ({ auth: { scopes: [scope], audience: options.audience } })
+
+  // Bodies are validated strictly (no coercion, unknown properties refused), as
+  // Auth0 does; query strings and params are text, so they are coerced.
+  const strict = new Ajv({ coerceTypes: false, removeAdditional: false, useDefaults: true, strict: false })
+  const coercing = new Ajv({ coerceTypes: true, removeAdditional: false, useDefaults: true, strict: false })
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema))
+  app.setErrorHandler(auth0ErrorHandler)
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'Not Found', errorCode: 'not_found' })
+  })
+
+  app.post<{ Body: { aud?: string, jti: string } }>('/blacklists/tokens', { schema: schemas.postBlacklist, config: auth('blacklist:tokens'), bodyLimit }, async (request, reply) => {
+    const aud = request.body.aud
+    await revocation.revokeToken(aud === undefined ? { jti: request.body.jti } : { jti: request.body.jti, aud })
+    reply.code(201)
+    return null
+  })
+
+  app.get<{ Querystring: { aud?: string } }>('/blacklists/tokens', { schema: schemas.getBlacklist, config: auth('blacklist:tokens') }, async (request) => {
+    const aud = request.query.aud
+    const entries = await revocation.listRevokedTokens(aud === undefined ? {} : { aud })
+    return entries.map((e) => ({ aud: e.aud, jti: e.jti }))
+  })
+
+  app.get<{ Querystring: { audience?: string, client_id?: string, page?: number, per_page?: number, include_totals?: boolean } }>(
+    '/client-grants', { schema: schemas.getGrants, config: auth(GRANT_SCOPES[1]) }, async (request) => {
+      const { audience, client_id: clientId, page = 0, per_page: perPage = 50, include_totals: includeTotals = false } = request.query
+      const all = await revocation.listGrants({ ...(audience === undefined ? {} : { audience }), ...(clientId === undefined ? {} : { client_id: clientId }) })
+      all.sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1))
+      const start = page * perPage
+      const slice = all.slice(start, start + perPage).map(grantView)
+      return includeTotals ? { start, limit: perPage, total: all.length, client_grants: slice } : slice
+    })
+
+  app.post<{ Body: { client_id: string, audience: string, scope: string[] } }>('/client-grants', { schema: schemas.postGrant, config: auth(GRANT_SCOPES[0]), bodyLimit }, async (request, reply) => {
+    const created = await revocation.createGrant(request.body)
+    reply.code(201)
+    return grantView(created)
+  })
+
+  app.patch<{ Params: { id: string }, Body: { scope: string[] } }>('/client-grants/:id', { schema: schemas.patchGrant, config: auth(GRANT_SCOPES[2]), bodyLimit }, async (request) => {
+    return grantView(await revocation.updateGrant(request.params.id, request.body.scope))
+  })
+
+  app.delete<{ Params: { id: string } }>('/client-grants/:id', { schema: schemas.deleteGrant, config: auth(GRANT_SCOPES[3]) }, async (request, reply) => {
+    await revocation.deleteGrant(request.params.id)
+    reply.code(204)
+    return null
+  })
+}
+
+/**
+ * Auth0 Management API v2-shaped admin routes over `app.revocation`:
+ * `app.register(adminRoutes, { prefix: '/api/v2', audience: 'https://api.example/api/v2/' })`.
+ */
+export const adminRoutes = fp(adminRoutesPlugin, {
+  fastify: '5.x',
+  name: 'fastify-jwt-revocation-admin',
+  dependencies: ['fastify-jwt-revocation'],
+  encapsulate: true,
+})

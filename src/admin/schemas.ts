@@ -1,0 +1,138 @@
+// JSON schemas of the admin routes: Auth0 Management API v2 shapes, with descriptions
+// so @fastify/swagger renders them. Length limits keep store keys and logs bounded.
+
+const id = { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^\\u0000]*$' } as const
+const scopeList = {
+  type: 'array',
+  maxItems: 200,
+  uniqueItems: true,
+  items: { type: 'string', minLength: 1, maxLength: 280, pattern: '^[\\x21\\x23-\\x5b\\x5d-\\x7e]+$' },
+  description: 'Scopes the client may be issued for this audience',
+} as const
+
+const grant = {
+  type: 'object',
+  properties: {
+    id: { type: 'string', description: 'ID of the client grant' },
+    client_id: { type: 'string', description: 'ID of the client' },
+    audience: { type: 'string', description: 'Audience (API identifier) of the grant' },
+    scope: { type: 'array', items: { type: 'string' }, description: 'Scopes granted' },
+  },
+} as const
+
+const errorBody = {
+  type: 'object',
+  properties: {
+    statusCode: { type: 'integer' },
+    error: { type: 'string' },
+    message: { type: 'string' },
+    errorCode: { type: 'string' },
+  },
+} as const
+
+const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody, 409: errorBody, 503: errorBody } as const
+
+export const postBlacklist = {
+  tags: ['Blacklists'],
+  summary: 'Blacklist a token',
+  description: 'Refuses the token with this jti for this audience from the next request on.',
+  body: {
+    type: 'object',
+    required: ['jti'],
+    additionalProperties: false,
+    properties: {
+      aud: { ...id, description: 'Audience of the token (defaults to the API\'s first audience)' },
+      jti: { ...id, description: 'jti of the token to blacklist' },
+    },
+  },
+  response: { 201: { type: 'null', description: 'Token blacklisted' }, ...errors },
+} as const
+
+export const getBlacklist = {
+  tags: ['Blacklists'],
+  summary: 'Get blacklisted tokens',
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { aud: { ...id, description: 'Only tokens of this audience' } },
+  },
+  response: {
+    200: {
+      type: 'array',
+      items: { type: 'object', properties: { aud: { type: 'string' }, jti: { type: 'string' } } },
+    },
+    ...errors,
+  },
+} as const
+
+export const getGrants = {
+  tags: ['Client Grants'],
+  summary: 'Get client grants',
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      audience: { ...id, description: 'Only grants for this audience' },
+      client_id: { ...id, description: 'Only grants of this client' },
+      page: { type: 'integer', minimum: 0, maximum: 100000, description: 'Page index of the results to return. First page is 0.' },
+      per_page: { type: 'integer', minimum: 1, maximum: 100, description: 'Number of results per page. Defaults to 50.' },
+      include_totals: { type: 'boolean', description: 'Return results inside an object that contains the total result count (true) or as a direct array (false, default).' },
+    },
+  },
+  response: {
+    200: {
+      anyOf: [
+        { type: 'array', items: grant },
+        {
+          type: 'object',
+          properties: { start: { type: 'integer' }, limit: { type: 'integer' }, total: { type: 'integer' }, client_grants: { type: 'array', items: grant } },
+        },
+      ],
+    },
+    ...errors,
+  },
+} as const
+
+export const postGrant = {
+  tags: ['Client Grants'],
+  summary: 'Create client grant',
+  body: {
+    type: 'object',
+    required: ['client_id', 'audience', 'scope'],
+    additionalProperties: false,
+    properties: {
+      client_id: { ...id, description: 'ID of the client' },
+      audience: { ...id, description: 'Audience (API identifier) of the grant' },
+      scope: scopeList,
+    },
+  },
+  response: { 201: grant, ...errors },
+} as const
+
+const grantParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { ...id, description: 'ID of the client grant' } },
+} as const
+
+export const patchGrant = {
+  tags: ['Client Grants'],
+  summary: 'Update client grant',
+  description: 'Replaces the scopes; tokens of the client lose removed scopes on their next request.',
+  params: grantParams,
+  body: {
+    type: 'object',
+    required: ['scope'],
+    additionalProperties: false,
+    properties: { scope: scopeList },
+  },
+  response: { 200: grant, ...errors },
+} as const
+
+export const deleteGrant = {
+  tags: ['Client Grants'],
+  summary: 'Delete client grant',
+  description: 'Deletes the grant and refuses the client\'s tokens for that audience issued up to now.',
+  params: grantParams,
+  response: { 204: { type: 'null', description: 'Client grant deleted' }, ...errors },
+} as const
