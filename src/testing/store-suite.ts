@@ -2,7 +2,8 @@ import type { ClientGrant, RevocationChange, RevocationStore } from '../stores/t
 
 /** The few assertions the suite uses; tap's `t` provides them (and so do most tap-like runners). */
 export interface SuiteTest {
-  test(name: string, fn: (t: SuiteTest) => Promise<void>): unknown
+  // `any`: runners type their sub-test richly; the suite only uses the members below.
+  test(name: string, fn: (t: any) => Promise<void>): unknown
   equal(found: unknown, wanted: unknown, message?: string): unknown
   same(found: unknown, wanted: unknown, message?: string): unknown
   ok(value: unknown, message?: string): unknown
@@ -52,7 +53,7 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     return store
   }
 
-  t.test('a revoked (aud, jti) is reported for that audience only', async (t) => {
+  t.test('a revoked (aud, jti) is reported for that audience only', async (t: SuiteTest) => {
     const store = await fresh(t)
     const jti = unique('jti')
     await store.revokeToken({ aud: 'https://a.test', jti, expiresAt: Date.now() + HOUR })
@@ -65,7 +66,7 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     t.equal(hit.subjectRevokedAt, null)
   })
 
-  t.test('revoking the same token twice is harmless', async (t) => {
+  t.test('revoking the same token twice is harmless', async (t: SuiteTest) => {
     const store = await fresh(t)
     const jti = unique('jti')
     await store.revokeToken({ aud: 'https://a.test', jti, expiresAt: Date.now() + HOUR })
@@ -74,7 +75,7 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     t.equal(listed.length, 1)
   })
 
-  t.test('expired entries are neither reported nor listed', async (t) => {
+  t.test('expired entries are neither reported nor listed', async (t: SuiteTest) => {
     const store = await fresh(t)
     const aud = unique('https://aud')
     const gone = unique('jti')
@@ -90,7 +91,7 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     if (store.purgeExpired) t.ok(await store.purgeExpired(Date.now()) >= 1, 'purgeExpired removes the expired entry')
   })
 
-  t.test('listRevokedTokens filters by audience', async (t) => {
+  t.test('listRevokedTokens filters by audience', async (t: SuiteTest) => {
     const store = await fresh(t)
     const a = unique('https://a')
     const b = unique('https://b')
@@ -101,7 +102,7 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     t.ok(all.some((e) => e.aud === a) && all.some((e) => e.aud === b), 'no filter lists every audience')
   })
 
-  t.test('client revocations per audience and for all audiences, latest wins', async (t) => {
+  t.test('client revocations per audience and for all audiences, latest wins', async (t: SuiteTest) => {
     const store = await fresh(t)
     const clientId = unique('client')
     const t1 = Date.now() - 5000
@@ -117,7 +118,7 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     await store.revokeClient({ clientId: unique('client'), audience: '*', revokedAt: Date.now(), expiresAt: Date.now() - 1 })
   })
 
-  t.test('subject revocations', async (t) => {
+  t.test('subject revocations', async (t: SuiteTest) => {
     const store = await fresh(t)
     const subject = unique('user')
     const at = Date.now()
@@ -129,7 +130,7 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     t.equal((await store.lookup({ audiences: ['x'], subject: expired, includeGrant: false })).subjectRevokedAt, null, 'an expired rule is ignored')
   })
 
-  t.test('one lookup answers token, client, subject and grant together', async (t) => {
+  t.test('one lookup answers token, client, subject and grant together', async (t: SuiteTest) => {
     const store = await fresh(t)
     const jti = unique('jti')
     const clientId = unique('client')
@@ -143,7 +144,7 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
   })
 
   const grants = options.grants
-  t.test('client grants: create, conflict, get, list, update, delete, lookup', async (t) => {
+  t.test('client grants: create, conflict, get, list, update, delete, lookup', async (t: SuiteTest) => {
     const store = await fresh(t)
     if (grants === false || (grants === undefined && typeof store.createGrant !== 'function')) return
     const s = store as Required<RevocationStore>
@@ -174,7 +175,7 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     t.same(await s.createGrant({ ...grant, id: unique('cgr') }).then((g) => g.client_id), clientId, 'the pair can be granted again after deletion')
   })
 
-  t.test('the change feed reports revocations', async (t) => {
+  t.test('the change feed reports revocations', async (t: SuiteTest) => {
     const store = await fresh(t)
     if (typeof store.subscribe !== 'function') return
     const events: RevocationChange[] = []
