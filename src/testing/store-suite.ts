@@ -4,10 +4,10 @@ import type { ClientGrant, RevocationChange, RevocationStore } from '../stores/t
 export interface SuiteTest {
   // `any`: runners type their sub-test richly; the suite only uses the members below.
   test(name: string, fn: (t: any) => Promise<void>): unknown
-  equal(found: unknown, wanted: unknown, message?: string): unknown
-  same(found: unknown, wanted: unknown, message?: string): unknown
-  ok(value: unknown, message?: string): unknown
-  teardown(fn: () => unknown): unknown
+  equal(found: unknown, wanted: unknown, ...message: any[]): unknown
+  same(found: unknown, wanted: unknown, ...message: any[]): unknown
+  ok(value: unknown, ...message: any[]): unknown
+  teardown(fn: () => any): unknown
 }
 
 export interface StoreSuiteOptions {
