@@ -63,7 +63,6 @@ export interface ResolvedOptions {
   maxTokenLifetime: number | undefined
   maxTokenAge: number | undefined
   store: RevocationStore
-  storeCreatedHere: boolean
   cache: Required<CacheOptions> | false
   grants: boolean
   onStoreError: 'deny' | 'allow'
@@ -127,7 +126,6 @@ export function resolveOptions (options: JwtRevocationOptions): ResolvedOptions 
     }
   }
 
-  const storeCreatedHere = options.store === undefined
   const store = options.store ?? new MemoryStore()
   for (const method of storeMethods) {
     if (typeof (store as unknown as Record<string, unknown>)[method] !== 'function') throw invalidOption('store', `must implement ${method}()`)
@@ -155,7 +153,6 @@ export function resolveOptions (options: JwtRevocationOptions): ResolvedOptions 
     maxTokenLifetime: optionalDuration(options.maxTokenLifetime, 'maxTokenLifetime'),
     maxTokenAge: optionalDuration(options.maxTokenAge, 'maxTokenAge'),
     store,
-    storeCreatedHere,
     cache,
     grants,
     onStoreError,

@@ -55,7 +55,9 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   const unsubscribe = await options.store.subscribe?.((change) => revocation.invalidate(change))
   fastify.addHook('onClose', async () => {
     await unsubscribe?.()
-    if (options.storeCreatedHere) await options.store.close?.()
+    // Stores release only what they opened themselves (files, subscriber
+    // connections); the user's Redis and pg clients stay the user's to close.
+    await options.store.close?.()
   })
 
   fastify.decorate('revocation', revocation)

@@ -44,8 +44,7 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
   app.post<{ Body: { aud?: string, jti: string } }>('/blacklists/tokens', { schema: schemas.postBlacklist, config: auth('blacklist:tokens'), bodyLimit }, async (request, reply) => {
     const aud = request.body.aud
     await revocation.revokeToken(aud === undefined ? { jti: request.body.jti } : { jti: request.body.jti, aud })
-    reply.code(201)
-    return null
+    return reply.code(201).send()
   })
 
   app.get<{ Querystring: { aud?: string } }>('/blacklists/tokens', { schema: schemas.getBlacklist, config: auth('blacklist:tokens') }, async (request) => {
@@ -76,8 +75,7 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
 
   app.delete<{ Params: { id: string } }>('/client-grants/:id', { schema: schemas.deleteGrant, config: auth(GRANT_SCOPES[3]) }, async (request, reply) => {
     await revocation.deleteGrant(request.params.id)
-    reply.code(204)
-    return null
+    return reply.code(204).send()
   })
 }
 

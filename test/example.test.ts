@@ -1,0 +1,62 @@
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { runDemo, startExampleServer } from '../examples/demo.js'
+import { banner, buildExampleServer, ORDERS } from '../examples/server.js'
+
+t.test('npm run demo: every step of the partner story behaves as printed', async (t) => {
+  const server = await startExampleServer()
+  t.teardown(server.close)
+  const lines: string[] = []
+  const steps = await runDemo(server.url, (line) => lines.push(line))
+  t.equal(steps.length, 13)
+  t.ok(steps.every((s) => s.status === s.expected))
+  t.same(steps.map((s) => s.status), [200, 200, 200, 201, 401, 200, 200, 200, 204, 401, 403, 200, 401])
+  t.match(lines.at(-1), /Every step behaved as described/)
+})
+
+t.test("the start-up banner's curl commands work as printed", async (t) => {
+  const server = await startExampleServer()
+  t.teardown(server.close)
+  const text = banner(server.url)
+  const script = text.slice(text.indexOf('(copy and paste):') + 17, text.indexOf('Or run the whole story'))
+  const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], { timeout: 30_000 })
+  const statuses = [...stdout.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]))
+  t.same(statuses, [200, 201, 401, 204], 'API 200, blacklist 201, API 401, grant deleted 204')
+  t.notOk(stdout.includes('undefined'), 'every extracted value was found')
+})
+
+t.test('the issuer: Basic auth, form bodies, wrong secrets, unknown audiences', async (t) => {
+  const server = await startExampleServer()
+  t.teardown(server.close)
+  const post = (body: string, headers: Record<string, string>) => fetch(`${server.url}/oauth/token`, { method: 'POST', body, headers })
+  const basic = 'Basic ' + Buffer.from('partner:partner-secret').toString('base64')
+  const ok = await post(`grant_type=client_credentials&audience=${encodeURIComponent(ORDERS)}`, { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' })
+  t.equal(ok.status, 200)
+  t.equal(ok.headers.get('cache-control'), 'no-store')
+  const claims = JSON.parse(Buffer.from((await ok.json() as { access_token: string }).access_token.split('.')[1]!, 'base64url').toString())
+  t.match(claims, { iss: `${server.url}/`, aud: ORDERS, sub: 'partner@clients', azp: 'partner', client_id: 'partner', scope: 'read:orders', jti: /^[0-9a-f-]{36}$/ })
+  t.equal(claims.exp - claims.iat, 30 * 86400)
+  const wrong = await post(JSON.stringify({ grant_type: 'client_credentials', client_id: 'partner', client_secret: 'nope', audience: ORDERS }), { 'content-type': 'application/json' })
+  t.equal(wrong.status, 401)
+  t.equal((await wrong.json() as { error: string }).error, 'invalid_client')
+  const unknown = await post(JSON.stringify({ grant_type: 'client_credentials', client_id: 'partner', client_secret: 'partner-secret', audience: 'https://nope' }), { 'content-type': 'application/json' })
+  t.equal(unknown.status, 400)
+  const grantType = await post(JSON.stringify({ grant_type: 'password' }), { 'content-type': 'application/json' })
+  t.equal((await grantType.json() as { error: string }).error, 'unsupported_grant_type')
+})
+
+t.test('a deleted grant stays deleted across a restart (no re-seeding)', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'example-restart-'))
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }))
+  const first = await buildExampleServer({ publicUrl: 'http://127.0.0.1:1', dataDir })
+  const [grant] = await first.revocation.listGrants({ client_id: 'partner', audience: ORDERS })
+  await first.revocation.deleteGrant(grant!.id)
+  await first.close()
+  const second = await buildExampleServer({ publicUrl: 'http://127.0.0.1:1', dataDir })
+  t.teardown(() => second.close())
+  t.same(await second.revocation.listGrants({ client_id: 'partner', audience: ORDERS }), [])
+})
