@@ -88,7 +88,11 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     const listed = await store.listRevokedTokens({ aud })
     t.same(listed.map((e) => e.jti).sort(), [kept, forever].sort())
     t.same(listed.find((e) => e.jti === forever)?.expiresAt, null)
-    if (store.purgeExpired) t.ok(await store.purgeExpired(Date.now()) >= 1, 'purgeExpired removes the expired entry')
+    if (store.purgeExpired) {
+      // A store may drop expired entries earlier (Redis never keeps them): only live ones must survive.
+      t.ok(await store.purgeExpired(Date.now()) >= 0, 'purgeExpired answers a count')
+      t.same((await store.listRevokedTokens({ aud })).map((e) => e.jti).sort(), [kept, forever].sort(), 'live entries survive a purge')
+    }
   })
 
   t.test('listRevokedTokens filters by audience', async (t: SuiteTest) => {

@@ -1,0 +1,296 @@
+import type { Pool, PoolClient, QueryResult } from 'pg'
+import { GrantConflictError } from '../errors.js'
+import type {
+  ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationChange, RevocationQuery,
+  RevocationState, RevocationStore, RevokedToken, SubjectRevocation,
+} from './types.js'
+
+export interface PostgresStoreOptions {
+  /** Your pg Pool; you own its lifecycle. The change feed holds one of its clients. */
+  pool: Pool
+  /** Prefix of the store's tables (letters, digits, underscores). Default `'jwt_revocation_'`. */
+  tablePrefix?: string
+  /** Create or upgrade the tables at `ready()`. Set false if you apply `postgresSchema()` through your own migrations. Default true. */
+  migrate?: boolean
+  /** ms between attempts to re-establish the LISTEN connection. Default 1000. */
+  reconnectDelay?: number
+}
+
+const SCHEMA_VERSION = 1
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,40}$/
+
+/**
+ * The SQL that creates the store's tables, for users who run migrations themselves.
+ * Times are milliseconds since the epoch (bigint): exact, and free of time-zone rules.
+ */
+export function postgresSchema (tablePrefix = 'jwt_revocation_'): string {
+  if (!IDENTIFIER.test(tablePrefix)) throw new TypeError('PostgresStore: tablePrefix must match /^[a-z_][a-z0-9_]{0,40}$/')
+  const p = tablePrefix
+  return `
+CREATE TABLE IF NOT EXISTS ${p}schema (version integer NOT NULL);
+CREATE TABLE IF NOT EXISTS ${p}tokens (
+  aud text NOT NULL,
+  jti text NOT NULL,
+  expires_at bigint,
+  PRIMARY KEY (aud, jti)
+);
+CREATE INDEX IF NOT EXISTS ${p}tokens_expires_at ON ${p}tokens (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ${p}clients (
+  client_id text NOT NULL,
+  audience text NOT NULL,
+  revoked_at bigint NOT NULL,
+  expires_at bigint,
+  PRIMARY KEY (client_id, audience)
+);
+CREATE INDEX IF NOT EXISTS ${p}clients_expires_at ON ${p}clients (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ${p}subjects (
+  subject text PRIMARY KEY,
+  revoked_at bigint NOT NULL,
+  expires_at bigint
+);
+CREATE INDEX IF NOT EXISTS ${p}subjects_expires_at ON ${p}subjects (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ${p}grants (
+  id text PRIMARY KEY,
+  client_id text NOT NULL,
+  audience text NOT NULL,
+  scope text[] NOT NULL,
+  created_at bigint NOT NULL,
+  UNIQUE (client_id, audience)
+);
+INSERT INTO ${p}schema (version) SELECT ${SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM ${p}schema);
+`
+}
+
+interface GrantRow { id: string, client_id: string, audience: string, scope: string[], created_at: string }
+const grantOf = (r: GrantRow): ClientGrant => ({ id: r.id, client_id: r.client_id, audience: r.audience, scope: r.scope, created_at: Number(r.created_at) })
+
+/**
+ * Revocations in PostgreSQL, shared by every instance. One request's lookup is one
+ * query; each write notifies a channel in the same statement (NOTIFY is delivered on
+ * commit), and a lost LISTEN connection is re-established with a cache flush.
+ */
+export class PostgresStore implements RevocationStore {
+  private readonly pool: Pool
+  private readonly p: string
+  private readonly channel: string
+  private readonly migrate: boolean
+  private readonly reconnectDelay: number
+  private readonly sql: Record<string, string>
+  private readonly listeners = new Set<ChangeListener>()
+  private preparing: Promise<void> | undefined
+  private listenClient: PoolClient | undefined
+  private listening: Promise<void> | undefined
+  private reconnectTimer: NodeJS.Timeout | undefined
+  private closed = false
+
+  constructor (options: PostgresStoreOptions) {
+    if (options?.pool === undefined || typeof options.pool.query !== 'function' || typeof options.pool.connect !== 'function') {
+      throw new TypeError('PostgresStore: pool must be a pg Pool')
+    }
+    this.pool = options.pool
+    this.p = options.tablePrefix ?? 'jwt_revocation_'
+    postgresSchema(this.p)
+    this.channel = `${this.p}changes`
+    this.migrate = options.migrate ?? true
+    this.reconnectDelay = options.reconnectDelay ?? 1000
+    const p = this.p
+    const notify = `pg_notify('${this.channel}', $N::text)`
+    this.sql = {
+      lookup: `SELECT
+        EXISTS (SELECT 1 FROM ${p}tokens WHERE jti = $2 AND aud = ANY($1::text[]) AND (expires_at IS NULL OR expires_at > $5)) AS token_revoked,
+        (SELECT max(revoked_at) FROM ${p}clients WHERE client_id = $3 AND (audience = ANY($1::text[]) OR audience = '*') AND (expires_at IS NULL OR expires_at > $5)) AS client_revoked_at,
+        (SELECT revoked_at FROM ${p}subjects WHERE subject = $4 AND (expires_at IS NULL OR expires_at > $5)) AS subject_revoked_at,
+        CASE WHEN $6::boolean THEN (SELECT json_build_object('created_at', created_at, 'scope', scope) FROM ${p}grants WHERE client_id = $3 AND audience = ANY($1::text[]) ORDER BY created_at LIMIT 1) END AS grant`,
+      revokeToken: `WITH w AS (INSERT INTO ${p}tokens (aud, jti, expires_at) VALUES ($1, $2, $3)
+        ON CONFLICT (aud, jti) DO UPDATE SET expires_at = CASE WHEN ${p}tokens.expires_at IS NULL OR EXCLUDED.expires_at IS NULL THEN NULL ELSE GREATEST(${p}tokens.expires_at, EXCLUDED.expires_at) END)
+        SELECT ${notify.replace('$N', '$4')}`,
+      revokeClient: `WITH w AS (INSERT INTO ${p}clients (client_id, audience, revoked_at, expires_at) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (client_id, audience) DO UPDATE SET revoked_at = EXCLUDED.revoked_at, expires_at = EXCLUDED.expires_at
+        WHERE ${p}clients.revoked_at <= EXCLUDED.revoked_at)
+        SELECT ${notify.replace('$N', '$5')}`,
+      revokeSubject: `WITH w AS (INSERT INTO ${p}subjects (subject, revoked_at, expires_at) VALUES ($1, $2, $3)
+        ON CONFLICT (subject) DO UPDATE SET revoked_at = EXCLUDED.revoked_at, expires_at = EXCLUDED.expires_at
+        WHERE ${p}subjects.revoked_at <= EXCLUDED.revoked_at)
+        SELECT ${notify.replace('$N', '$4')}`,
+      createGrant: `WITH w AS (INSERT INTO ${p}grants (id, client_id, audience, scope, created_at) VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT DO NOTHING RETURNING id)
+        SELECT (SELECT count(*) FROM w) AS created, CASE WHEN EXISTS (SELECT 1 FROM w) THEN ${notify.replace('$N', '$6')} END`,
+      updateGrant: `WITH w AS (UPDATE ${p}grants SET scope = $2 WHERE id = $1 RETURNING *)
+        SELECT w.*, ${notify.replace('$N', "json_build_object('type', 'grant', 'clientId', w.client_id)")} FROM w`,
+      deleteGrant: `WITH w AS (DELETE FROM ${p}grants WHERE id = $1 RETURNING *)
+        SELECT w.*, ${notify.replace('$N', "json_build_object('type', 'grant', 'clientId', w.client_id)")} FROM w`,
+    }
+  }
+
+  ready (): Promise<void> {
+    this.preparing ??= this.migrate ? this.createTables() : Promise.resolve()
+    return this.preparing
+  }
+
+  private async createTables (): Promise<void> {
+    const client = await this.pool.connect()
+    try {
+      await client.query('BEGIN')
+      // Instances starting together must not race on CREATE TABLE.
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${this.p}migrate`])
+      await client.query(postgresSchema(this.p))
+      const { rows } = await client.query(`SELECT version FROM ${this.p}schema`)
+      const version = Number(rows[0]?.version)
+      if (version > SCHEMA_VERSION) throw new Error(`PostgresStore: tables are at schema version ${version}, newer than this package (${SCHEMA_VERSION}); upgrade the package`)
+      await client.query('COMMIT')
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {})
+      this.preparing = undefined
+      throw err
+    } finally {
+      client.release()
+    }
+  }
+
+  private async query (name: string, text: string, values: unknown[]): Promise<QueryResult> {
+    await this.ready()
+    // Named statements are prepared once per connection and reused.
+    return this.pool.query({ name: `${this.p}${name}`, text, values })
+  }
+
+  async lookup (query: RevocationQuery): Promise<RevocationState> {
+    const { rows } = await this.query('lookup', this.sql.lookup!, [
+      query.audiences, query.jti ?? null, query.clientId ?? null, query.subject ?? null, Date.now(), query.includeGrant,
+    ])
+    const row = rows[0] as { token_revoked: boolean, client_revoked_at: string | null, subject_revoked_at: string | null, grant: { created_at: number, scope: string[] } | null }
+    const state: RevocationState = {
+      tokenRevoked: row.token_revoked,
+      clientRevokedAt: row.client_revoked_at === null ? null : Number(row.client_revoked_at),
+      subjectRevokedAt: row.subject_revoked_at === null ? null : Number(row.subject_revoked_at),
+    }
+    if (query.includeGrant) state.grant = row.grant === null ? null : { created_at: Number(row.grant.created_at), scope: row.grant.scope }
+    return state
+  }
+
+  private change (change: RevocationChange): string {
+    return JSON.stringify(change)
+  }
+
+  async revokeToken (entry: RevokedToken): Promise<void> {
+    await this.query('revoke_token', this.sql.revokeToken!, [entry.aud, entry.jti, entry.expiresAt, this.change({ type: 'token', aud: entry.aud, jti: entry.jti })])
+  }
+
+  async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {
+    await this.ready()
+    const { rows } = await this.pool.query(
+      `SELECT aud, jti, expires_at FROM ${this.p}tokens WHERE (expires_at IS NULL OR expires_at > $1) AND ($2::text IS NULL OR aud = $2) ORDER BY aud, jti`,
+      [Date.now(), filter.aud ?? null])
+    return rows.map((r: { aud: string, jti: string, expires_at: string | null }) => ({ aud: r.aud, jti: r.jti, expiresAt: r.expires_at === null ? null : Number(r.expires_at) }))
+  }
+
+  async revokeClient (entry: ClientRevocation): Promise<void> {
+    await this.query('revoke_client', this.sql.revokeClient!, [entry.clientId, entry.audience, entry.revokedAt, entry.expiresAt, this.change({ type: 'client', clientId: entry.clientId })])
+  }
+
+  async revokeSubject (entry: SubjectRevocation): Promise<void> {
+    await this.query('revoke_subject', this.sql.revokeSubject!, [entry.subject, entry.revokedAt, entry.expiresAt, this.change({ type: 'subject', subject: entry.subject })])
+  }
+
+  async createGrant (grant: ClientGrant): Promise<ClientGrant> {
+    const { rows } = await this.query('create_grant', this.sql.createGrant!, [grant.id, grant.client_id, grant.audience, grant.scope, grant.created_at, this.change({ type: 'grant', clientId: grant.client_id })])
+    if (Number(rows[0].created) !== 1) throw new GrantConflictError()
+    return { ...grant, scope: [...grant.scope] }
+  }
+
+  async getGrant (id: string): Promise<ClientGrant | null> {
+    await this.ready()
+    const { rows } = await this.pool.query(`SELECT * FROM ${this.p}grants WHERE id = $1`, [id])
+    return rows[0] ? grantOf(rows[0] as GrantRow) : null
+  }
+
+  async listGrants (filter: GrantFilter): Promise<ClientGrant[]> {
+    await this.ready()
+    const { rows } = await this.pool.query(
+      `SELECT * FROM ${this.p}grants WHERE ($1::text IS NULL OR client_id = $1) AND ($2::text IS NULL OR audience = $2) ORDER BY created_at, id`,
+      [filter.client_id ?? null, filter.audience ?? null])
+    return (rows as GrantRow[]).map(grantOf)
+  }
+
+  async updateGrant (id: string, scope: string[]): Promise<ClientGrant | null> {
+    const { rows } = await this.query('update_grant', this.sql.updateGrant!, [id, scope])
+    return rows[0] ? grantOf(rows[0] as GrantRow) : null
+  }
+
+  async deleteGrant (id: string): Promise<ClientGrant | null> {
+    const { rows } = await this.query('delete_grant', this.sql.deleteGrant!, [id])
+    return rows[0] ? grantOf(rows[0] as GrantRow) : null
+  }
+
+  async purgeExpired (now: number): Promise<number> {
+    await this.ready()
+    let removed = 0
+    for (const table of ['tokens', 'clients', 'subjects']) {
+      const result = await this.pool.query(`DELETE FROM ${this.p}${table} WHERE expires_at IS NOT NULL AND expires_at <= $1`, [now])
+      removed += result.rowCount ?? 0
+    }
+    return removed
+  }
+
+  async subscribe (listener: ChangeListener): Promise<() => Promise<void>> {
+    this.listeners.add(listener)
+    this.listening ??= this.listen()
+    await this.listening
+    return async () => { this.listeners.delete(listener) }
+  }
+
+  private async listen (): Promise<void> {
+    const client = await this.pool.connect()
+    this.listenClient = client
+    client.on('notification', (msg) => {
+      if (msg.channel !== this.channel) return
+      let change: RevocationChange
+      try {
+        change = JSON.parse(msg.payload ?? '') as RevocationChange
+      } catch {
+        change = { type: 'reset' }
+      }
+      this.emit(change)
+    })
+    const lost = () => {
+      if (this.listenClient !== client) return
+      this.listenClient = undefined
+      client.release(true)
+      this.emit({ type: 'reset' })
+      this.scheduleReconnect()
+    }
+    client.on('error', lost)
+    client.on('end', lost)
+    await client.query(`LISTEN ${this.channel}`)
+  }
+
+  private scheduleReconnect (): void {
+    if (this.closed || this.reconnectTimer !== undefined) return
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined
+      if (this.closed) return
+      this.listen().then(
+        // Whatever was notified while we were away is lost: drop every cached answer.
+        () => this.emit({ type: 'reset' }),
+        () => this.scheduleReconnect())
+    }, this.reconnectDelay)
+    this.reconnectTimer.unref()
+  }
+
+  private emit (change: RevocationChange): void {
+    for (const listener of this.listeners) listener(change)
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.listeners.clear()
+    clearTimeout(this.reconnectTimer)
+    await this.listening?.catch(() => {})
+    const client = this.listenClient
+    this.listenClient = undefined
+    if (client) {
+      await client.query(`UNLISTEN ${this.channel}`).catch(() => {})
+      client.release()
+    }
+  }
+}

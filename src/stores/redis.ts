@@ -1,0 +1,285 @@
+import type { Cluster, Redis } from 'ioredis'
+import { GrantConflictError } from '../errors.js'
+import type {
+  ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationChange, RevocationQuery,
+  RevocationState, RevocationStore, RevokedToken, SubjectRevocation,
+} from './types.js'
+
+export interface RedisStoreOptions {
+  /** Your ioredis client or Cluster; you own its lifecycle. */
+  client: Redis | Cluster
+  /**
+   * Key prefix. The default carries a hash tag so every key lives in one Cluster slot,
+   * which the one-round-trip lookup and the atomic scripts need. Default `'{jwt-revocation}:'`.
+   */
+  prefix?: string
+  /**
+   * Connection for the change feed (pub/sub needs its own). Default: `client.duplicate()`,
+   * created on first subscription and closed by `close()`. One you pass stays yours.
+   */
+  subscriber?: Redis | Cluster
+}
+
+const SEP = '\u0000'
+
+// Writes and their change message go together in one script: an instance either sees
+// both or neither. Expiry uses PEXPIREAT, so Redis forgets an entry once it is useless.
+const REVOKE_TOKEN = `
+redis.call('SET', KEYS[1], '1')
+if ARGV[1] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end
+redis.call('ZADD', KEYS[2], ARGV[1] == '' and '+inf' or ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1`
+
+// Keeps the later revocation when one exists already.
+const REVOKE_LATEST = `
+local current = redis.call('GET', KEYS[1])
+if current and tonumber(current) > tonumber(ARGV[1]) then
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1`
+
+const CREATE_GRANT = `
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'client_id', ARGV[2], 'audience', ARGV[3], 'scope', ARGV[4], 'created_at', ARGV[5])
+redis.call('HSET', KEYS[2], ARGV[1], KEYS[1])
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return 1`
+
+// Grant keys are found through the id index; they share the prefix's hash slot.
+const UPDATE_GRANT = `
+local key = redis.call('HGET', KEYS[1], ARGV[1])
+if not key then return false end
+redis.call('HSET', key, 'scope', ARGV[2])
+local grant = redis.call('HGETALL', key)
+redis.call('PUBLISH', ARGV[3], cjson.encode({ type = 'grant', clientId = redis.call('HGET', key, 'client_id') }))
+return grant`
+
+const DELETE_GRANT = `
+local key = redis.call('HGET', KEYS[1], ARGV[1])
+if not key then return false end
+local grant = redis.call('HGETALL', key)
+local clientId = redis.call('HGET', key, 'client_id')
+redis.call('DEL', key)
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], cjson.encode({ type = 'grant', clientId = clientId }))
+return grant`
+
+const GET_GRANT = `
+local key = redis.call('HGET', KEYS[1], ARGV[1])
+if not key then return false end
+return redis.call('HGETALL', key)`
+
+function grantFromHash (flat: string[] | null): ClientGrant | null {
+  if (!flat || flat.length === 0) return null
+  const h: Record<string, string> = {}
+  for (let i = 0; i < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!
+  return { id: h.id!, client_id: h.client_id!, audience: h.audience!, scope: JSON.parse(h.scope ?? '[]') as string[], created_at: Number(h.created_at) }
+}
+
+const expiry = (expiresAt: number | null) => (expiresAt === null ? '' : String(expiresAt))
+
+/**
+ * Revocations in Redis, shared by every instance. One request's lookup is one
+ * pipelined round trip; changes are published on a channel so every instance's cache
+ * drops stale entries at once, and a reconnect of the feed flushes them all (messages
+ * may have been missed while it was down).
+ */
+export class RedisStore implements RevocationStore {
+  private readonly client: Redis | Cluster
+  private readonly prefix: string
+  private readonly channel: string
+  private readonly ownSubscriber: boolean
+  private subscriber: Redis | Cluster | undefined
+  private readonly listeners = new Set<ChangeListener>()
+  private subscribing: Promise<void> | undefined
+  private closed = false
+
+  constructor (options: RedisStoreOptions) {
+    if (options?.client === undefined || typeof (options.client as Redis).pipeline !== 'function') {
+      throw new TypeError('RedisStore: client must be an ioredis client or Cluster')
+    }
+    this.client = options.client
+    this.prefix = options.prefix ?? '{jwt-revocation}:'
+    if (typeof this.prefix !== 'string') throw new TypeError('RedisStore: prefix must be a string')
+    this.channel = `${this.prefix}changes`
+    this.subscriber = options.subscriber
+    this.ownSubscriber = options.subscriber === undefined
+  }
+
+  private tokenKey (aud: string, jti: string) { return `${this.prefix}t:${aud}${SEP}${jti}` }
+  private clientKey (clientId: string, audience: string) { return `${this.prefix}c:${clientId}${SEP}${audience}` }
+  private subjectKey (subject: string) { return `${this.prefix}s:${subject}` }
+  private grantKey (clientId: string, audience: string) { return `${this.prefix}g:${clientId}${SEP}${audience}` }
+  private get tokenIndex () { return `${this.prefix}tokens` }
+  private get grantIndex () { return `${this.prefix}grants` }
+
+  async lookup (query: RevocationQuery): Promise<RevocationState> {
+    const keys: string[] = []
+    const { audiences, jti, clientId, subject } = query
+    if (jti !== undefined) for (const aud of audiences) keys.push(this.tokenKey(aud, jti))
+    const clientStart = keys.length
+    if (clientId !== undefined) {
+      for (const aud of audiences) keys.push(this.clientKey(clientId, aud))
+      keys.push(this.clientKey(clientId, '*'))
+    }
+    const subjectIndex = subject === undefined ? -1 : keys.push(this.subjectKey(subject)) - 1
+    const pipeline = this.client.pipeline()
+    if (keys.length > 0) pipeline.mget(...keys)
+    const withGrant = query.includeGrant && clientId !== undefined
+    if (withGrant) for (const aud of audiences) pipeline.hmget(this.grantKey(clientId, aud), 'created_at', 'scope')
+    const results = await pipeline.exec()
+    if (results === null) throw new Error('RedisStore: pipeline aborted')
+    for (const [err] of results) if (err) throw err
+    const values = (keys.length > 0 ? results[0]![1] : []) as Array<string | null>
+    let tokenRevoked = false
+    for (let i = 0; i < clientStart; i++) if (values[i] !== null) tokenRevoked = true
+    let clientRevokedAt: number | null = null
+    if (clientId !== undefined) {
+      for (let i = clientStart; i < clientStart + audiences.length + 1; i++) {
+        const v = values[i]
+        if (v != null && (clientRevokedAt === null || Number(v) > clientRevokedAt)) clientRevokedAt = Number(v)
+      }
+    }
+    const s = subjectIndex === -1 ? null : values[subjectIndex]
+    const state: RevocationState = { tokenRevoked, clientRevokedAt, subjectRevokedAt: s == null ? null : Number(s) }
+    if (query.includeGrant) {
+      state.grant = null
+      if (withGrant) {
+        for (let i = keys.length > 0 ? 1 : 0; i < results.length; i++) {
+          const [createdAt, scope] = results[i]![1] as [string | null, string | null]
+          if (createdAt !== null) {
+            state.grant = { created_at: Number(createdAt), scope: JSON.parse(scope ?? '[]') as string[] }
+            break
+          }
+        }
+      }
+    }
+    return state
+  }
+
+  private message (change: RevocationChange): string {
+    return JSON.stringify(change)
+  }
+
+  async revokeToken (entry: RevokedToken): Promise<void> {
+    await this.client.eval(REVOKE_TOKEN, 2, this.tokenKey(entry.aud, entry.jti), this.tokenIndex,
+      expiry(entry.expiresAt), entry.aud + SEP + entry.jti, String(Date.now()), this.channel,
+      this.message({ type: 'token', aud: entry.aud, jti: entry.jti }))
+  }
+
+  async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {
+    const flat = await this.client.zrangebyscore(this.tokenIndex, `(${Date.now()}`, '+inf', 'WITHSCORES')
+    const out: RevokedToken[] = []
+    for (let i = 0; i < flat.length; i += 2) {
+      const member = flat[i]!
+      const sep = member.indexOf(SEP)
+      const aud = member.slice(0, sep)
+      if (filter.aud !== undefined && aud !== filter.aud) continue
+      const score = flat[i + 1]!
+      out.push({ aud, jti: member.slice(sep + 1), expiresAt: score === 'inf' || score === '+inf' ? null : Number(score) })
+    }
+    return out
+  }
+
+  async revokeClient (entry: ClientRevocation): Promise<void> {
+    await this.client.eval(REVOKE_LATEST, 1, this.clientKey(entry.clientId, entry.audience),
+      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, this.message({ type: 'client', clientId: entry.clientId }))
+  }
+
+  async revokeSubject (entry: SubjectRevocation): Promise<void> {
+    await this.client.eval(REVOKE_LATEST, 1, this.subjectKey(entry.subject),
+      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, this.message({ type: 'subject', subject: entry.subject }))
+  }
+
+  async createGrant (grant: ClientGrant): Promise<ClientGrant> {
+    const created = await this.client.eval(CREATE_GRANT, 2, this.grantKey(grant.client_id, grant.audience), this.grantIndex,
+      grant.id, grant.client_id, grant.audience, JSON.stringify(grant.scope), String(grant.created_at),
+      this.channel, this.message({ type: 'grant', clientId: grant.client_id }))
+    if (created !== 1) throw new GrantConflictError()
+    return { ...grant, scope: [...grant.scope] }
+  }
+
+  async getGrant (id: string): Promise<ClientGrant | null> {
+    return grantFromHash(await this.client.eval(GET_GRANT, 1, this.grantIndex, id) as string[] | null)
+  }
+
+  async listGrants (filter: GrantFilter): Promise<ClientGrant[]> {
+    const keys = Object.values(await this.client.hgetall(this.grantIndex))
+    if (keys.length === 0) return []
+    const pipeline = this.client.pipeline()
+    for (const key of keys) pipeline.hgetall(key)
+    const results = (await pipeline.exec()) ?? []
+    const out: ClientGrant[] = []
+    for (const [err, hash] of results) {
+      if (err) throw err
+      const h = hash as Record<string, string>
+      if (h.id === undefined) continue
+      const g = grantFromHash(Object.entries(h).flat())!
+      if ((filter.client_id === undefined || g.client_id === filter.client_id) && (filter.audience === undefined || g.audience === filter.audience)) out.push(g)
+    }
+    return out
+  }
+
+  async updateGrant (id: string, scope: string[]): Promise<ClientGrant | null> {
+    return grantFromHash(await this.client.eval(UPDATE_GRANT, 1, this.grantIndex, id, JSON.stringify(scope), this.channel) as string[] | null)
+  }
+
+  async deleteGrant (id: string): Promise<ClientGrant | null> {
+    return grantFromHash(await this.client.eval(DELETE_GRANT, 1, this.grantIndex, id, this.channel) as string[] | null)
+  }
+
+  async purgeExpired (now: number): Promise<number> {
+    // Token, client and subject keys expire in Redis itself; only the listing index needs trimming.
+    return this.client.zremrangebyscore(this.tokenIndex, '-inf', `(${now}`)
+  }
+
+  async subscribe (listener: ChangeListener): Promise<() => Promise<void>> {
+    this.listeners.add(listener)
+    this.subscribing ??= this.startFeed()
+    await this.subscribing
+    return async () => { this.listeners.delete(listener) }
+  }
+
+  private async startFeed (): Promise<void> {
+    const subscriber = this.subscriber ?? this.client.duplicate()
+    this.subscriber = subscriber
+    let readyCount = 0
+    subscriber.on('ready', () => {
+      // ioredis re-subscribes after a reconnect; what was published meanwhile is lost.
+      if (++readyCount > 1) this.emit({ type: 'reset' })
+    })
+    subscriber.on('error', () => {
+      // Reconnection is ioredis's job; lookups fail meanwhile and onStoreError decides.
+    })
+    subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== this.channel) return
+      let change: RevocationChange
+      try {
+        change = JSON.parse(message) as RevocationChange
+      } catch {
+        change = { type: 'reset' }
+      }
+      this.emit(change)
+    })
+    if (subscriber.status === 'ready') readyCount = 1
+    await subscriber.subscribe(this.channel)
+  }
+
+  private emit (change: RevocationChange): void {
+    for (const listener of this.listeners) listener(change)
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.listeners.clear()
+    await this.subscribing?.catch(() => {})
+    if (this.subscriber !== undefined && this.ownSubscriber) this.subscriber.disconnect()
+  }
+}

@@ -1,0 +1,131 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
+import t from 'tap'
+import jwtRevocation, { type RevocationStore } from '../src/index.js'
+import { PostgresStore } from '../src/stores/postgres.js'
+import { RedisStore } from '../src/stores/redis.js'
+import { AUDIENCE, bearer, ISSUER, makeKey, sign } from './helpers.js'
+import { connectPostgres, connectRedis, deleteKeys, uniqueName } from './services.js'
+
+const key = await makeKey('ES256')
+const jwks = { keys: [key.publicJwk] }
+
+async function instance (t: { teardown: (fn: () => unknown) => void }, store: RevocationStore, extra: Record<string, unknown> = {}): Promise<FastifyInstance> {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(jwtRevocation, { jwks, issuer: ISSUER, audience: AUDIENCE, store, cache: { max: 1000, ttl: 60_000 }, ...extra })
+  app.get('/orders', async () => 'ok')
+  await app.ready()
+  return app
+}
+
+/** Revokes through A, then polls B; returns ms until B refuses. */
+async function propagation (a: FastifyInstance, b: FastifyInstance, revoke: () => Promise<void>, token: string): Promise<number> {
+  const started = performance.now()
+  await revoke()
+  while (performance.now() - started < 3000) {
+    if ((await b.inject({ url: '/orders', headers: bearer(token) })).statusCode === 401) return performance.now() - started
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  return Infinity
+}
+
+async function scenario (t: Tap, makeStore: () => RevocationStore, backend: string): Promise<void> {
+  const a = await instance(t, makeStore())
+  const b = await instance(t, makeStore())
+  const delays: number[] = []
+  for (let i = 0; i < 20; i++) {
+    const token = await sign(key, { jti: `${backend}-${i}`, sub: `user-${i}`, azp: `client-${i}` })
+    t.equal((await b.inject({ url: '/orders', headers: bearer(token) })).statusCode, 200, 'B has the token cached as not revoked')
+    const kind = i % 3
+    const revoke = kind === 0
+      ? () => a.revocation.revokeToken({ jti: `${backend}-${i}`, aud: AUDIENCE })
+      : kind === 1 ? () => a.revocation.revokeClient(`client-${i}`) : () => a.revocation.revokeSubject(`user-${i}`)
+    delays.push(await propagation(a, b, revoke, token))
+  }
+  delays.sort((x, y) => x - y)
+  const p50 = delays[Math.floor(delays.length * 0.5)]!
+  const max = delays.at(-1)!
+  t.ok(max < 1000, `every revocation on A reached B well within the 60 s cache ttl (max ${max.toFixed(1)} ms)`)
+  t.comment(`${backend}: propagation A→B p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms over ${delays.length} revocations`)
+}
+
+type Tap = Parameters<Parameters<typeof t.test>[1]>[0]
+
+t.test('two instances on one RedisStore agree on every revocation', async (t) => {
+  const client = await connectRedis(t)
+  if (!client) return
+  const prefix = `{${uniqueName('multi')}}:`
+  t.teardown(() => deleteKeys(client, prefix))
+  await scenario(t, () => new RedisStore({ client, prefix }), 'redis')
+})
+
+t.test('two instances on one PostgresStore agree on every revocation', async (t) => {
+  const pool = await connectPostgres(t)
+  if (!pool) return
+  const tablePrefix = uniqueName('multi').toLowerCase() + '_'
+  t.teardown(async () => { for (const x of ['schema', 'tokens', 'clients', 'subjects', 'grants']) await pool.query(`DROP TABLE IF EXISTS ${tablePrefix}${x}`) })
+  await scenario(t, () => new PostgresStore({ pool, tablePrefix }), 'postgres')
+})
+
+async function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as import('node:net').AddressInfo
+      s.close(() => resolve(port))
+    })
+    s.on('error', reject)
+  })
+}
+
+function startRedis (port: number, dir: string): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: ['ignore', 'pipe', 'ignore'] })
+    child.on('error', reject)
+    child.stdout!.on('data', (chunk: Buffer) => { if (chunk.toString().includes('Ready to accept connections')) resolve(child) })
+  })
+}
+
+t.test('Redis stopped mid-test: 503 while down, normal after it returns, no revocation lost', async (t) => {
+  const shared = await connectRedis(t)
+  if (!shared) return
+  const dir = await mkdtemp(join(tmpdir(), 'redis-fault-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const port = await freePort()
+  let server = await startRedis(port, dir)
+  t.teardown(() => { server.kill('SIGKILL') })
+  const client = new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50, maxRetriesPerRequest: 2 })
+  client.on('error', () => {})
+  t.teardown(() => client.disconnect())
+  const store = new RedisStore({ client })
+  const app = await instance(t, store, { cache: { max: 100, ttl: 0 }, storeTimeout: 300 })
+  let resets = 0
+  await store.subscribe((c) => { if (c.type === 'reset') resets++ })
+
+  const revoked = await sign(key, { jti: 'before-outage' })
+  const good = await sign(key)
+  await app.revocation.revokeToken({ jti: 'before-outage', aud: AUDIENCE })
+  t.equal((await app.inject({ url: '/orders', headers: bearer(revoked) })).statusCode, 401)
+  t.equal((await app.inject({ url: '/orders', headers: bearer(good) })).statusCode, 200)
+
+  await new Promise<void>((resolve) => { server.once('exit', () => resolve()); server.kill('SIGTERM') })
+  const down = await app.inject({ url: '/orders', headers: bearer(good) })
+  t.equal(down.statusCode, 503, 'store down: fail closed')
+  t.ok(down.headers['retry-after'])
+  t.equal((await app.inject({ url: '/orders', headers: bearer(revoked) })).statusCode, 401, 'a token known revoked stays refused')
+
+  server = await startRedis(port, dir)
+  const deadline = Date.now() + 5000
+  let status = 0
+  while (Date.now() < deadline && (status = (await app.inject({ url: '/orders', headers: bearer(good) })).statusCode) !== 200) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(status, 200, 'back to normal once Redis returns')
+  t.equal((await app.inject({ url: '/orders', headers: bearer(await sign(key, { jti: 'before-outage' })) })).statusCode, 401, 'the revocation made before the outage survived it')
+  const feedDeadline = Date.now() + 3000
+  while (resets === 0 && Date.now() < feedDeadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.ok(resets >= 1, 'the change feed reconnected and told caches to flush')
+})

@@ -1,0 +1,68 @@
+// Real Redis and PostgreSQL for the distributed-store tests, never mocks. Without a
+// reachable server the tests skip, naming the variable to set; with REQUIRE_SERVICES=1
+// (as in CI) a missing server fails instead.
+import { Redis } from 'ioredis'
+import pg from 'pg'
+
+interface Skippable {
+  skip: (message: string) => void
+  fail: (message: string) => void
+  teardown: (fn: () => unknown) => void
+}
+
+const required = process.env.REQUIRE_SERVICES === '1'
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+export const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+
+function unavailable (t: Skippable, what: string, variable: string, err: unknown): undefined {
+  const message = `${what} is not reachable (${(err as Error)?.message ?? err}); set ${variable} to run these tests`
+  if (required) t.fail(message + ' — REQUIRE_SERVICES=1, so this is a failure')
+  else t.skip(message)
+  return undefined
+}
+
+/** A connected ioredis client, closed at teardown; undefined when Redis is unreachable (the test is skipped). */
+export async function connectRedis (t: Skippable, url = REDIS_URL): Promise<Redis | undefined> {
+  const client = new Redis(url, { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 1, enableOfflineQueue: true })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    await client.ping()
+  } catch (err) {
+    client.disconnect()
+    return unavailable(t, `Redis at ${url}`, 'REDIS_URL', err)
+  }
+  t.teardown(() => client.disconnect())
+  return client
+}
+
+/** A pg Pool, ended at teardown; undefined when PostgreSQL is unreachable (the test is skipped). */
+export async function connectPostgres (t: Skippable, url = PG_URL): Promise<pg.Pool | undefined> {
+  const pool = new pg.Pool({ connectionString: url, max: 5, connectionTimeoutMillis: 2000 })
+  pool.on('error', () => {})
+  try {
+    await pool.query('SELECT 1')
+  } catch (err) {
+    await pool.end().catch(() => {})
+    return unavailable(t, `PostgreSQL at ${url}`, 'PG_URL', err)
+  }
+  t.teardown(() => pool.end())
+  return pool
+}
+
+let n = 0
+/** A prefix no other test run uses, so parallel test files never see each other's keys or tables. */
+export function uniqueName (base: string): string {
+  return `${base}_${process.pid}_${Date.now().toString(36)}_${n++}`
+}
+
+/** Deletes every key under a prefix (test cleanup). */
+export async function deleteKeys (client: Redis, prefix: string): Promise<void> {
+  let cursor = '0'
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 500)
+    if (keys.length > 0) await client.del(...keys)
+    cursor = next
+  } while (cursor !== '0')
+}
