@@ -55,7 +55,7 @@ async function scenario (t: Tap, makeStore: () => RevocationStore, backend: stri
   t.comment(`${backend}: propagation A→B p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms over ${delays.length} revocations`)
 }
 
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0]
+type Tap = Pick<typeof t, 'equal' | 'ok' | 'comment' | 'teardown'>
 
 t.test('two instances on one RedisStore agree on every revocation', async (t) => {
   const client = await connectRedis(t)
