@@ -50,7 +50,7 @@ export class Authenticator {
     }
     // An entry never outlives the token it describes.
     const ttl = (payload.exp! + this.options.clockTolerance) * 1000 - now
-    if (this.cache !== null && ttl > 0) this.cache.set(token, record, { ttl })
+    if (this.cache !== null && ttl > 0) this.cache.set(token, record, ttl)
     await this.revocation.check(record, now)
     return record
   }

@@ -221,8 +221,8 @@ export class Revocation {
   invalidate (change: RevocationChange): void {
     this.epoch++
     if (this.cache === null) return
-    for (const record of this.cache.values()) {
-      if (record.revokedReason !== null || !affects(change, record)) continue
+    for (const record of this.cache.affected(change)) {
+      if (record.revokedReason !== null) continue
       record.state = null
       record.checkedAt = 0
       record.pending = null
@@ -240,14 +240,4 @@ export class Revocation {
 function verdict (record: TokenRecord): void {
   if (record.revokedReason !== null) throw new TokenRevokedError(record.revokedReason)
   if (record.grantDenied) throw new TokenRevokedError('The client has no grant for this audience')
-}
-
-function affects (change: RevocationChange, record: TokenRecord): boolean {
-  switch (change.type) {
-    case 'token': return record.payload.jti === change.jti && record.audiences.includes(change.aud)
-    case 'client':
-    case 'grant': return record.clientId === change.clientId
-    case 'subject': return record.subject === change.subject
-    case 'reset': return true
-  }
 }

@@ -21,7 +21,13 @@ export type StoreOperation =
   | { op: 'ungrant', id: string }
 
 export class StoreState {
-  readonly tokens = new Map<string, RevokedToken>()
+  /**
+   * aud → jti → expiresAt (ms, Infinity for never). Nested maps with a bare number per
+   * entry: no key concatenation and no object per revoked token, which is what keeps a
+   * million entries small.
+   */
+  private readonly tokens = new Map<string, Map<string, number>>()
+  private tokenCount = 0
   readonly clients = new Map<string, ClientRevocation>()
   readonly subjects = new Map<string, SubjectRevocation>()
   readonly grants = new Map<string, ClientGrant>()
@@ -30,7 +36,7 @@ export class StoreState {
   constructor (private readonly maxEntries: number) {}
 
   get size (): number {
-    return this.tokens.size + this.clients.size + this.subjects.size + this.grants.size
+    return this.tokenCount + this.clients.size + this.subjects.size + this.grants.size
   }
 
   /** Refuses an operation that would grow the state past its bound; never evicts a revocation. */
@@ -52,7 +58,10 @@ export class StoreState {
     switch (operation.op) {
       case 'token': {
         const e = operation.entry
-        this.tokens.set(e.aud + SEP + e.jti, e)
+        let byJti = this.tokens.get(e.aud)
+        if (byJti === undefined) this.tokens.set(e.aud, byJti = new Map())
+        if (!byJti.has(e.jti)) this.tokenCount++
+        byJti.set(e.jti, e.expiresAt ?? Infinity)
         return { type: 'token', aud: e.aud, jti: e.jti }
       }
       case 'client': {
@@ -92,8 +101,8 @@ export class StoreState {
     let grant: RevocationState['grant'] = null
     for (const aud of query.audiences) {
       if (query.jti !== undefined) {
-        const t = this.tokens.get(aud + SEP + query.jti)
-        if (t && live(t.expiresAt, now)) tokenRevoked = true
+        const expiresAt = this.tokens.get(aud)?.get(query.jti)
+        if (expiresAt !== undefined && expiresAt > now) tokenRevoked = true
       }
       if (query.clientId !== undefined) {
         const c = this.clients.get(query.clientId + SEP + aud)
@@ -121,8 +130,11 @@ export class StoreState {
 
   listRevokedTokens (aud: string | undefined, now: number): RevokedToken[] {
     const out: RevokedToken[] = []
-    for (const t of this.tokens.values()) {
-      if ((aud === undefined || t.aud === aud) && live(t.expiresAt, now)) out.push({ ...t })
+    for (const [tokenAud, byJti] of this.tokens) {
+      if (aud !== undefined && tokenAud !== aud) continue
+      for (const [jti, expiresAt] of byJti) {
+        if (expiresAt > now) out.push({ aud: tokenAud, jti, expiresAt: expiresAt === Infinity ? null : expiresAt })
+      }
     }
     return out
   }
@@ -138,7 +150,17 @@ export class StoreState {
 
   purgeExpired (now: number): number {
     let removed = 0
-    for (const map of [this.tokens, this.clients, this.subjects] as Map<string, { expiresAt: number | null }>[]) {
+    for (const [aud, byJti] of this.tokens) {
+      for (const [jti, expiresAt] of byJti) {
+        if (expiresAt <= now) {
+          byJti.delete(jti)
+          removed++
+        }
+      }
+      if (byJti.size === 0) this.tokens.delete(aud)
+    }
+    this.tokenCount -= removed
+    for (const map of [this.clients, this.subjects] as Map<string, { expiresAt: number | null }>[]) {
       for (const [key, e] of map) {
         if (!live(e.expiresAt, now)) {
           map.delete(key)
@@ -151,7 +173,7 @@ export class StoreState {
 
   /** Every live entry as the operations that rebuild it (FileStore's compaction). */
   * snapshot (now: number): Generator<StoreOperation> {
-    for (const entry of this.tokens.values()) if (live(entry.expiresAt, now)) yield { op: 'token', entry }
+    for (const entry of this.listRevokedTokens(undefined, now)) yield { op: 'token', entry }
     for (const entry of this.clients.values()) if (live(entry.expiresAt, now)) yield { op: 'client', entry }
     for (const entry of this.subjects.values()) if (live(entry.expiresAt, now)) yield { op: 'subject', entry }
     for (const grant of this.grants.values()) yield { op: 'grant', grant }
