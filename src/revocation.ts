@@ -177,6 +177,7 @@ export class Revocation {
         subject: record.subject ?? undefined,
         includeGrant: this.options.grants,
       }), this.options.storeTimeout)
+      checkStoreAnswer(state, this.options.grants)
       if (this.storeDown) {
         this.storeDown = false
         this.log.info('fastify-jwt-revocation: revocation store reachable again')
@@ -235,6 +236,16 @@ export class Revocation {
     const lifetime = this.options.maxTokenLifetime
     return lifetime === undefined ? null : Date.now() + lifetime * 1000 + this.options.clockTolerance * 1000
   }
+}
+
+const isTime = (v: unknown) => v === null || (typeof v === 'number' && Number.isFinite(v))
+
+/** A store answering garbage is a failing store: fail by onStoreError, never guess. */
+function checkStoreAnswer (state: RevocationState, grants: boolean): void {
+  const ok = state !== null && typeof state === 'object' &&
+    typeof state.tokenRevoked === 'boolean' && isTime(state.clientRevokedAt) && isTime(state.subjectRevokedAt) &&
+    (!grants || state.grant === null || (typeof state.grant === 'object' && Number.isFinite(state.grant.created_at) && Array.isArray(state.grant.scope)))
+  if (!ok) throw new Error('revocation store returned a malformed answer')
 }
 
 function verdict (record: TokenRecord): void {

@@ -2,6 +2,7 @@ import { jwtVerify, type JWTHeaderParameters, type JWTPayload } from 'jose'
 import {
   InvalidTokenError, TokenExpiredError, TokenLifetimeError,
 } from './errors.js'
+import { hasDuplicateKeys } from './json-duplicates.js'
 import type { ResolvedOptions } from './options.js'
 
 export interface VerifiedJwt {
@@ -10,6 +11,26 @@ export interface VerifiedJwt {
 }
 
 const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+
+/** An `iat` further ahead than this (or clockTolerance) would escape every not-before revocation. */
+const MAX_FUTURE_IAT_SECONDS = 60
+
+/** Claims this package relies on must have the type RFC 7519 / RFC 9068 give them. */
+const STRING_CLAIMS = ['jti', 'sub', 'client_id', 'azp', 'scope'] as const
+
+const segmentText = (segment: string) => Buffer.from(segment, 'base64url').toString('utf8')
+
+function checkClaimTypes (token: string, payload: JWTPayload): void {
+  for (const claim of STRING_CLAIMS) {
+    if (payload[claim] !== undefined && typeof payload[claim] !== 'string') throw new InvalidTokenError('The token has an invalid claim')
+  }
+  if (payload.permissions !== undefined && !Array.isArray(payload.permissions)) throw new InvalidTokenError('The token has an invalid claim')
+  const first = token.indexOf('.')
+  const second = token.indexOf('.', first + 1)
+  if (hasDuplicateKeys(segmentText(token.slice(0, first))) || hasDuplicateKeys(segmentText(token.slice(first + 1, second)))) {
+    throw new InvalidTokenError('The token has duplicate members')
+  }
+}
 
 const claimDescriptions: Record<string, string> = {
   iss: 'The token has an unexpected issuer',
@@ -25,6 +46,7 @@ function mapJoseError (err: unknown): Error {
   const e = err as { code?: string, claim?: string, reason?: string }
   switch (e?.code) {
     case 'FST_JWT_REVOCATION_UNAVAILABLE':
+    case 'FST_JWT_REVOCATION_INVALID_TOKEN':
       return err as Error
     case 'ERR_JWT_EXPIRED':
       return new TokenExpiredError()
@@ -61,6 +83,7 @@ export async function verifyAccessToken (token: string, options: ResolvedOptions
       clockTolerance: options.clockTolerance,
       requiredClaims: options.requiredClaims,
     })
+    checkClaimTypes(token, payload)
     return { header: protectedHeader, payload }
   } catch (err) {
     throw mapJoseError(err)
@@ -75,6 +98,9 @@ export function checkTokenTime (payload: JWTPayload, nowSeconds: number, options
   const exp = payload.exp!
   if (nowSeconds - options.clockTolerance >= exp) throw new TokenExpiredError()
   const iat = payload.iat
+  if (typeof iat === 'number' && iat - nowSeconds > Math.max(options.clockTolerance, MAX_FUTURE_IAT_SECONDS)) {
+    throw new InvalidTokenError('The token has an invalid issued-at time')
+  }
   if (options.maxTokenLifetime !== undefined) {
     // Without iat the issuer's intent is unknown: judge what is left of the token instead.
     const lifetime = typeof iat === 'number' ? exp - iat : exp - nowSeconds

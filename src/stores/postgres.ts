@@ -1,5 +1,6 @@
 import type { Pool, PoolClient, QueryResult } from 'pg'
 import { GrantConflictError } from '../errors.js'
+import { ChangeFeed } from './change-feed.js'
 import type {
   ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationChange, RevocationQuery,
   RevocationState, RevocationStore, RevokedToken, SubjectRevocation,
@@ -76,10 +77,9 @@ export class PostgresStore implements RevocationStore {
   private readonly migrate: boolean
   private readonly reconnectDelay: number
   private readonly sql: Record<string, string>
-  private readonly listeners = new Set<ChangeListener>()
+  private readonly feed = new ChangeFeed(() => this.listen())
   private preparing: Promise<void> | undefined
   private listenClient: PoolClient | undefined
-  private listening: Promise<void> | undefined
   private reconnectTimer: NodeJS.Timeout | undefined
   private closed = false
 
@@ -231,31 +231,21 @@ export class PostgresStore implements RevocationStore {
     return removed
   }
 
-  async subscribe (listener: ChangeListener): Promise<() => Promise<void>> {
-    this.listeners.add(listener)
-    this.listening ??= this.listen()
-    await this.listening
-    return async () => { this.listeners.delete(listener) }
+  subscribe (listener: ChangeListener): Promise<() => Promise<void>> {
+    return this.feed.subscribe(listener)
   }
 
   private async listen (): Promise<void> {
     const client = await this.pool.connect()
     this.listenClient = client
     client.on('notification', (msg) => {
-      if (msg.channel !== this.channel) return
-      let change: RevocationChange
-      try {
-        change = JSON.parse(msg.payload ?? '') as RevocationChange
-      } catch {
-        change = { type: 'reset' }
-      }
-      this.emit(change)
+      if (msg.channel === this.channel) this.feed.emitMessage(msg.payload)
     })
     const lost = () => {
       if (this.listenClient !== client) return
       this.listenClient = undefined
       client.release(true)
-      this.emit({ type: 'reset' })
+      this.feed.emit({ type: 'reset' })
       this.scheduleReconnect()
     }
     client.on('error', lost)
@@ -270,22 +260,17 @@ export class PostgresStore implements RevocationStore {
       if (this.closed) return
       this.listen().then(
         // Whatever was notified while we were away is lost: drop every cached answer.
-        () => this.emit({ type: 'reset' }),
+        () => this.feed.emit({ type: 'reset' }),
         () => this.scheduleReconnect())
     }, this.reconnectDelay)
     this.reconnectTimer.unref()
   }
 
-  private emit (change: RevocationChange): void {
-    for (const listener of this.listeners) listener(change)
-  }
-
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    this.listeners.clear()
     clearTimeout(this.reconnectTimer)
-    await this.listening?.catch(() => {})
+    await this.feed.close()
     const client = this.listenClient
     this.listenClient = undefined
     if (client) {

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import { GrantConflictError } from '../errors.js'
+import { ChangeFeed } from './change-feed.js'
 import type {
   ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationChange, RevocationQuery,
   RevocationState, RevocationStore, RevokedToken, SubjectRevocation,
@@ -96,8 +97,7 @@ export class RedisStore implements RevocationStore {
   private readonly channel: string
   private readonly ownSubscriber: boolean
   private subscriber: Redis | Cluster | undefined
-  private readonly listeners = new Set<ChangeListener>()
-  private subscribing: Promise<void> | undefined
+  private readonly feed = new ChangeFeed(() => this.startFeed())
   private closed = false
 
   constructor (options: RedisStoreOptions) {
@@ -239,11 +239,8 @@ export class RedisStore implements RevocationStore {
     return this.client.zremrangebyscore(this.tokenIndex, '-inf', `(${now}`)
   }
 
-  async subscribe (listener: ChangeListener): Promise<() => Promise<void>> {
-    this.listeners.add(listener)
-    this.subscribing ??= this.startFeed()
-    await this.subscribing
-    return async () => { this.listeners.delete(listener) }
+  subscribe (listener: ChangeListener): Promise<() => Promise<void>> {
+    return this.feed.subscribe(listener)
   }
 
   private async startFeed (): Promise<void> {
@@ -252,34 +249,22 @@ export class RedisStore implements RevocationStore {
     let readyCount = 0
     subscriber.on('ready', () => {
       // ioredis re-subscribes after a reconnect; what was published meanwhile is lost.
-      if (++readyCount > 1) this.emit({ type: 'reset' })
+      if (++readyCount > 1) this.feed.emit({ type: 'reset' })
     })
     subscriber.on('error', () => {
       // Reconnection is ioredis's job; lookups fail meanwhile and onStoreError decides.
     })
     subscriber.on('message', (channel: string, message: string) => {
-      if (channel !== this.channel) return
-      let change: RevocationChange
-      try {
-        change = JSON.parse(message) as RevocationChange
-      } catch {
-        change = { type: 'reset' }
-      }
-      this.emit(change)
+      if (channel === this.channel) this.feed.emitMessage(message)
     })
     if (subscriber.status === 'ready') readyCount = 1
     await subscriber.subscribe(this.channel)
   }
 
-  private emit (change: RevocationChange): void {
-    for (const listener of this.listeners) listener(change)
-  }
-
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    this.listeners.clear()
-    await this.subscribing?.catch(() => {})
+    await this.feed.close()
     if (this.subscriber !== undefined && this.ownSubscriber) this.subscriber.disconnect()
   }
 }

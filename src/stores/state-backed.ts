@@ -1,3 +1,4 @@
+import { ChangeFeed } from './change-feed.js'
 import { copyGrant, StoreState, type StoreOperation } from './state.js'
 import type {
   ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationChange, RevocationQuery,
@@ -12,7 +13,7 @@ import type {
  */
 export abstract class StateBackedStore implements RevocationStore {
   protected readonly state: StoreState
-  private readonly listeners = new Set<ChangeListener>()
+  private readonly feed = new ChangeFeed()
   private writes: Promise<unknown> = Promise.resolve()
 
   constructor (maxEntries: number) {
@@ -30,10 +31,6 @@ export abstract class StateBackedStore implements RevocationStore {
     return this.writes.then(() => {})
   }
 
-  protected emit (change: RevocationChange): void {
-    for (const listener of this.listeners) listener(change)
-  }
-
   private write<T> (prepare: () => StoreOperation | T): Promise<T | undefined> {
     const run = async () => {
       await this.ready()
@@ -41,7 +38,7 @@ export abstract class StateBackedStore implements RevocationStore {
       if (!isOperation(operation)) return operation as T
       await this.commit(operation)
       const change = this.state.apply(operation)
-      if (change) this.emit(change)
+      if (change) this.feed.emit(change)
       return undefined
     }
     const result = this.writes.then(run, run)
@@ -122,9 +119,8 @@ export abstract class StateBackedStore implements RevocationStore {
     return deleted
   }
 
-  async subscribe (listener: ChangeListener): Promise<() => Promise<void>> {
-    this.listeners.add(listener)
-    return async () => { this.listeners.delete(listener) }
+  subscribe (listener: ChangeListener): Promise<() => Promise<void>> {
+    return this.feed.subscribe(listener)
   }
 
   async purgeExpired (now: number): Promise<number> {

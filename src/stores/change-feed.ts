@@ -1,0 +1,40 @@
+import type { ChangeListener, RevocationChange } from './types.js'
+
+/**
+ * The listener side of a store's change feed: listeners, a transport started on the
+ * first subscription (a pub/sub connection, a LISTEN client), and message decoding.
+ */
+export class ChangeFeed {
+  private readonly listeners = new Set<ChangeListener>()
+  private started: Promise<void> | undefined
+
+  constructor (private readonly start: () => Promise<void> = async () => {}) {}
+
+  async subscribe (listener: ChangeListener): Promise<() => Promise<void>> {
+    this.listeners.add(listener)
+    this.started ??= this.start()
+    await this.started
+    return async () => { this.listeners.delete(listener) }
+  }
+
+  emit (change: RevocationChange): void {
+    for (const listener of this.listeners) listener(change)
+  }
+
+  /** A message that cannot be read may have said anything: every cache must flush. */
+  emitMessage (text: string | undefined): void {
+    let change: RevocationChange
+    try {
+      change = JSON.parse(text ?? '') as RevocationChange
+    } catch {
+      change = { type: 'reset' }
+    }
+    this.emit(change)
+  }
+
+  /** Stops notifying; resolves once a transport that was starting has settled. */
+  async close (): Promise<void> {
+    this.listeners.clear()
+    await this.started?.catch(() => {})
+  }
+}
