@@ -46,4 +46,4 @@ const spec = JSON.parse(process.argv[2]!) as ServerKind
 const app = await build(spec, process.env)
 await app.listen({ port: 0, host: '127.0.0.1' })
 process.stdout.write(`PORT ${(app.server.address() as import('node:net').AddressInfo).port}\n`)
-process.on('SIGTERM', () => { void app.close().finally(() => process.exit(0)) })
+for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => { void app.close().finally(() => process.exit(0)) })

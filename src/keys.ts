@@ -64,7 +64,7 @@ export function createKeySource (options: KeySourceOptions, retryAfterMs: number
   const jwksOptions = validateJwksOptions(options.jwksOptions)
 
   if (option === 'secret') {
-    const key = importSecret(options.secret!)
+    const key = hmacKeyGetter(importSecret(options.secret!))
     return { option, algorithms: checkAlgorithms(options.algorithms, ['HS256'], HMAC, option), resolve: () => ({ key }) }
   }
   if (option === 'publicKey') {
@@ -134,6 +134,25 @@ function importSecret (secret: string | Buffer | Uint8Array | KeyObject): KeyObj
   // RFC 7518 §3.2: an HS256 key shorter than the hash output is a guessable key.
   if (key.symmetricKeySize! < MIN_SECRET_BYTES) throw invalidOption('secret', `must be at least ${MIN_SECRET_BYTES} bytes long`)
   return key
+}
+
+/**
+ * jose turns a secret KeyObject into a WebCrypto key on every verification; a
+ * CryptoKey it uses as is. WebCrypto binds an HMAC key to its hash, so one is imported
+ * per algorithm, once, on first use (jose checks the allow-list before asking).
+ */
+function hmacKeyGetter (secret: KeyObject): JWTVerifyGetKey {
+  const raw = secret.export()
+  const imported = new Map<string, Promise<CryptoKey>>()
+  return (header) => {
+    const alg = header.alg!
+    let key = imported.get(alg)
+    if (key === undefined) {
+      key = crypto.subtle.importKey('raw', raw, { name: 'HMAC', hash: `SHA-${alg.slice(2)}` }, false, ['verify'])
+      imported.set(alg, key)
+    }
+    return key
+  }
 }
 
 function importPublicKey (value: string | Buffer | JWK | KeyObject): KeyObject {
