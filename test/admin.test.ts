@@ -166,4 +166,10 @@ t.test('adminRoutes needs the plugin and an audience', async (t) => {
   await app.register(jwtRevocation, { jwks, audience: [AUDIENCE, MGMT] })
   app.register(adminRoutes, {} as never)
   await t.rejects(async () => { await app.ready() }, /adminRoutes.audience" is required/)
+  const noGrants = Fastify()
+  t.teardown(() => noGrants.close())
+  const store = { lookup: async () => ({ tokenRevoked: false, clientRevokedAt: null, subjectRevokedAt: null }), revokeToken: async () => {}, listRevokedTokens: async () => [], revokeClient: async () => {}, revokeSubject: async () => {} }
+  await noGrants.register(jwtRevocation, { jwks, audience: [AUDIENCE, MGMT], store })
+  noGrants.register(adminRoutes, { audience: MGMT })
+  await t.rejects(async () => { await noGrants.ready() }, /needs a store with client grants; this store lacks createGrant/)
 })

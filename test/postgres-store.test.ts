@@ -38,6 +38,33 @@ if (pool) {
     t.throws(() => new PostgresStore({ pool, tablePrefix: 'bad; DROP TABLE x' }), /tablePrefix must match/)
   })
 
+  t.test('a lost LISTEN connection is re-established, with a cache flush', async (t) => {
+    const tablePrefix = fresh()
+    const store = new PostgresStore({ pool, tablePrefix, reconnectDelay: 50 })
+    t.teardown(() => store.close())
+    const writer = new PostgresStore({ pool, tablePrefix })
+    const events: string[] = []
+    await store.subscribe((c) => events.push(c.type === 'token' ? `token:${c.jti}` : c.type))
+    const waitFor = async (what: string) => {
+      const deadline = Date.now() + 5000
+      while (!events.includes(what) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+      return events.includes(what)
+    }
+    await writer.revokeToken({ aud: 'a', jti: 'before', expiresAt: null })
+    t.ok(await waitFor('token:before'), 'notified before the fault')
+    const { rowCount } = await pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN ${tablePrefix}changes'`)
+    t.equal(rowCount, 1, 'the LISTEN backend was terminated')
+    t.ok(await waitFor('reset'), 'caches are told to flush')
+    const deadline = Date.now() + 5000
+    while (Date.now() < deadline) {
+      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'LISTEN ${tablePrefix}changes'`)
+      if (rows[0].n === 1) break
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    await writer.revokeToken({ aud: 'a', jti: 'after', expiresAt: null })
+    t.ok(await waitFor('token:after'), 'notifications flow again after the reconnect')
+  })
+
   t.test('purgeExpired deletes expired rows only', async (t) => {
     const store = new PostgresStore({ pool, tablePrefix: fresh() })
     await store.revokeToken({ aud: 'a', jti: 'old', expiresAt: Date.now() - 1000 })

@@ -218,6 +218,20 @@ t.test('a hanging store is bounded by storeTimeout', async (t) => {
   t.equal(res.statusCode, 503)
 })
 
+t.test('a store answering garbage counts as a failing store', async (t) => {
+  for (const answer of [null, {}, { tokenRevoked: 'no', clientRevokedAt: null, subjectRevokedAt: null }, { tokenRevoked: false, clientRevokedAt: 'soon', subjectRevokedAt: null }]) {
+    const store = new MemoryStore()
+    store.lookup = async () => answer as never
+    const app = await buildApp(t, { jwks, store })
+    const res = await get(app, await sign(key))
+    t.equal(res.statusCode, 503, JSON.stringify(answer))
+  }
+  const store = new MemoryStore()
+  store.lookup = async () => ({ tokenRevoked: false, clientRevokedAt: null, subjectRevokedAt: null, grant: { created_at: 'x', scope: 'all' } }) as never
+  const app = await buildApp(t, { jwks, store, grants: true })
+  t.equal((await get(app, await sign(key))).statusCode, 503, 'a malformed grant too')
+})
+
 t.test('a forged token never reaches the store', async (t) => {
   const store = countingStore()
   const app = await buildApp(t, { jwks, store })

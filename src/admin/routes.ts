@@ -2,7 +2,7 @@ import { Ajv } from 'ajv'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { invalidOption } from '../errors.js'
-import type { ClientGrant } from '../stores/types.js'
+import { grantMethods, type ClientGrant } from '../stores/types.js'
 import { auth0ErrorHandler } from './auth0-errors.js'
 import * as schemas from './schemas.js'
 
@@ -28,6 +28,8 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
     throw invalidOption('adminRoutes.audience', 'is required: the audience admin tokens are issued for')
   }
   const revocation = app.revocation
+  const missing = grantMethods.filter((m) => typeof revocation.store[m] !== 'function')
+  if (missing.length > 0) throw invalidOption('adminRoutes', `needs a store with client grants; this store lacks ${missing.join(', ')}()`)
   const bodyLimit = options.bodyLimit ?? 16_384
   const auth = (scope: string) => ({ auth: { scopes: [scope], audience: options.audience } })
 
