@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import { Writable } from 'node:stream'
 import t from 'tap'
 import jwtRevocation, { MemoryStore } from '../src/index.js'
-import { AUDIENCE, bearer, ISSUER, makeKey, secretBytes, SECRET, sign } from './helpers.js'
+import { AUDIENCE, bearer, ISSUER, secretBytes, SECRET, sign } from './helpers.js'
 
 t.test('error bodies and every log line are free of tokens and secrets', async (t) => {
   const clock = FakeTimers.install({ toFake: ['Date'], now: Date.now() })

@@ -39,7 +39,7 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
   const coercing = new Ajv({ coerceTypes: true, removeAdditional: false, useDefaults: true, strict: false })
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema))
   app.setErrorHandler(auth0ErrorHandler)
-  app.setNotFoundHandler((request, reply) => {
+  app.setNotFoundHandler((_request, reply) => {
     reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'Not Found', errorCode: 'not_found' })
   })
 

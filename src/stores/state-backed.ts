@@ -1,7 +1,7 @@
 import { ChangeFeed } from './change-feed.js'
 import { copyGrant, StoreState, type StoreOperation } from './state.js'
 import type {
-  ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationChange, RevocationQuery,
+  ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationQuery,
   RevocationState, RevocationStore, RevokedToken, SubjectRevocation,
 } from './types.js'
 
