@@ -2,7 +2,7 @@
 // Fastify server, on the embedded FileStore so revocations survive restarts.
 //
 //   npm start                       # http://localhost:3000
-//   PORT=4000 DATA_DIR=/tmp/x npm start
+//   PORT=4000 DATA_DIR=./demo-data npm start
 import formbody from '@fastify/formbody'
 import Fastify, { type FastifyInstance } from 'fastify'
 import jwtRevocation, { adminRoutes, FileStore } from 'fastify-jwt-revocation'

@@ -8,7 +8,21 @@ export type { RemoteJwksOptions } from './keys.js'
 export type { Duration } from './duration.js'
 export { Revocation, type RevokeTokenInput, type CreateGrantInput } from './revocation.js'
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
-export * from './errors.js'
-export type * from './stores/types.js'
 export { FileStore, type FileStoreOptions } from './stores/file.js'
+export type * from './stores/types.js'
 export { adminRoutes, type AdminRoutesOptions } from './admin/routes.js'
+export {
+  GrantConflictError,
+  GrantNotFoundError,
+  InsufficientScopeError,
+  InvalidOptionError,
+  InvalidRequestError,
+  InvalidTokenError,
+  ServiceUnavailableError,
+  StoreError,
+  TokenExpiredError,
+  TokenLifetimeError,
+  TokenMissingError,
+  TokenRevokedError,
+  type BearerErrorCode,
+} from './errors.js'

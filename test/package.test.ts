@@ -99,3 +99,15 @@ t.test('npm pack, install into a fresh Fastify app, use from ESM, CommonJS and T
   const typed = await run(process.execPath, [tsc, '-p', app], { cwd: app }).then(() => 'ok', (err: { stdout?: string }) => err.stdout ?? String(err))
   t.equal(typed, 'ok', 'the published types check in a strict TypeScript consumer')
 })
+
+t.test('the public entry point exports the plugin, stores, admin routes and error classes only', async (t) => {
+  const api = await import('../src/index.js')
+  t.same(Object.keys(api).sort(), [
+    'FileStore', 'GrantConflictError', 'GrantNotFoundError', 'InsufficientScopeError', 'InvalidOptionError',
+    'InvalidRequestError', 'InvalidTokenError', 'MemoryStore', 'Revocation', 'ServiceUnavailableError', 'StoreError',
+    'TokenExpiredError', 'TokenLifetimeError', 'TokenMissingError', 'TokenRevokedError', 'adminRoutes', 'default',
+    'jwtRevocation',
+  ])
+  t.equal(new api.TokenRevokedError('x').code, 'FST_JWT_REVOCATION_TOKEN_REVOKED')
+  t.equal(api.default, api.jwtRevocation)
+})
