@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import FakeTimers from '@sinonjs/fake-timers'
 import t from 'tap'
 import { FileStore, MemoryStore } from '../src/index.js'
 
@@ -80,11 +81,13 @@ t.test('a stale lock from a dead process is taken over', async (t) => {
 
 t.test('expired entries are compacted away', async (t) => {
   const path = await tempDir(t)
+  const clock = FakeTimers.install({ toFake: ['Date'], now: Date.now() })
+  t.teardown(() => clock.uninstall())
   const store = new FileStore({ path, compactAfter: 10 })
   t.teardown(() => store.close())
   for (let i = 0; i < 30; i++) await store.revokeToken({ aud: AUD, jti: `short-${i}`, expiresAt: Date.now() + 50 })
   await store.revokeToken({ aud: AUD, jti: 'long', expiresAt: Date.now() + HOUR })
-  await new Promise((resolve) => setTimeout(resolve, 60))
+  clock.tick(60)
   for (let i = 0; i < 12; i++) await store.revokeToken({ aud: AUD, jti: `again-${i}`, expiresAt: Date.now() + HOUR })
   const lines = (await readFile(join(path, 'revocations.log'), 'utf8')).trim().split('\n')
   t.ok(lines.length < 30, `log rewritten to ${lines.length} lines`)
