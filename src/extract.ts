@@ -40,16 +40,17 @@ export function extractBearerToken (request: FastifyRequest, maxTokenSize: numbe
   }
   if (hasAccessTokenParam(request)) throw new InvalidRequestError('Use only one method to send the token')
   if (hasDuplicateAuthorization(request.raw.rawHeaders)) throw new InvalidRequestError('Send one Authorization header')
-  if (header.length - 7 > maxTokenSize) throw new InvalidRequestError('The token is too large')
-  const token = header.slice(7)
-  if (!B64TOKEN.test(token)) throw new InvalidRequestError('Malformed Authorization header')
-  return token
+  return checkSizeAndCharacters(header.slice(7), maxTokenSize, 'Malformed Authorization header')
 }
 
 /** Applies the same size and character rules to a token from a custom `extractToken`. */
 export function checkTokenShape (token: unknown, maxTokenSize: number): string {
   if (typeof token !== 'string' || token.length === 0) throw new TokenMissingError()
+  return checkSizeAndCharacters(token, maxTokenSize, 'Malformed token')
+}
+
+function checkSizeAndCharacters (token: string, maxTokenSize: number, malformed: string): string {
   if (token.length > maxTokenSize) throw new InvalidRequestError('The token is too large')
-  if (!B64TOKEN.test(token)) throw new InvalidRequestError('Malformed token')
+  if (!B64TOKEN.test(token)) throw new InvalidRequestError(malformed)
   return token
 }

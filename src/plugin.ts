@@ -7,10 +7,10 @@ import { Authenticator } from './authenticator.js'
 import { bearerChallenge } from './challenge.js'
 import { InsufficientScopeError, InvalidOptionError, InvalidTokenError } from './errors.js'
 import { checkTokenShape, extractBearerToken } from './extract.js'
-import { resolveOptions, type JwtRevocationOptions, type ResolvedOptions } from './options.js'
+import { resolveOptions, type JwtRevocationOptions } from './options.js'
 import { Revocation } from './revocation.js'
 import { routePolicy, type RouteAuthConfig, type RoutePolicy } from './route-policy.js'
-import { createTokenCache, type TokenRecord } from './token-cache.js'
+import { TokenCache, type TokenRecord } from './token-cache.js'
 
 /** `request.auth` on a protected route. */
 export interface AuthContext {
@@ -46,7 +46,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
     throw new InvalidOptionError('fastify-jwt-revocation is already registered in this context; register each instance in its own encapsulated context')
   }
   const options = resolveOptions(opts)
-  const cache = options.cache === false ? null : createTokenCache(options.cache.max)
+  const cache = options.cache === false ? null : new TokenCache(options.cache.max)
   const revocation = new Revocation(options, cache, fastify.log)
   const authenticator = new Authenticator(options, cache, revocation)
   const retryAfter = String(options.retryAfter)
@@ -133,7 +133,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   })
 }
 
-export type { JwtRevocationOptions, ResolvedOptions, RouteAuthConfig }
+export type { JwtRevocationOptions, RouteAuthConfig }
 
 /** The plugin, wrapped with fastify-plugin so its decorators and hooks reach the routes of the app that registers it. */
 export const jwtRevocation = fp(jwtRevocationPlugin, { fastify: '5.x', name: 'fastify-jwt-revocation' })

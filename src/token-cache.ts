@@ -96,7 +96,3 @@ export class TokenCache {
 function jtiOf (record: TokenRecord): string | null {
   return typeof record.payload.jti === 'string' ? record.payload.jti : null
 }
-
-export function createTokenCache (max: number): TokenCache {
-  return new TokenCache(max)
-}

@@ -1,5 +1,10 @@
 import type { ChangeListener, RevocationChange } from './types.js'
 
+/** A change as it travels between processes; `ChangeFeed.emitMessage` reads it back. */
+export function encodeChange (change: RevocationChange): string {
+  return JSON.stringify(change)
+}
+
 /**
  * The listener side of a store's change feed: listeners, a transport started on the
  * first subscription (a pub/sub connection, a LISTEN client), and message decoding.

@@ -1,8 +1,8 @@
 import type { Pool, PoolClient, QueryResult } from 'pg'
 import { GrantConflictError } from '../errors.js'
-import { ChangeFeed } from './change-feed.js'
+import { ChangeFeed, encodeChange } from './change-feed.js'
 import type {
-  ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationChange, RevocationQuery,
+  ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationQuery,
   RevocationState, RevocationStore, RevokedToken, SubjectRevocation,
 } from './types.js'
 
@@ -167,12 +167,8 @@ export class PostgresStore implements RevocationStore {
     return state
   }
 
-  private change (change: RevocationChange): string {
-    return JSON.stringify(change)
-  }
-
   async revokeToken (entry: RevokedToken): Promise<void> {
-    await this.query('revoke_token', this.sql.revokeToken!, [entry.aud, entry.jti, entry.expiresAt, this.change({ type: 'token', aud: entry.aud, jti: entry.jti })])
+    await this.query('revoke_token', this.sql.revokeToken!, [entry.aud, entry.jti, entry.expiresAt, encodeChange({ type: 'token', aud: entry.aud, jti: entry.jti })])
   }
 
   async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {
@@ -184,15 +180,15 @@ export class PostgresStore implements RevocationStore {
   }
 
   async revokeClient (entry: ClientRevocation): Promise<void> {
-    await this.query('revoke_client', this.sql.revokeClient!, [entry.clientId, entry.audience, entry.revokedAt, entry.expiresAt, this.change({ type: 'client', clientId: entry.clientId })])
+    await this.query('revoke_client', this.sql.revokeClient!, [entry.clientId, entry.audience, entry.revokedAt, entry.expiresAt, encodeChange({ type: 'client', clientId: entry.clientId })])
   }
 
   async revokeSubject (entry: SubjectRevocation): Promise<void> {
-    await this.query('revoke_subject', this.sql.revokeSubject!, [entry.subject, entry.revokedAt, entry.expiresAt, this.change({ type: 'subject', subject: entry.subject })])
+    await this.query('revoke_subject', this.sql.revokeSubject!, [entry.subject, entry.revokedAt, entry.expiresAt, encodeChange({ type: 'subject', subject: entry.subject })])
   }
 
   async createGrant (grant: ClientGrant): Promise<ClientGrant> {
-    const { rows } = await this.query('create_grant', this.sql.createGrant!, [grant.id, grant.client_id, grant.audience, grant.scope, grant.created_at, this.change({ type: 'grant', clientId: grant.client_id })])
+    const { rows } = await this.query('create_grant', this.sql.createGrant!, [grant.id, grant.client_id, grant.audience, grant.scope, grant.created_at, encodeChange({ type: 'grant', clientId: grant.client_id })])
     if (Number(rows[0].created) !== 1) throw new GrantConflictError()
     return { ...grant, scope: [...grant.scope] }
   }

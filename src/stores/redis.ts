@@ -1,8 +1,8 @@
 import type { Cluster, Redis } from 'ioredis'
 import { GrantConflictError } from '../errors.js'
-import { ChangeFeed } from './change-feed.js'
+import { ChangeFeed, encodeChange } from './change-feed.js'
 import type {
-  ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationChange, RevocationQuery,
+  ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationQuery,
   RevocationState, RevocationStore, RevokedToken, SubjectRevocation,
 } from './types.js'
 
@@ -163,14 +163,10 @@ export class RedisStore implements RevocationStore {
     return state
   }
 
-  private message (change: RevocationChange): string {
-    return JSON.stringify(change)
-  }
-
   async revokeToken (entry: RevokedToken): Promise<void> {
     await this.client.eval(REVOKE_TOKEN, 2, this.tokenKey(entry.aud, entry.jti), this.tokenIndex,
       expiry(entry.expiresAt), entry.aud + SEP + entry.jti, String(Date.now()), this.channel,
-      this.message({ type: 'token', aud: entry.aud, jti: entry.jti }))
+      encodeChange({ type: 'token', aud: entry.aud, jti: entry.jti }))
   }
 
   async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {
@@ -189,18 +185,18 @@ export class RedisStore implements RevocationStore {
 
   async revokeClient (entry: ClientRevocation): Promise<void> {
     await this.client.eval(REVOKE_LATEST, 1, this.clientKey(entry.clientId, entry.audience),
-      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, this.message({ type: 'client', clientId: entry.clientId }))
+      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange({ type: 'client', clientId: entry.clientId }))
   }
 
   async revokeSubject (entry: SubjectRevocation): Promise<void> {
     await this.client.eval(REVOKE_LATEST, 1, this.subjectKey(entry.subject),
-      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, this.message({ type: 'subject', subject: entry.subject }))
+      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange({ type: 'subject', subject: entry.subject }))
   }
 
   async createGrant (grant: ClientGrant): Promise<ClientGrant> {
     const created = await this.client.eval(CREATE_GRANT, 2, this.grantKey(grant.client_id, grant.audience), this.grantIndex,
       grant.id, grant.client_id, grant.audience, JSON.stringify(grant.scope), String(grant.created_at),
-      this.channel, this.message({ type: 'grant', clientId: grant.client_id }))
+      this.channel, encodeChange({ type: 'grant', clientId: grant.client_id }))
     if (created !== 1) throw new GrantConflictError()
     return { ...grant, scope: [...grant.scope] }
   }
