@@ -53,6 +53,12 @@ export const InvalidOptionError = createError<[string]>(
   '%s',
   500, TypeError)
 
+/** A route declared before the plugin ran has an invalid `config.auth`: its requests are refused, never let through. */
+export const RouteMisconfiguredError = createError(
+  'FST_JWT_REVOCATION_ROUTE_MISCONFIGURED',
+  'This route is misconfigured',
+  500, Error, false)
+
 /** A store could not do what was asked (full, locked, corrupt): a programming or ops problem. */
 export const StoreError = createError<[string]>(
   'FST_JWT_REVOCATION_STORE',

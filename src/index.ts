@@ -18,6 +18,7 @@ export {
   InvalidOptionError,
   InvalidRequestError,
   InvalidTokenError,
+  RouteMisconfiguredError,
   ServiceUnavailableError,
   StoreError,
   TokenExpiredError,

@@ -1,11 +1,9 @@
-import type {
-  FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler,
-} from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import type { JWTHeaderParameters, JWTPayload } from 'jose'
 import { Authenticator } from './authenticator.js'
 import { bearerChallenge } from './challenge.js'
-import { InsufficientScopeError, InvalidOptionError, InvalidTokenError } from './errors.js'
+import { InsufficientScopeError, InvalidOptionError, InvalidTokenError, RouteMisconfiguredError } from './errors.js'
 import { checkTokenShape, extractBearerToken } from './extract.js'
 import { resolveOptions, type JwtRevocationOptions } from './options.js'
 import { Revocation } from './revocation.js'
@@ -36,8 +34,6 @@ declare module 'fastify' {
     auth?: RouteAuthConfig
   }
 }
-
-const OWN_HOOK = Symbol('fastify-jwt-revocation.hook')
 
 interface HttpError extends Error { code?: string, statusCode?: number }
 
@@ -99,37 +95,58 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
     done()
   }
 
-  function hookFor (policy: RoutePolicy): onRequestHookHandler {
-    const hook: onRequestHookHandler = function authenticateRequest (request, reply, done) {
-      let result: TokenRecord | Promise<TokenRecord>
-      let token: string
+  // The route's policy, computed once per route from `config.auth` and kept with
+  // the route's own config object, so the hit path pays one WeakMap lookup.
+  const policies = new WeakMap<object, RoutePolicy | null | Error>()
+  const noConfig = {}
+  function policyOf (request: FastifyRequest): RoutePolicy | null | Error {
+    const config = request.routeOptions.config ?? noConfig
+    let policy = policies.get(config)
+    if (policy === undefined) {
       try {
-        token = options.extractToken === undefined
-          ? extractBearerToken(request, options.maxTokenSize)
-          : checkTokenShape(options.extractToken(request), options.maxTokenSize)
-        result = authenticator.authenticate(token)
+        policy = routePolicy((config as { auth?: unknown }).auth, options.global, options.audiences, request.routeOptions.url ?? '(not found handler)')
       } catch (err) {
-        return fail(reply, err as HttpError, policy, done)
+        // Only a route declared before the plugin ran can get here (later ones
+        // are refused when added): refuse its requests rather than open it.
+        policy = err as Error
+        request.log.error({ err }, 'fastify-jwt-revocation: route refused: its config.auth is invalid')
       }
-      if (result instanceof Promise) {
-        result.then(
-          (record) => admit(request, reply, token, record, policy, done),
-          (err: HttpError) => fail(reply, err, policy, done))
-      } else {
-        admit(request, reply, token, result, policy, done)
-      }
+      policies.set(config, policy)
     }
-    ;(hook as unknown as Record<symbol, boolean>)[OWN_HOOK] = true
-    return hook
+    return policy
   }
 
+  // One hook at the plugin's level (fastify-plugin lifts it to the registering
+  // context) covers every route of that context and its children, whenever the
+  // route was declared: before the plugin, without `await`, in `after()`, or in
+  // a child plugin. Protection never depends on registration order.
+  fastify.addHook('onRequest', function authenticateRequest (request, reply, done) {
+    const policy = policyOf(request)
+    if (policy === null) return done()
+    if (policy instanceof Error) return done(new RouteMisconfiguredError())
+    let result: TokenRecord | Promise<TokenRecord>
+    let token: string
+    try {
+      token = options.extractToken === undefined
+        ? extractBearerToken(request, options.maxTokenSize)
+        : checkTokenShape(options.extractToken(request), options.maxTokenSize)
+      result = authenticator.authenticate(token)
+    } catch (err) {
+      return fail(reply, err as HttpError, policy, done)
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (record) => admit(request, reply, token, record, policy, done),
+        (err: HttpError) => fail(reply, err, policy, done))
+    } else {
+      admit(request, reply, token, result, policy, done)
+    }
+  })
+
+  // Routes added from here on have their config.auth checked as they are
+  // added, so a mistake fails boot naming the route.
   fastify.addHook('onRoute', (route) => {
-    const policy = routePolicy(route.config?.auth, options.global, options.audiences, route.url)
-    if (policy === null) return
-    const existing = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
-    // Fastify copies a GET route's options into its HEAD route: protect it once.
-    if (existing.some((h) => (h as unknown as Record<symbol, boolean>)[OWN_HOOK])) return
-    route.onRequest = [hookFor(policy), ...existing]
+    routePolicy(route.config?.auth, options.global, options.audiences, route.url)
   })
 }
 

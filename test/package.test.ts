@@ -104,7 +104,7 @@ t.test('the public entry point exports the plugin, stores, admin routes and erro
   const api = await import('../src/index.js')
   t.same(Object.keys(api).sort(), [
     'FileStore', 'GrantConflictError', 'GrantNotFoundError', 'InsufficientScopeError', 'InvalidOptionError',
-    'InvalidRequestError', 'InvalidTokenError', 'MemoryStore', 'Revocation', 'ServiceUnavailableError', 'StoreError',
+    'InvalidRequestError', 'InvalidTokenError', 'MemoryStore', 'Revocation', 'RouteMisconfiguredError', 'ServiceUnavailableError', 'StoreError',
     'TokenExpiredError', 'TokenLifetimeError', 'TokenMissingError', 'TokenRevokedError', 'adminRoutes', 'default',
     'jwtRevocation',
   ])
