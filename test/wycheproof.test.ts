@@ -157,11 +157,8 @@ if (!existsSync(join(dir, 'json_web_signature_test.json'))) {
       sets.set(path, keys)
       return srv.url + path
     }
-    const t0 = performance.now()
     const units = [...jwsUnits(read('json_web_signature_test.json')), ...jwkUnits(read('json_web_key_test.json'), jwksUrl)]
 
-    console.error("build", performance.now() - t0)
-    const t1 = performance.now()
     const mismatches: string[] = []
     const advisories: string[] = []
     const carried = new Map<string, number>()
@@ -190,7 +187,6 @@ if (!existsSync(join(dir, 'json_web_signature_test.json'))) {
         if (!(app instanceof Error)) await app.close()
       }
     }
-    console.error('requests', performance.now() - t1)
     const cases = units.flatMap((u) => u.cases)
     t.comment(`${cases.length} vectors, ${sent} requests; how each defect was carried over: ${[...carried].map(([how, n]) => `${how} ${n}`).join(', ')}`)
     for (const line of advisories) t.comment(`advisory (VECTORS_STRICT=1 counts it): ${line}`)
