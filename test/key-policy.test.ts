@@ -96,7 +96,7 @@ t.test('a JWK publicKey verifies the algorithm it names and no other', async (t)
   }
 })
 
-t.test('a static jwks keeps members that can never verify out of the policy (jose skips them)', async (t) => {
+t.test('a static jwks may hold an encryption key the policy would refuse: jose never selects it to verify', async (t) => {
   const signing = await makeKey('ES256')
   const encryptionOnly = { ...smallRsa.export({ format: 'jwk' }), use: 'enc', kid: 'enc-1' }
   const app = await buildApp(t, { jwks: { keys: [encryptionOnly, signing.publicJwk] } })

@@ -100,7 +100,7 @@ function jwkUnits (file: VectorFile, jwksUrl: (keys: Jwk[]) => string): Unit[] {
       if (group.public?.keys !== undefined) {
         const keys = group.public.keys
         sources.push({ name: 'jwks', options: { jwks: { keys } } })
-        sources.push({ name: 'jwksUri', options: { jwksUri: jwksUrl(keys), cache: false } })
+        sources.push({ name: 'jwksUri', options: { jwksUri: jwksUrl(keys) } })
         if (keys.length === 1) {
           sources.push({ name: 'publicKey JWK', options: { publicKey: keys[0], algorithms: [alg] } })
           let text: string | Buffer | undefined
