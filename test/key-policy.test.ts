@@ -17,9 +17,9 @@ const exponentOnePrivate = createPrivateKey({ key: { ...rsaJwk, e: 'AQ', d: 'AQ'
 
 const smallRsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey
 
-async function claimsSignedWith (key: Parameters<SignJWT['sign']>[0], header: { alg: string, kid?: string }): Promise<string> {
+async function claimsSignedWith (key: Parameters<SignJWT['sign']>[0], header: { alg: string, kid?: string }, iss = ISSUER): Promise<string> {
   const now = Math.floor(Date.now() / 1000)
-  return new SignJWT({ iss: ISSUER, aud: AUDIENCE, sub: 'partner-client@clients', scope: 'read:orders', iat: now, exp: now + 600 })
+  return new SignJWT({ iss, aud: AUDIENCE, sub: 'partner-client@clients', scope: 'read:orders', iat: now, exp: now + 600 })
     .setProtectedHeader(header).sign(key)
 }
 
@@ -103,27 +103,37 @@ t.test('a static jwks may hold an encryption key the policy would refuse: jose n
   t.equal((await app.inject({ url: '/orders', headers: bearer(await sign(signing)) })).statusCode, 200)
 })
 
-t.test('a remote key set: the key that breaks the policy never verifies and is logged once; the good one works', async (t) => {
-  const good = await makeKey('ES256', 'good')
-  const bad = { ...exponentOnePublic, kid: 'bad', alg: 'RS256', use: 'sig' }
-  const srv = await jwksServer(t, (_path, res) => json(res, { keys: [bad, good.publicJwk] }))
-  const lines: string[] = []
-  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } } })
-  t.teardown(() => app.close())
-  await app.register(jwtRevocation, { jwksUri: `${srv.url}/jwks.json`, audience: AUDIENCE, issuer: ISSUER, cache: false })
-  app.get('/orders', async (req) => ({ sub: req.auth!.subject }))
-  await app.ready()
+for (const source of ['jwksUri', 'issuerBaseURL'] as const) {
+  t.test(`${source}: the key of the remote set that breaks the policy never verifies and is logged once; the good one works`, async (t) => {
+    const good = await makeKey('ES256', 'good')
+    const bad = { ...exponentOnePublic, kid: 'bad', alg: 'RS256', use: 'sig' }
+    let base = ''
+    const srv = await jwksServer(t, (path, res) => {
+      if (path === '/.well-known/openid-configuration') return json(res, { issuer: `${base}/`, jwks_uri: `${base}/jwks.json` })
+      json(res, { keys: [bad, good.publicJwk] })
+    })
+    base = srv.url
+    // Discovery supplies the issuer; with jwksUri it is the one configured.
+    const issuer = source === 'jwksUri' ? ISSUER : `${base}/`
+    const lines: string[] = []
+    const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } } })
+    t.teardown(() => app.close())
+    const keySource = source === 'jwksUri' ? { jwksUri: `${base}/jwks.json`, issuer } : { issuerBaseURL: `${base}/` }
+    await app.register(jwtRevocation, { ...keySource, audience: AUDIENCE, cache: false })
+    app.get('/orders', async (req) => ({ sub: req.auth!.subject }))
+    await app.ready()
 
-  const forged = await claimsSignedWith(exponentOnePrivate, { alg: 'RS256', kid: 'bad' })
-  for (let i = 0; i < 3; i++) {
-    const res = await app.inject({ url: '/orders', headers: bearer(forged) })
-    t.equal(res.statusCode, 401, 'a token for the refused key is refused')
-    t.equal(res.json().code, 'FST_JWT_REVOCATION_INVALID_TOKEN')
-  }
-  t.equal((await app.inject({ url: '/orders', headers: bearer(await sign(good)) })).statusCode, 200, 'the good key still verifies')
-  const warnings = lines.filter((line) => line.includes('never used'))
-  t.equal(warnings.length, 1, 'the refused key is logged once, not per token')
-  t.match(JSON.parse(warnings[0]!), { kid: 'bad', msg: /RSA public exponent 1; it must be odd and at least 3/ })
-  t.notOk(lines.some((line) => line.includes(forged)), 'the token is never logged')
-  t.equal(srv.hits.get('/jwks.json'), 1, 'a refused key does not trigger refetching')
-})
+    const forged = await claimsSignedWith(exponentOnePrivate, { alg: 'RS256', kid: 'bad' }, issuer)
+    for (let i = 0; i < 3; i++) {
+      const res = await app.inject({ url: '/orders', headers: bearer(forged) })
+      t.equal(res.statusCode, 401, 'a token for the refused key is refused')
+      t.equal(res.json().code, 'FST_JWT_REVOCATION_INVALID_TOKEN')
+    }
+    t.equal((await app.inject({ url: '/orders', headers: bearer(await sign(good, { iss: issuer })) })).statusCode, 200, 'the good key still verifies')
+    const warnings = lines.filter((line) => line.includes('never used'))
+    t.equal(warnings.length, 1, 'the refused key is logged once, not per token')
+    t.match(JSON.parse(warnings[0]!), { kid: 'bad', jwksUri: `${base}/jwks.json`, msg: /RSA public exponent 1; it must be odd and at least 3/ })
+    t.notOk(lines.some((line) => line.includes(forged)), 'the token is never logged')
+    t.equal(srv.hits.get('/jwks.json'), 1, 'a refused key does not trigger refetching')
+  })
+}
