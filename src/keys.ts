@@ -3,7 +3,8 @@ import {
   createLocalJWKSet, createRemoteJWKSet,
   type JSONWebKeySet, type JWK, type JWTVerifyGetKey,
 } from 'jose'
-import { invalidOption, ServiceUnavailableError } from './errors.js'
+import { InvalidTokenError, invalidOption, ServiceUnavailableError } from './errors.js'
+import { allowsVerification, jwkMetadataProblem, publicKeyProblem, secretKeyProblem } from './key-policy.js'
 
 /** What jose verifies against: a key, or a function picking one from a key set by `kid`/`alg`. */
 export type VerificationKey = KeyObject | JWTVerifyGetKey
@@ -31,6 +32,11 @@ export interface RemoteJwksOptions {
   cacheMaxAge?: number
 }
 
+/** Where a key refused by the key policy is reported (a pino or Fastify logger fits). */
+export interface KeyPolicyLog {
+  warn: (details: object, message: string) => void
+}
+
 export interface KeySourceOptions {
   jwksUri?: string | URL
   issuerBaseURL?: string | URL
@@ -43,7 +49,8 @@ export interface KeySourceOptions {
 
 const HMAC = ['HS256', 'HS384', 'HS512']
 const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']
-const MIN_SECRET_BYTES = 32
+/** JWK key types that can carry one of the signature algorithms above. */
+const SIGNATURE_KTY = ['RSA', 'EC', 'OKP']
 
 const sourceNames = ['jwksUri', 'issuerBaseURL', 'jwks', 'publicKey', 'secret'] as const
 
@@ -52,7 +59,7 @@ const sourceNames = ['jwksUri', 'issuerBaseURL', 'jwks', 'publicKey', 'secret'] 
  * unreachable JWKS or discovery endpoint is asked again, so an outage is not
  * multiplied by the request rate.
  */
-export function createKeySource (options: KeySourceOptions, retryAfterMs: number): KeySource {
+export function createKeySource (options: KeySourceOptions, retryAfterMs: number, log?: KeyPolicyLog): KeySource {
   const given = sourceNames.filter((name) => options[name] !== undefined && options[name] !== null)
   if (given.length !== 1) {
     throw invalidOption(given.length === 0 ? 'jwksUri' : given.join('/'),
@@ -64,28 +71,57 @@ export function createKeySource (options: KeySourceOptions, retryAfterMs: number
   const jwksOptions = validateJwksOptions(options.jwksOptions)
 
   if (option === 'secret') {
-    const key = hmacKeyGetter(importSecret(options.secret!))
-    return { option, algorithms: checkAlgorithms(options.algorithms, ['HS256'], HMAC, option), resolve: () => ({ key }) }
+    const algorithms = checkAlgorithms(options.algorithms, ['HS256'], HMAC, option)
+    const secret = importSecret(options.secret!)
+    const problem = secretKeyProblem(secret.symmetricKeySize!, algorithms)
+    if (problem !== undefined) throw invalidOption('secret', problem)
+    const key = hmacKeyGetter(secret)
+    return { option, algorithms, resolve: () => ({ key }) }
   }
   if (option === 'publicKey') {
-    const key = importPublicKey(options.publicKey!)
-    const family = algorithmsForKey(key)
+    const { key, jwk } = importPublicKey(options.publicKey!)
+    let family = algorithmsForKey(key)
+    const problem = publicKeyProblem(key) ?? (jwk === undefined ? undefined : jwkMetadataProblem(jwk, family))
+    if (problem !== undefined) throw invalidOption('publicKey', problem)
+    // A JWK that names its algorithm verifies that one only, as a key set's member would.
+    if (typeof jwk?.alg === 'string') family = [jwk.alg]
     return { option, algorithms: checkAlgorithms(options.algorithms, family.slice(0, 1), family, option), resolve: () => ({ key }) }
   }
   const algorithms = checkAlgorithms(options.algorithms, ASYMMETRIC, ASYMMETRIC, option)
   if (option === 'jwks') {
-    const set = options.jwks!
-    if (typeof set !== 'object' || !Array.isArray(set.keys) || set.keys.some((k) => typeof k?.kty !== 'string' || k.kty === 'oct')) {
-      throw invalidOption('jwks', 'must be a JSON Web Key Set ({ keys: [...] }) of public keys')
-    }
-    const key = createLocalJWKSet(set)
+    const key = createLocalJWKSet(checkKeySet(options.jwks!))
     return { option, algorithms, resolve: () => ({ key }) }
   }
+  const remote = { options: jwksOptions, retryAfterMs, log }
   if (option === 'jwksUri') {
-    const key = remoteKeySet(parseUrl(options.jwksUri!, 'jwksUri'), jwksOptions, retryAfterMs)
+    const key = remoteKeySet(parseUrl(options.jwksUri!, 'jwksUri'), remote)
     return { option, algorithms, resolve: () => ({ key }) }
   }
-  return { option, algorithms, ...discoveredKeySource(parseUrl(options.issuerBaseURL!, 'issuerBaseURL'), jwksOptions, retryAfterMs) }
+  return { option, algorithms, ...discoveredKeySource(parseUrl(options.issuerBaseURL!, 'issuerBaseURL'), remote) }
+}
+
+/**
+ * A static key set is checked whole at registration: a member that could verify a signature
+ * (jose already skips those whose `use`/`key_ops` forbid it) must import and pass the key policy.
+ */
+function checkKeySet (set: JSONWebKeySet): JSONWebKeySet {
+  if (typeof set !== 'object' || set === null || !Array.isArray(set.keys) || set.keys.some((k) => typeof k?.kty !== 'string' || k.kty === 'oct')) {
+    throw invalidOption('jwks', 'must be a JSON Web Key Set ({ keys: [...] }) of public keys')
+  }
+  set.keys.forEach((jwk, i) => {
+    const which = typeof jwk.kid === 'string' ? `key ${JSON.stringify(jwk.kid)}` : `keys[${i}]`
+    if (jwk.d !== undefined) throw invalidOption('jwks', `holds a private key (${which}); give public keys only`)
+    if (!SIGNATURE_KTY.includes(jwk.kty!) || !allowsVerification(jwk)) return
+    let key: KeyObject
+    try {
+      key = createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' })
+    } catch {
+      throw invalidOption('jwks', `holds a key that is not a valid public JWK (${which})`)
+    }
+    const problem = publicKeyProblem(key)
+    if (problem !== undefined) throw invalidOption('jwks', `holds a key that can never be trusted (${which} ${problem})`)
+  })
+  return set
 }
 
 function parseUrl (value: string | URL, option: string): URL {
@@ -122,18 +158,14 @@ function checkAlgorithms (given: string[] | undefined, defaults: string[], allow
 }
 
 function importSecret (secret: string | Buffer | Uint8Array | KeyObject): KeyObject {
-  let key: KeyObject
   if (secret instanceof KeyObject) {
     if (secret.type !== 'secret') throw invalidOption('secret', 'must be a secret KeyObject (use "publicKey" for asymmetric keys)')
-    key = secret
-  } else if (typeof secret === 'string' || secret instanceof Uint8Array) {
-    key = createSecretKey(typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret)
-  } else {
-    throw invalidOption('secret', 'must be a string, Buffer, Uint8Array or secret KeyObject')
+    return secret
   }
-  // RFC 7518 §3.2: an HS256 key shorter than the hash output is a guessable key.
-  if (key.symmetricKeySize! < MIN_SECRET_BYTES) throw invalidOption('secret', `must be at least ${MIN_SECRET_BYTES} bytes long`)
-  return key
+  if (typeof secret === 'string' || secret instanceof Uint8Array) {
+    return createSecretKey(typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret)
+  }
+  throw invalidOption('secret', 'must be a string, Buffer, Uint8Array or secret KeyObject')
 }
 
 /**
@@ -155,17 +187,23 @@ function hmacKeyGetter (secret: KeyObject): JWTVerifyGetKey {
   }
 }
 
-function importPublicKey (value: string | Buffer | JWK | KeyObject): KeyObject {
+/** The key, and the JWK it came from when it was given as one (its metadata is part of the key). */
+function importPublicKey (value: string | Buffer | JWK | KeyObject): { key: KeyObject, jwk?: JWK } {
   let key: KeyObject
+  let jwk: JWK | undefined
   try {
     if (value instanceof KeyObject) key = value
     else if (typeof value === 'string' || Buffer.isBuffer(value)) key = createPublicKey(value)
-    else key = createPublicKey({ key: value as import('node:crypto').JsonWebKey, format: 'jwk' })
+    else {
+      jwk = value
+      key = createPublicKey({ key: value as import('node:crypto').JsonWebKey, format: 'jwk' })
+    }
   } catch {
     throw invalidOption('publicKey', 'must be a PEM public key or certificate, a public JWK, or a KeyObject')
   }
-  if (key.type !== 'public') throw invalidOption('publicKey', 'must be a public key (never pass a private or secret key)')
-  return key
+  // A private JWK imports as its public half: refuse it, a private key has no place here.
+  if (key.type !== 'public' || jwk?.d !== undefined) throw invalidOption('publicKey', 'must be a public key (never pass a private or secret key)')
+  return { key, jwk }
 }
 
 function algorithmsForKey (key: KeyObject): string[] {
@@ -194,12 +232,18 @@ function isKeyMismatch (err: unknown): boolean {
   return code === 'ERR_JWKS_NO_MATCHING_KEY' || code === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS'
 }
 
+interface RemoteKeySetting {
+  options: RemoteJwksOptions
+  retryAfterMs: number
+  log: KeyPolicyLog | undefined
+}
+
 /**
  * jose's remote key set (one fetch in flight, cooldown for unknown `kid`s), made to
  * survive an outage: when a refresh fails, the last good key set keeps verifying
  * tokens, and the endpoint is not asked again for `retryAfterMs`.
  */
-function remoteKeySet (url: URL, options: RemoteJwksOptions, retryAfterMs: number): JWTVerifyGetKey {
+function remoteKeySet (url: URL, { options, retryAfterMs, log }: RemoteKeySetting): JWTVerifyGetKey {
   const remote = createRemoteJWKSet(url, options)
   let failedUntil = 0
   let lastSet: JSONWebKeySet | undefined
@@ -215,7 +259,7 @@ function remoteKeySet (url: URL, options: RemoteJwksOptions, retryAfterMs: numbe
     return lastLocal!(header, token)
   }
 
-  return async (header, token) => {
+  return trustedKeysOnly(async (header, token) => {
     if (Date.now() < failedUntil) return fromLastGoodSet(header, token, undefined)
     try {
       return await remote(header, token)
@@ -224,6 +268,31 @@ function remoteKeySet (url: URL, options: RemoteJwksOptions, retryAfterMs: numbe
       failedUntil = Date.now() + retryAfterMs
       return fromLastGoodSet(header, token, err)
     }
+  }, url, log)
+}
+
+/**
+ * A remote set is the issuer's to change at any time, so its keys meet the key policy as jose
+ * imports them (jose keeps one imported key per JWK: the verdict is computed once per key).
+ * A refused key verifies nothing, and is reported once per `kid`, not once per token.
+ */
+function trustedKeysOnly (getKey: JWTVerifyGetKey, url: URL, log: KeyPolicyLog | undefined): JWTVerifyGetKey {
+  const verdicts = new WeakMap<object, string | null>()
+  const reported = new Set<string>()
+  return async (header, token) => {
+    const key = await getKey(header, token)
+    let problem = verdicts.get(key)
+    if (problem === undefined) {
+      problem = key instanceof Uint8Array ? 'is a symmetric key' : publicKeyProblem(key instanceof KeyObject ? key : KeyObject.from(key as CryptoKey)) ?? null
+      verdicts.set(key, problem)
+    }
+    if (problem === null) return key
+    const kid = header.kid ?? ''
+    if (!reported.has(kid)) {
+      reported.add(kid)
+      log?.warn({ kid: header.kid, jwksUri: url.href }, `fastify-jwt-revocation: a key of the remote key set is never used: it ${problem}`)
+    }
+    throw new InvalidTokenError('No trusted key matches the token')
   }
 }
 
@@ -254,9 +323,10 @@ async function fetchDiscovery (base: URL, timeout: number): Promise<DiscoveryDoc
   throw lastError
 }
 
-function discoveredKeySource (base: URL, options: RemoteJwksOptions, retryAfterMs: number): Pick<KeySource, 'resolve'> {
+function discoveredKeySource (base: URL, remote: RemoteKeySetting): Pick<KeySource, 'resolve'> {
+  const { options, retryAfterMs } = remote
   if (AUTH0_HOST.test(base.hostname)) {
-    const resolved = { key: remoteKeySet(new URL('/.well-known/jwks.json', base.origin), options, retryAfterMs), issuer: `https://${base.host}/` }
+    const resolved = { key: remoteKeySet(new URL('/.well-known/jwks.json', base.origin), remote), issuer: `https://${base.host}/` }
     return { resolve: () => resolved }
   }
   let resolved: ResolvedKey | undefined
@@ -268,7 +338,7 @@ function discoveredKeySource (base: URL, options: RemoteJwksOptions, retryAfterM
       if (pending) return pending
       if (Date.now() < failedUntil) throw unavailable('The discovery document', undefined)
       pending = fetchDiscovery(base, options.timeoutDuration ?? 5000).then((doc) => {
-        resolved = { key: remoteKeySet(parseUrl(doc.jwks_uri, 'jwks_uri'), options, retryAfterMs), issuer: doc.issuer }
+        resolved = { key: remoteKeySet(parseUrl(doc.jwks_uri, 'jwks_uri'), remote), issuer: doc.issuer }
         return resolved
       }, (err) => {
         failedUntil = Date.now() + retryAfterMs

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { parseDuration, type Duration } from './duration.js'
 import { invalidOption } from './errors.js'
-import { createKeySource, type KeySource, type KeySourceOptions } from './keys.js'
+import { createKeySource, type KeyPolicyLog, type KeySource, type KeySourceOptions } from './keys.js'
 import { MemoryStore } from './stores/memory.js'
 import { grantMethods, type RevocationStore } from './stores/types.js'
 
@@ -102,11 +102,11 @@ function optionalDuration (value: Duration | undefined, name: string): number | 
   return seconds
 }
 
-/** Validates and defaults every option once, at registration. */
-export function resolveOptions (options: JwtRevocationOptions): ResolvedOptions {
+/** Validates and defaults every option once, at registration; `log` hears of remote keys the key policy refuses. */
+export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLog): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw invalidOption('options', 'must be an object')
   const retryAfter = positiveInteger(options.retryAfter, 'retryAfter', 5)
-  const keySource = createKeySource(options, retryAfter * 1000)
+  const keySource = createKeySource(options, retryAfter * 1000, log)
 
   const realm = options.realm ?? 'api'
   if (typeof realm !== 'string' || QUOTE_OR_CONTROL.test(realm)) throw invalidOption('realm', 'must be a string without quotes, backslashes or control characters')

@@ -41,7 +41,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   if (fastify.hasDecorator('revocation')) {
     throw new InvalidOptionError('fastify-jwt-revocation is already registered in this context; register each instance in its own encapsulated context')
   }
-  const options = resolveOptions(opts)
+  const options = resolveOptions(opts, fastify.log)
   const cache = options.cache === false ? null : new TokenCache(options.cache.max)
   const revocation = new Revocation(options, cache, fastify.log)
   const authenticator = new Authenticator(options, cache, revocation)

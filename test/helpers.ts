@@ -63,6 +63,20 @@ export async function buildApp (t: { teardown: (fn: () => unknown) => void }, op
   return app
 }
 
+/** The error `ready()` fails with for these options; throws when it does not fail. */
+export async function readyError (options: Record<string, unknown>): Promise<Error> {
+  const app = Fastify()
+  app.register(jwtRevocation, options as unknown as JwtRevocationOptions)
+  try {
+    await app.ready()
+  } catch (err) {
+    return err as Error
+  } finally {
+    await app.close()
+  }
+  throw new Error('ready() did not fail')
+}
+
 export function bearer (token: string): { authorization: string } {
   return { authorization: `Bearer ${token}` }
 }

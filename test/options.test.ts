@@ -1,23 +1,10 @@
 import Fastify from 'fastify'
 import t from 'tap'
-import jwtRevocation, { type JwtRevocationOptions } from '../src/index.js'
-import { AUDIENCE, makeKey, SECRET } from './helpers.js'
+import jwtRevocation from '../src/index.js'
+import { AUDIENCE, makeKey, readyError, SECRET } from './helpers.js'
 
 const key = await makeKey('ES256')
 const jwks = { keys: [key.publicJwk] }
-
-async function readyError (options: Record<string, unknown>): Promise<Error> {
-  const app = Fastify()
-  app.register(jwtRevocation, options as unknown as JwtRevocationOptions)
-  try {
-    await app.ready()
-  } catch (err) {
-    return err as Error
-  } finally {
-    await app.close()
-  }
-  throw new Error('ready() did not fail')
-}
 
 const cases: Array<[string, Record<string, unknown>, RegExp]> = [
   ['no key source', { audience: AUDIENCE }, /option "jwksUri" is required/],
