@@ -2,6 +2,7 @@ import { jwtVerify, type JWTHeaderParameters, type JWTPayload } from 'jose'
 import {
   InvalidTokenError, TokenExpiredError, TokenLifetimeError,
 } from './errors.js'
+import { hasCanonicalSegments } from './canonical-segments.js'
 import { hasDuplicateKeys } from './json-duplicates.js'
 import type { ResolvedOptions } from './options.js'
 
@@ -71,7 +72,7 @@ function mapJoseError (err: unknown): Error {
  */
 export async function verifyAccessToken (token: string, options: ResolvedOptions): Promise<VerifiedJwt> {
   // JWS compact only: a JWE (five parts), nested or unsigned forms never reach jose.
-  if (!JWS_COMPACT.test(token)) throw new InvalidTokenError('The token is malformed')
+  if (!JWS_COMPACT.test(token) || !hasCanonicalSegments(token)) throw new InvalidTokenError('The token is malformed')
   try {
     const resolved = await options.keySource.resolve()
     const issuer = options.issuer ?? (resolved.issuer === undefined ? undefined : [resolved.issuer])
