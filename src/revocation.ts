@@ -61,6 +61,11 @@ export class Revocation {
     this.ttl = options.cache === false ? 0 : options.cache.ttl
   }
 
+  /** The access tokens' expected issuers, when the `issuer` option names them. */
+  get tokenIssuers (): readonly string[] | undefined {
+    return this.options.issuer
+  }
+
   // ---- strategy 1: blacklist one token -------------------------------------------
 
   async revokeToken (input: RevokeTokenInput): Promise<void> {
@@ -96,10 +101,19 @@ export class Revocation {
     this.invalidate({ type: 'client', clientId: id })
   }
 
-  /** "Log out everywhere": every token of `subject` issued up to now is refused. */
-  async revokeSubject (subject: string): Promise<void> {
+  /**
+   * "Log out everywhere": every token of `subject` issued up to now is refused. `at` (ms,
+   * not in the future) dates the revocation to when it happened elsewhere, e.g. the time
+   * of a pushed security event: tokens issued after it stay valid.
+   */
+  async revokeSubject (subject: string, options: { at?: number } = {}): Promise<void> {
     const sub = nonEmpty(subject, 'subject')
-    await this.store.revokeSubject({ subject: sub, revokedAt: Date.now(), expiresAt: this.entryExpiry(undefined) })
+    const now = Date.now()
+    if (options.at !== undefined && (typeof options.at !== 'number' || !Number.isFinite(options.at))) {
+      throw new TypeError('fastify-jwt-revocation: at must be a time in milliseconds')
+    }
+    const revokedAt = Math.min(options.at ?? now, now)
+    await this.store.revokeSubject({ subject: sub, revokedAt, expiresAt: this.entryExpiry(undefined) })
     this.invalidate({ type: 'subject', subject: sub })
   }
 
