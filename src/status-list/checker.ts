@@ -133,6 +133,8 @@ export class StatusListChecker {
     const list = await decodeStatusList(payload.status_list, MAX_LIST_BYTES)
     let freshFor = Math.min(typeof ttl === 'number' ? ttl : Infinity, this.options.statusList.maxAge) * 1000
     if (typeof exp === 'number') freshFor = Math.min(freshFor, exp * 1000 - fetchedAt)
+    // A list accepted within clockTolerance of its exp is used for a second, not refetched per request.
+    freshFor = Math.max(freshFor, 1000)
     return {
       list,
       iss: typeof payload.iss === 'string' ? payload.iss : undefined,
