@@ -6,7 +6,8 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { buildExampleServer, MANAGEMENT, ORDERS, REPORTS } from './server.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { buildExampleServer, MANAGEMENT, ORDERS, REPORTS, STATUS_LIST_TTL } from './server.js'
 
 interface Step { title: string, status: number, expected: number, detail?: string }
 
@@ -37,7 +38,8 @@ export async function runDemo (baseUrl: string, print: (line: string) => void = 
     try { message = (JSON.parse(text) as { message?: string }).message ?? '' } catch {}
     return { status: res.status, message, text }
   }
-  const jtiOf = (jwt: string) => (JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti
+  const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { jti: string, status: { status_list: { idx: number } } }
+  const jtiOf = (jwt: string) => claimsOf(jwt).jti
 
   print('The partner story (Auth0, "Blacklists and Client Grants"), against ' + baseUrl)
   const month = await token('partner', 'partner-secret', ORDERS)
@@ -76,6 +78,35 @@ export async function runDemo (baseUrl: string, print: (line: string) => void = 
   expect('The issuer mints a 90-day token for the Reports API', long.status, 200, `expires_in ${(long.body.expires_in ?? 0) / 86400} days`)
   const tooLong = await call('/api/reports', long.body.access_token!)
   expect('The API refuses it: longer than its policy', tooLong.status, 401, tooLong.message)
+
+  print('\nIssuers that revoke through standards: a Token Status List and Shared Signals')
+  // Deleting the grant refused every token of the partner issued up to that second.
+  await sleep(1000 - (Date.now() % 1000) + 10)
+  const regrant = await call('/api/v2/client-grants', adminToken, { method: 'POST', body: JSON.stringify({ client_id: 'partner', audience: ORDERS, scope: ['read:orders'] }) })
+  expect('The owner grants the partner access again', regrant.status, 201)
+  const listed = await token('partner', 'partner-secret', ORDERS)
+  const idx = listed.body.access_token === undefined ? -1 : claimsOf(listed.body.access_token).status.status_list.idx
+  expect("The partner's new token points into the issuer's status list", listed.status, 200, `status.status_list.idx ${idx}`)
+  const listedToken = listed.body.access_token!
+  expect('The partner calls GET /api/orders', (await call('/api/orders', listedToken)).status, 200)
+  const mark = await call('/statuslists/1/revoke', adminToken, { method: 'POST', body: JSON.stringify({ idx }) })
+  expect(`The issuer marks index ${idx} revoked in its status list`, mark.status, 204)
+  const markedAt = Date.now()
+  let marked = await call('/api/orders', listedToken)
+  while (marked.status === 200 && Date.now() - markedAt < (STATUS_LIST_TTL + 5) * 1000) {
+    await sleep(200)
+    marked = await call('/api/orders', listedToken)
+  }
+  expect(`The API refuses it within the list's ttl (${STATUS_LIST_TTL} s)`, marked.status, 401, `${marked.message}, after ${((Date.now() - markedAt) / 1000).toFixed(1)} s`)
+
+  const next = await token('partner', 'partner-secret', ORDERS)
+  const nextToken = next.body.access_token!
+  expect('The partner gets another token and calls the API', (await call('/api/orders', nextToken)).status, 200)
+  const pushed = await call('/admin/revoke-subject', adminToken, { method: 'POST', body: JSON.stringify({ sub: 'partner@clients' }) })
+  const receiverStatus = pushed.status === 200 ? (JSON.parse(pushed.text) as { pushed: number }).pushed : pushed.status
+  expect('The issuer revokes the subject and pushes a CAEP session-revoked SET to /ssf/events', receiverStatus, 202, 'the receiver accepted it')
+  const cut = await call('/api/orders', nextToken)
+  expect('The partner is cut off on the next request', cut.status, 401, cut.message)
 
   print('\nEvery step behaved as described.')
   return steps

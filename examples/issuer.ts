@@ -1,11 +1,15 @@
 // A mini OAuth 2.0 issuer for the example: client credentials only, ES256 tokens shaped
 // like Auth0's, keys published as a JWKS with OIDC discovery. It refuses clients without
 // a grant for the audience, reading grants from the same store the API checks.
+// Like Okta, Entra or Keycloak it also revokes through standards: every token points
+// into its published Token Status List, and revoking a subject pushes a CAEP
+// session-revoked Security Event Token to the API's Shared Signals receiver.
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose'
+import { base64url, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose'
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { deflateSync } from 'node:zlib'
 
 export interface ApiConfig { identifier: string, name: string, token_lifetime: number, scopes: string[] }
 export interface ClientConfig { client_id: string, client_secret: string, name: string }
@@ -53,9 +57,68 @@ function basicCredentials (header: string | undefined): { id: string, secret: st
   return { id: decodeURIComponent(decoded.slice(0, colon)), secret: decodeURIComponent(decoded.slice(colon + 1)) }
 }
 
-export async function issuerRoutes (app: FastifyInstance, opts: { config: ExampleConfig, issuer: string, key: SigningKey }): Promise<void> {
-  const { config, issuer, key } = opts
+/**
+ * The issuer's Token Status List (1 bit per token): an index for each token it mints,
+ * kept in the data directory, published as a signed Status List Token.
+ */
+export class StatusListPublisher {
+  private revoked = new Set<number>()
+  private next = 0
+
+  constructor (private readonly file: string, readonly size = 1 << 16) {}
+
+  async load (): Promise<this> {
+    try {
+      const saved = JSON.parse(await readFile(this.file, 'utf8')) as { next: number, revoked: number[] }
+      this.next = saved.next
+      this.revoked = new Set(saved.revoked)
+    } catch {}
+    return this
+  }
+
+  private save (): Promise<void> {
+    return writeFile(this.file, JSON.stringify({ next: this.next, revoked: [...this.revoked] }))
+  }
+
+  async allocate (): Promise<number> {
+    const idx = this.next
+    this.next = (this.next + 1) % this.size
+    this.revoked.delete(idx)
+    await this.save()
+    return idx
+  }
+
+  async revoke (idx: number): Promise<void> {
+    this.revoked.add(idx)
+    await this.save()
+  }
+
+  /** Token Status List §4.1: statuses packed least-significant bit first, then zlib. */
+  encoded (): string {
+    const bytes = Buffer.alloc(this.size / 8)
+    for (const idx of this.revoked) bytes[idx >> 3]! |= 1 << (idx % 8)
+    return base64url.encode(deflateSync(bytes))
+  }
+}
+
+export interface IssuerOptions {
+  config: ExampleConfig
+  issuer: string
+  key: SigningKey
+  statusList: StatusListPublisher
+  /** Seconds relying parties may cache the status list: short, so the demo shows a revocation quickly. */
+  statusListTtl: number
+  /** Where "revoke subject" pushes its SET, and the Authorization header the receiver expects. */
+  ssf: { receiver: string, authorizationHeader: string }
+  /** Audience and scope of the issuer's own admin calls (the Management API's). */
+  admin: { audience: string, scope: string }
+}
+
+export async function issuerRoutes (app: FastifyInstance, opts: IssuerOptions): Promise<void> {
+  const { config, issuer, key, statusList } = opts
   const open = { auth: false as const }
+  const statusListUri = `${issuer}statuslists/1`
+  const adminOnly = { auth: { scopes: [opts.admin.scope], audience: opts.admin.audience } }
 
   app.get('/.well-known/jwks.json', { config: open }, async () => ({ keys: [key.publicJwk] }))
 
@@ -85,7 +148,8 @@ export async function issuerRoutes (app: FastifyInstance, opts: { config: Exampl
     if (!grant) return oauthError(reply, 403, 'access_denied', 'The client has no grant for this audience')
     const now = Math.floor(Date.now() / 1000)
     const scope = grant.scope.join(' ')
-    const accessToken = await new SignJWT({ azp: client.client_id, client_id: client.client_id, scope })
+    const status = { status_list: { idx: await statusList.allocate(), uri: statusListUri } }
+    const accessToken = await new SignJWT({ azp: client.client_id, client_id: client.client_id, scope, status })
       .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'at+jwt' })
       .setIssuer(issuer)
       .setAudience(api.identifier)
@@ -95,5 +159,51 @@ export async function issuerRoutes (app: FastifyInstance, opts: { config: Exampl
       .setJti(randomUUID())
       .sign(key.privateKey)
     return { access_token: accessToken, token_type: 'Bearer', expires_in: api.token_lifetime, scope }
+  })
+
+  // The Status List Token (IETF Token Status List §5.1), signed with the token key.
+  app.get('/statuslists/1', { config: open }, async (_request, reply) => {
+    const jwt = await new SignJWT({ status_list: { bits: 1, lst: statusList.encoded() }, ttl: opts.statusListTtl })
+      .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'statuslist+jwt' })
+      .setIssuer(issuer)
+      .setSubject(statusListUri)
+      .setIssuedAt()
+      .sign(key.privateKey)
+    return reply.type('application/statuslist+jwt').header('cache-control', `max-age=${opts.statusListTtl}`).send(jwt)
+  })
+
+  // Marks a token's index revoked, as an issuer's admin console would.
+  app.post<{ Body: { idx: number } }>('/statuslists/1/revoke', {
+    config: adminOnly,
+    schema: { body: { type: 'object', required: ['idx'], additionalProperties: false, properties: { idx: { type: 'integer', minimum: 0, maximum: statusList.size - 1 } } } },
+  }, async (request, reply) => {
+    await statusList.revoke(request.body.idx)
+    return reply.code(204).send()
+  })
+
+  // "Revoke subject" at the issuer: its sessions end, and a CAEP session-revoked SET is
+  // pushed to the API's receiver (RFC 8935), which cuts the subject off there too.
+  app.post<{ Body: { sub: string } }>('/admin/revoke-subject', {
+    config: adminOnly,
+    schema: { body: { type: 'object', required: ['sub'], additionalProperties: false, properties: { sub: { type: 'string', minLength: 1, maxLength: 256 } } } },
+  }, async (request) => {
+    const now = Math.floor(Date.now() / 1000)
+    const set = await new SignJWT({
+      sub_id: { format: 'iss_sub', iss: issuer, sub: request.body.sub },
+      events: { 'https://schemas.openid.net/secevent/caep/event-type/session-revoked': { event_timestamp: now } },
+    })
+      .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'secevent+jwt' })
+      .setIssuer(issuer)
+      .setAudience(opts.ssf.receiver)
+      .setIssuedAt(now)
+      .setJti(randomUUID())
+      .sign(key.privateKey)
+    const pushed = await fetch(opts.ssf.receiver, {
+      method: 'POST',
+      body: set,
+      headers: { 'content-type': 'application/secevent+jwt', accept: 'application/json', authorization: opts.ssf.authorizationHeader },
+      signal: AbortSignal.timeout(5000),
+    })
+    return { pushed: pushed.status }
   })
 }

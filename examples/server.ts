@@ -6,15 +6,19 @@
 import formbody from '@fastify/formbody'
 import Fastify, { type FastifyInstance } from 'fastify'
 import jwtRevocation, { adminRoutes, FileStore } from 'fastify-jwt-revocation'
+import { ssfReceiver } from 'fastify-jwt-revocation/ssf'
+import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { issuerRoutes, loadSigningKey, type ExampleConfig } from './issuer.js'
+import { issuerRoutes, loadSigningKey, StatusListPublisher, type ExampleConfig } from './issuer.js'
 
 export const ORDERS = 'https://orders.example.com'
 export const REPORTS = 'https://reports.example.com'
 export const MANAGEMENT = 'https://admin.example.com/api/v2/'
+/** Seconds the issuer lets its status list be cached: short, so the demo sees a revocation within seconds. */
+export const STATUS_LIST_TTL = 2
 
 export interface ExampleOptions {
   /** Where the server is reached; it is the token issuer and discovers its own keys there. */
@@ -40,6 +44,10 @@ export async function buildExampleServer (options: ExampleOptions): Promise<Fast
   const config = JSON.parse(await readFile(configFile, 'utf8')) as ExampleConfig
   const issuer = options.publicUrl.replace(/\/+$/, '') + '/'
   const key = await loadSigningKey(options.dataDir)
+  const statusList = await new StatusListPublisher(join(options.dataDir, 'status-list.json')).load()
+  const receiver = `${issuer}ssf/events`
+  // The secret the issuer (as SET transmitter) presents with each push.
+  const pushAuthorization = `Bearer ${randomBytes(24).toString('base64url')}`
 
   const app = Fastify({ logger: options.logger ?? false })
   await app.register(formbody)
@@ -53,10 +61,32 @@ export async function buildExampleServer (options: ExampleOptions): Promise<Fast
     maxTokenLifetime: '30d',
     grants: true,
     store: new FileStore({ path: join(options.dataDir, 'revocations') }),
+    // Tokens point into the issuer's status list; the list is on the issuer's origin
+    // (listed explicitly because the example runs on plain http on this machine).
+    statusList: { allowedOrigins: [new URL(issuer).origin] },
+    // A "not revoked" answer is re-checked after 1 s, so a status list change shows quickly.
+    cache: { max: 10_000, ttl: 1000 },
   })
 
-  await app.register(issuerRoutes, { config, issuer, key })
+  await app.register(issuerRoutes, {
+    config,
+    issuer,
+    key,
+    statusList,
+    statusListTtl: STATUS_LIST_TTL,
+    ssf: { receiver, authorizationHeader: pushAuthorization },
+    admin: { audience: MANAGEMENT, scope: 'blacklist:tokens' },
+  })
   await app.register(adminRoutes, { prefix: '/api/v2', audience: MANAGEMENT })
+  // The API's OpenID Shared Signals receiver: the issuer pushes security events here.
+  await app.register(ssfReceiver, {
+    path: '/ssf/events',
+    issuer,
+    audience: receiver,
+    jwksUri: `${issuer}.well-known/jwks.json`,
+    algorithms: ['ES256'],
+    authorizationHeader: pushAuthorization,
+  })
 
   app.get('/health', { config: { auth: false } }, async () => ({ status: 'ok' }))
   app.get('/api/orders', { config: { auth: { scopes: ['read:orders'], audience: ORDERS } } }, async (request) => ({
@@ -80,6 +110,7 @@ fastify-jwt-revocation example: issuer + protected API + admin routes
   API        ${url}/api/orders   (scope read:orders)
   Issuer     ${url}/oauth/token  ${url}/.well-known/openid-configuration
   Admin      ${url}/api/v2/blacklists/tokens  ${url}/api/v2/client-grants
+  Feeds      ${url}/statuslists/1 (Token Status List)  ${url}/ssf/events (Shared Signals receiver)
 
 The partner story (copy and paste):
 

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { parseDuration, type Duration } from './duration.js'
 import { invalidOption } from './errors.js'
 import { createKeySource, type KeyPolicyLog, type KeySource, type KeySourceOptions } from './keys.js'
+import { resolveStatusListOptions, type ResolvedStatusListOptions, type StatusListOptions } from './status-list/options.js'
 import { MemoryStore } from './stores/memory.js'
 import { grantMethods, type RevocationStore } from './stores/types.js'
 
@@ -51,6 +52,8 @@ export interface JwtRevocationOptions extends KeySourceOptions {
   storeTimeout?: number
   /** Seconds sent in `Retry-After` with a 503, and the pause before an unreachable JWKS is asked again. Default 5. */
   retryAfter?: number
+  /** Check tokens carrying an IETF Token Status List reference (`status.status_list`). Default off. */
+  statusList?: boolean | StatusListOptions
 }
 
 export interface ResolvedOptions {
@@ -72,6 +75,7 @@ export interface ResolvedOptions {
   maxTokenSize: number
   storeTimeout: number
   retryAfter: number
+  statusList: ResolvedStatusListOptions | null
 }
 
 const storeMethods = ['lookup', 'revokeToken', 'listRevokedTokens', 'revokeClient', 'revokeSubject'] as const
@@ -142,10 +146,13 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
   const global = options.global ?? true
   if (typeof global !== 'boolean') throw invalidOption('global', 'must be a boolean')
   if (options.extractToken !== undefined && typeof options.extractToken !== 'function') throw invalidOption('extractToken', 'must be a function (request) => string | undefined')
+  const issuer = stringList(options.issuer, 'issuer', false)
+  const statusList = resolveStatusListOptions(options.statusList, issuer, options.issuerBaseURL)
+  if (statusList !== null && keySource.option === 'secret') throw invalidOption('statusList', 'needs the issuer\'s public keys: status list tokens are signed asymmetrically')
 
   return {
     keySource,
-    issuer: stringList(options.issuer, 'issuer', false),
+    issuer,
     audiences: stringList(options.audience, 'audience', true)!,
     typ: options.typ,
     clockTolerance: options.clockTolerance === undefined ? 0 : parseDuration(options.clockTolerance, 'clockTolerance'),
@@ -162,5 +169,6 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
     maxTokenSize: positiveInteger(options.maxTokenSize, 'maxTokenSize', 8192, 16),
     storeTimeout: positiveInteger(options.storeTimeout, 'storeTimeout', 2000),
     retryAfter,
+    statusList,
   }
 }

@@ -4,6 +4,7 @@ import {
   GrantNotFoundError, ServiceUnavailableError, StoreError, TokenRevokedError,
 } from './errors.js'
 import type { ResolvedOptions } from './options.js'
+import { StatusListChecker } from './status-list/checker.js'
 import type { TokenCache, TokenRecord } from './token-cache.js'
 import type {
   ClientGrant, GrantFilter, RevocationChange, RevocationState, RevocationStore, RevokedToken,
@@ -52,6 +53,7 @@ export class Revocation {
   /** Bumped by every invalidation, so a lookup started before it is not cached after it. */
   private epoch = 0
   private storeDown = false
+  private readonly statusList: StatusListChecker | null
 
   constructor (options: ResolvedOptions, cache: TokenCache | null, log: FastifyBaseLogger) {
     this.options = options
@@ -59,6 +61,12 @@ export class Revocation {
     this.cache = cache
     this.log = log
     this.ttl = options.cache === false ? 0 : options.cache.ttl
+    this.statusList = options.statusList === null ? null : new StatusListChecker({ ...options, statusList: options.statusList }, log)
+  }
+
+  /** The access tokens' expected issuers, when the `issuer` option names them. */
+  get tokenIssuers (): readonly string[] | undefined {
+    return this.options.issuer
   }
 
   // ---- strategy 1: blacklist one token -------------------------------------------
@@ -96,10 +104,19 @@ export class Revocation {
     this.invalidate({ type: 'client', clientId: id })
   }
 
-  /** "Log out everywhere": every token of `subject` issued up to now is refused. */
-  async revokeSubject (subject: string): Promise<void> {
+  /**
+   * "Log out everywhere": every token of `subject` issued up to now is refused. `at` (ms,
+   * not in the future) dates the revocation to when it happened elsewhere, e.g. the time
+   * of a pushed security event: tokens issued after it stay valid.
+   */
+  async revokeSubject (subject: string, options: { at?: number } = {}): Promise<void> {
     const sub = nonEmpty(subject, 'subject')
-    await this.store.revokeSubject({ subject: sub, revokedAt: Date.now(), expiresAt: this.entryExpiry(undefined) })
+    const now = Date.now()
+    if (options.at !== undefined && (typeof options.at !== 'number' || !Number.isFinite(options.at))) {
+      throw new TypeError('fastify-jwt-revocation: at must be a time in milliseconds')
+    }
+    const revokedAt = Math.min(options.at ?? now, now)
+    await this.store.revokeSubject({ subject: sub, revokedAt, expiresAt: this.entryExpiry(undefined) })
     this.invalidate({ type: 'subject', subject: sub })
   }
 
@@ -169,6 +186,9 @@ export class Revocation {
   private async refresh (record: TokenRecord, now: number): Promise<void> {
     const epoch = this.epoch
     let state: RevocationState
+    // The issuer's status list, when the token points into one, is read beside the store.
+    const listStatus = this.statusList?.statusOf(record.payload)
+    listStatus?.catch(() => {})
     try {
       state = await withTimeout(this.store.lookup({
         audiences: record.audiences,
@@ -186,6 +206,14 @@ export class Revocation {
       record.pending = null
       return this.storeFailed(err)
     }
+    if (listStatus !== undefined) {
+      try {
+        record.listStatus = await listStatus
+      } catch (err) {
+        record.pending = null
+        return this.statusListFailed(err)
+      }
+    }
     this.apply(record, state)
     // A revocation that landed while we were asking must not be hidden for `ttl`.
     record.checkedAt = epoch === this.epoch ? now : 0
@@ -200,12 +228,19 @@ export class Revocation {
     if (this.options.onStoreError === 'deny') throw new ServiceUnavailableError('Revocation status is unavailable')
   }
 
+  /** A bad status reference is the token's fault (401); an unavailable list is an outage, as for the store. */
+  private statusListFailed (err: unknown): void {
+    if ((err as { statusCode?: number }).statusCode !== 503) throw err
+    if (this.options.onStoreError === 'deny') throw err
+  }
+
   private apply (record: TokenRecord, state: RevocationState): void {
     record.state = state
     const iat = typeof record.payload.iat === 'number' ? record.payload.iat : -Infinity
     // Second precision: a token issued in the same second as a revocation is refused.
     const issuedBy = (ms: number | null) => ms !== null && iat <= Math.floor(ms / 1000)
-    if (state.tokenRevoked) record.revokedReason = 'The token has been revoked'
+    // Status 0x01 (INVALID) is final; others (0x02 SUSPENDED, …) refuse while they last.
+    if (state.tokenRevoked || record.listStatus === 1) record.revokedReason = 'The token has been revoked'
     else if (issuedBy(state.clientRevokedAt)) record.revokedReason = 'The client has been revoked'
     else if (issuedBy(state.subjectRevokedAt)) record.revokedReason = 'The subject has been revoked'
     if (!this.options.grants) return
@@ -250,5 +285,6 @@ function checkStoreAnswer (state: RevocationState, grants: boolean): void {
 
 function verdict (record: TokenRecord): void {
   if (record.revokedReason !== null) throw new TokenRevokedError(record.revokedReason)
+  if (record.listStatus) throw new TokenRevokedError('The token has been revoked')
   if (record.grantDenied) throw new TokenRevokedError('The client has no grant for this audience')
 }

@@ -19,6 +19,8 @@ export interface TokenRecord {
   revokedReason: string | null
   /** The client lacks a current grant (only with `grants: true`); re-read with the state. */
   grantDenied: boolean
+  /** A status other than 0x00 in the token's status list (only with `statusList`); re-read with the state. */
+  listStatus?: number
   state: RevocationState | null
   checkedAt: number
   pending: Promise<void> | null

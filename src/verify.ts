@@ -21,6 +21,18 @@ const STRING_CLAIMS = ['jti', 'sub', 'client_id', 'azp', 'scope'] as const
 
 const segmentText = (segment: string) => Buffer.from(segment, 'base64url').toString('utf8')
 
+/**
+ * JWTs of other kinds the same issuer may sign with the same keys: a Security Event Token
+ * (RFC 8417 §4.1: recognised by its `typ` or its `events` claim) or a Status List Token is
+ * never an access token, whatever its `aud` and `exp` say.
+ */
+const OTHER_JWT_TYPES = new Set(['secevent+jwt', 'statuslist+jwt'])
+
+function checkNotAnotherKind (header: JWTHeaderParameters, payload: JWTPayload): void {
+  const typ = typeof header.typ === 'string' ? header.typ.toLowerCase().replace(/^application\//, '') : ''
+  if (OTHER_JWT_TYPES.has(typ) || payload.events !== undefined) throw new InvalidTokenError('The token has an unexpected type')
+}
+
 function checkClaimTypes (token: string, payload: JWTPayload): void {
   for (const claim of STRING_CLAIMS) {
     if (payload[claim] !== undefined && typeof payload[claim] !== 'string') throw new InvalidTokenError('The token has an invalid claim')
@@ -84,6 +96,7 @@ export async function verifyAccessToken (token: string, options: ResolvedOptions
       clockTolerance: options.clockTolerance,
       requiredClaims: options.requiredClaims,
     })
+    checkNotAnotherKind(protectedHeader, payload)
     checkClaimTypes(token, payload)
     return { header: protectedHeader, payload }
   } catch (err) {

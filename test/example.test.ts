@@ -12,9 +12,11 @@ t.test('npm run demo: every step of the partner story behaves as printed', async
   t.teardown(server.close)
   const lines: string[] = []
   const steps = await runDemo(server.url, (line) => lines.push(line))
-  t.equal(steps.length, 13)
+  t.equal(steps.length, 21)
   t.ok(steps.every((s) => s.status === s.expected))
-  t.same(steps.map((s) => s.status), [200, 200, 200, 201, 401, 200, 200, 200, 204, 401, 403, 200, 401])
+  t.same(steps.map((s) => s.status), [200, 200, 200, 201, 401, 200, 200, 200, 204, 401, 403, 200, 401, 201, 200, 200, 204, 401, 200, 202, 401])
+  t.match(lines.join('\n'), /The API refuses it within the list's ttl \(2 s\): 401 — The token has been revoked/)
+  t.match(lines.join('\n'), /The partner is cut off on the next request: 401 — The subject has been revoked/)
   t.match(lines.at(-1), /Every step behaved as described/)
 })
 

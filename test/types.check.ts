@@ -1,6 +1,7 @@
 // Type tests: checked by `npm run typecheck` (tsc). Each @ts-expect-error line must be an error.
 import Fastify from 'fastify'
-import jwtRevocation, { MemoryStore, type AuthContext, type RevocationStore } from '../src/index.js'
+import jwtRevocation, { MemoryStore, type AuthContext, type RevocationStore, type StatusListOptions } from '../src/index.js'
+import { ssfReceiver, type SubjectIdentifier } from '../src/ssf/index.js'
 
 const app = Fastify()
 await app.register(jwtRevocation, { jwksUri: 'https://issuer.example/.well-known/jwks.json', audience: 'https://api.example', maxTokenLifetime: '1d', store: new MemoryStore() })
@@ -31,3 +32,21 @@ void revoked; void isRevoked; void byClient; void bySubject
 
 const custom: RevocationStore = new MemoryStore()
 void custom
+
+const statusList: StatusListOptions = { allowedOrigins: ['https://status.example'], timeout: 2000, maxAge: '5m' }
+await app.register(jwtRevocation, { jwksUri: 'https://issuer.example/jwks', audience: 'a', statusList })
+await app.register(jwtRevocation, { jwksUri: 'https://issuer.example/jwks', audience: 'a', statusList: true })
+// @ts-expect-error allowedOrigins is an array of origins
+await app.register(jwtRevocation, { jwksUri: 'https://issuer.example/jwks', audience: 'a', statusList: { allowedOrigins: 'https://status.example' } })
+const dated: Promise<void> = app.revocation.revokeSubject('sub', { at: Date.now() - 1000 })
+void dated
+
+await app.register(ssfReceiver, {
+  path: '/ssf/events',
+  issuer: 'https://idp.example/',
+  audience: 'https://api.example/ssf',
+  jwksUri: 'https://idp.example/jwks',
+  resolveSubject: async (subId: SubjectIdentifier) => (subId.format === 'email' ? String(subId.email) : null),
+})
+// @ts-expect-error issuer is required
+await app.register(ssfReceiver, { audience: 'a', jwks: { keys: [] } })

@@ -1,0 +1,3 @@
+export { ssfReceiver, type SsfReceiverOptions } from './receiver.js'
+export { REVOKING_EVENTS, type ResolveSubject, type SubjectIdentifier } from './events.js'
+export { SetRefusal, type SetErrorCode } from './refusal.js'

@@ -1,0 +1,61 @@
+import { parseDuration, type Duration } from '../duration.js'
+import { invalidOption } from '../errors.js'
+
+export interface StatusListOptions {
+  /**
+   * Origins status lists may be fetched from (`https://status.example`). Default: the
+   * origin of `issuer` (or `issuerBaseURL`). `http:` only for a loopback host listed here.
+   */
+  allowedOrigins?: string[]
+  /** ms a status list fetch may take. Default 5000. */
+  timeout?: number
+  /** Longest a status list is used before it is fetched again, whatever its `ttl`. Default `'5m'`. */
+  maxAge?: Duration
+}
+
+export interface ResolvedStatusListOptions {
+  allowedOrigins: ReadonlySet<string>
+  timeout: number
+  /** Seconds. */
+  maxAge: number
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost'])
+
+function originOf (value: string, listed: boolean): string | undefined {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return undefined
+  }
+  if (url.protocol === 'https:') return url.origin
+  // Plain http only for a test or stand-in on this machine, and only when named.
+  if (url.protocol === 'http:' && listed && LOOPBACK.has(url.hostname)) return url.origin
+  return undefined
+}
+
+/** Validates the `statusList` plugin option once, at registration; null when it is off. */
+export function resolveStatusListOptions (value: unknown, issuers: string[] | undefined, issuerBaseURL: string | URL | undefined): ResolvedStatusListOptions | null {
+  if (value === undefined || value === false) return null
+  if (value !== true && (typeof value !== 'object' || value === null)) throw invalidOption('statusList', 'must be true or { allowedOrigins, timeout, maxAge }')
+  const options: StatusListOptions = value === true ? {} : value as StatusListOptions
+  let origins: string[]
+  if (options.allowedOrigins !== undefined) {
+    if (!Array.isArray(options.allowedOrigins) || options.allowedOrigins.length === 0) throw invalidOption('statusList.allowedOrigins', 'must be a non-empty array of origins')
+    origins = options.allowedOrigins.map((o) => {
+      const origin = typeof o === 'string' ? originOf(o, true) : undefined
+      if (origin === undefined) throw invalidOption('statusList.allowedOrigins', `contains ${JSON.stringify(o)}: origins must be https (http only on a loopback host)`)
+      return origin
+    })
+  } else {
+    const sources = issuers ?? (issuerBaseURL === undefined ? [] : [String(issuerBaseURL)])
+    origins = sources.map((s) => originOf(s, false)).filter((o): o is string => o !== undefined)
+    if (origins.length === 0) throw invalidOption('statusList.allowedOrigins', 'is required when no https issuer gives a default origin')
+  }
+  const timeout = options.timeout ?? 5000
+  if (!Number.isInteger(timeout) || timeout < 1) throw invalidOption('statusList.timeout', 'must be an integer ≥ 1 (ms)')
+  const maxAge = parseDuration(options.maxAge ?? '5m', 'statusList.maxAge')
+  if (maxAge <= 0) throw invalidOption('statusList.maxAge', 'must be longer than zero')
+  return { allowedOrigins: new Set(origins), timeout, maxAge }
+}
