@@ -18,6 +18,7 @@ export {
   InvalidOptionError,
   InvalidRequestError,
   InvalidTokenError,
+  OutboundRequestError,
   RouteMisconfiguredError,
   ServiceUnavailableError,
   StoreError,

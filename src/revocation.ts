@@ -61,6 +61,11 @@ export class Revocation {
     this.ttl = options.cache === false ? 0 : options.cache.ttl
   }
 
+  /** The audiences this API accepts (the plugin's `audience` option). */
+  get audiences (): readonly string[] {
+    return this.options.audiences
+  }
+
   // ---- strategy 1: blacklist one token -------------------------------------------
 
   async revokeToken (input: RevokeTokenInput): Promise<void> {
