@@ -137,3 +137,15 @@ function json (res: ServerResponse, status: number, body: unknown): void {
 function error (res: ServerResponse, status: number, error: string, message: string, errorCode?: string): void {
   json(res, status, { statusCode: status, error, message, ...(errorCode === undefined ? {} : { errorCode }) })
 }
+
+/** Lets real I/O progress while fake timers stand still, until `done()` (bounded: a stuck condition fails the test). */
+export async function until (done: () => boolean | Promise<boolean>, turns = 50_000): Promise<boolean> {
+  for (let i = 0; i < turns; i++) {
+    if (await done()) return true
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  return done()
+}
+
+/** Gives a request that should not happen the chance to reach the tenant, for a negative check. */
+export const settle = (): Promise<boolean> => until(() => false, 2_000)

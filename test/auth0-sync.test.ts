@@ -4,7 +4,7 @@ import { Writable } from 'node:stream'
 import t from 'tap'
 import { auth0Sync, type Auth0SyncOptions } from '../src/auth0/index.js'
 import jwtRevocation, { MemoryStore, type RevocationStore } from '../src/index.js'
-import { Auth0StandIn } from './auth0-stand-in.js'
+import { Auth0StandIn, settle, until } from './auth0-stand-in.js'
 import { AUDIENCE, bearer, ISSUER, makeKey, sign } from './helpers.js'
 
 const key = await makeKey('ES256')
@@ -40,15 +40,6 @@ async function setup (t: Tap, options: { store?: RevocationStore, sync?: Partial
 
 const get = async (app: FastifyInstance, token: string) => (await app.inject({ url: '/orders', headers: bearer(token) }))
 const tokenOf = (client: string, claims: Record<string, unknown> = {}) => sign(key, { azp: client, sub: `${client}@clients`, scope: 'read:orders write:orders', ...claims })
-
-/** Lets real I/O progress while fake timers stand still, until `done()` (bounded: a stuck condition fails the test). */
-async function until (done: () => boolean, turns = 50_000): Promise<boolean> {
-  for (let i = 0; i < turns && !done(); i++) await new Promise((resolve) => setImmediate(resolve))
-  return done()
-}
-
-/** Gives a request that should not happen the chance to reach the tenant, for a negative check. */
-const settle = () => until(() => false, 2_000)
 
 t.test("the seed's procedure at the tenant takes effect at the API after one sync", async (t) => {
   const { app, tenant } = await setup(t)
