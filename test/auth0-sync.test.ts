@@ -214,6 +214,14 @@ t.test('syncs run every jittered interval, slower while Auth0 fails', async (t) 
   t.equal(syncs(), 3, 'after a failure, the next try waits longer than one interval')
 })
 
+t.test('closing the app stops the syncs: Auth0 is not called after close, and no outage is logged', async (t) => {
+  const { app, tenant, logs } = await setup(t)
+  await app.close()
+  await t.rejects(app.auth0Sync.syncNow(), /aborted|closing/)
+  t.equal(tenant.count('POST /oauth/token'), 0)
+  t.notOk(logs.some((l) => l.includes('Auth0 sync failed')))
+})
+
 t.test('options are validated strictly, naming the option', async (t) => {
   const base = { domain: 'tenant.auth0.com', clientId: 'id', clientSecret: 'secret' }
   const cases: Array<[Record<string, unknown>, RegExp]> = [

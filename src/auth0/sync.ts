@@ -86,8 +86,10 @@ export class Auth0Syncer implements Auth0SyncApi {
   private async tick (): Promise<void> {
     try {
       if (await this.elected()) await this.syncNow()
-    } catch {
-      // Recorded in status() and logged by runOnce; the next tick tries again.
+    } catch (err) {
+      // A failed sync is recorded in status() and logged by runOnce; a store that cannot
+      // answer the lease is the store's outage, reported by the plugin. The next tick tries again.
+      this.log.debug({ err }, 'fastify-jwt-revocation: Auth0 sync skipped')
     } finally {
       this.schedule(nextSyncDelay(this.options.interval, this.failures))
     }
@@ -117,6 +119,8 @@ export class Auth0Syncer implements Auth0SyncApi {
     } catch (err) {
       const message = (err as Error)?.message ?? String(err)
       Object.assign(this.state, { lastErrorAt: Date.now(), lastError: message })
+      // A sync cut short by the app closing is not an outage.
+      if (this.closing.signal.aborted) throw err
       // Once per outage: the first failure is logged, repeats only at debug level.
       if (this.failures === 0) this.log.error(`fastify-jwt-revocation: Auth0 sync failed (${message}); requests are still served, with what was synced so far`)
       else this.log.debug(`fastify-jwt-revocation: Auth0 sync still failing (${message})`)

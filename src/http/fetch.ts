@@ -58,6 +58,8 @@ export async function fetchJson (url: string, request: OutboundRequest): Promise
   const where = `${request.method ?? 'GET'} ${target.origin}${target.pathname}`
   const origin = outboundOrigin(target, where)
   if (!request.allowedOrigins.includes(origin)) throw new OutboundRequestError(`${where}: origin not allowed`)
+  const aborted = () => request.signal?.aborted === true
+  if (aborted()) throw new OutboundRequestError(`${where}: aborted`)
 
   const controller = new AbortController()
   let timedOut = false
@@ -89,7 +91,7 @@ export async function fetchJson (url: string, request: OutboundRequest): Promise
   } catch (err) {
     if ((err as { code?: string }).code === 'FST_JWT_REVOCATION_OUTBOUND') throw err
     if (timedOut) throw new OutboundRequestError(`${where}: no answer within ${request.timeout} ms`)
-    if (request.signal?.aborted === true) throw new OutboundRequestError(`${where}: aborted`)
+    if (aborted()) throw new OutboundRequestError(`${where}: aborted`)
     throw new OutboundRequestError(`${where}: ${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name ?? 'network error'}`)
   } finally {
     clearTimeout(timer)
