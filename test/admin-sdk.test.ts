@@ -76,6 +76,21 @@ t.test('auth0 v7: list (checkpoint pages through 120 grants), get, create, updat
   t.equal((await app.inject({ url: '/orders', headers: bearer(await sign(key, { azp: 'client-3' })) })).statusCode, 401, 'the deletion refuses the client at the API')
 })
 
+t.test('a checkpoint survives the deletion of the grant it follows', async (t) => {
+  const { app, token } = await serve(t)
+  for (let i = 0; i < 5; i++) await app.revocation.createGrant({ client_id: `c${i}`, audience: AUDIENCE, scope: [] })
+  const list = (query: Record<string, string>) => app.inject({ url: '/api/v2/client-grants', query, headers: bearer(token) }).then((r) => r.json() as { client_grants: Array<{ id: string }>, next?: string })
+  const ids = (await list({ take: '100' })).client_grants.map((g) => g.id)
+  const first = await list({ take: '2' })
+  t.same(first.client_grants.map((g) => g.id), ids.slice(0, 2))
+  await app.revocation.deleteGrant(ids[1]!)
+  const second = await list({ take: '2', from: first.next! })
+  t.same(second.client_grants.map((g) => g.id), ids.slice(2, 4), 'nothing skipped, nothing repeated')
+  const last = await list({ take: '2', from: second.next! })
+  t.same(last.client_grants.map((g) => g.id), ids.slice(4))
+  t.notOk('next' in last, 'no next on the last page')
+})
+
 t.test('a checkpoint that was not issued by the server is a 400 in Auth0 shape', async (t) => {
   const { app, token } = await serve(t)
   const res = await app.inject({ url: '/api/v2/client-grants', query: { from: 'not-a-checkpoint', take: '10' }, headers: bearer(token) })

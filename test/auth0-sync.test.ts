@@ -91,7 +91,9 @@ t.test('130 grants across checkpoint pages, for every audience of the plugin', a
 t.test('a scope narrowed at the tenant narrows request.auth.scopes', async (t) => {
   const { app, tenant } = await setup(t)
   const grant = tenant.addGrant('partner', AUDIENCE, ['read:orders', 'write:orders'])
+  await app.revocation.createGrant({ client_id: 'local-only', audience: AUDIENCE, scope: ['read:orders'] })
   await app.auth0Sync.syncNow()
+  t.same((await app.revocation.listGrants({ audience: AUDIENCE })).map((g) => g.client_id), ['partner'], 'Auth0 is the source of truth for a synced audience')
   const token = await tokenOf('partner')
   t.same((await get(app, token)).json().scopes, ['read:orders', 'write:orders'])
   grant.scope = ['read:orders']
