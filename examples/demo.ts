@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { buildExampleServer, MANAGEMENT, ORDERS, REPORTS, STATUS_LIST_TTL } from './server.js'
+import { buildExampleServer, MANAGEMENT, ORDERS, REPORTS, STATUS_LIST_TTL, type ExampleOptions } from './server.js'
 
 interface Step { title: string, status: number, expected: number, detail?: string }
 
@@ -54,7 +54,7 @@ export async function runDemo (baseUrl: string, print: (line: string) => void = 
   print('\nStrategy 1: blacklist the token by its jti')
   const jti = jtiOf(partnerToken)
   const black = await call('/api/v2/blacklists/tokens', adminToken, { method: 'POST', body: JSON.stringify({ aud: ORDERS, jti }) })
-  expect(`POST /api/v2/blacklists/tokens { aud, jti: "${jti}" }`, black.status, 201)
+  expect(`POST /api/v2/blacklists/tokens { aud, jti: "${jti}" }`, black.status, 204)
   const afterBlack = await call('/api/orders', partnerToken)
   expect('The partner calls again with the blacklisted token', afterBlack.status, 401, afterBlack.message)
 
@@ -124,11 +124,11 @@ async function freePort (): Promise<number> {
 }
 
 /** Starts an example server on a free port with a throw-away data directory. */
-export async function startExampleServer () {
+export async function startExampleServer (options: Pick<ExampleOptions, 'auth0'> = {}) {
   const dataDir = await mkdtemp(join(tmpdir(), 'jwt-revocation-demo-'))
   const port = await freePort()
   const publicUrl = `http://127.0.0.1:${port}`
-  const app = await buildExampleServer({ publicUrl, dataDir })
+  const app = await buildExampleServer({ publicUrl, dataDir, ...options })
   await app.listen({ port, host: '127.0.0.1' })
   return {
     app,

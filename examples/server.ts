@@ -3,9 +3,12 @@
 //
 //   npm start                       # http://localhost:3000
 //   PORT=4000 DATA_DIR=./demo-data npm start
+//   AUTH0_DOMAIN=tenant.eu.auth0.com AUTH0_CLIENT_ID=… AUTH0_CLIENT_SECRET=… npm start
+//                                   # + revocations made at your Auth0 tenant take effect here
 import formbody from '@fastify/formbody'
 import Fastify, { type FastifyInstance } from 'fastify'
 import jwtRevocation, { adminRoutes, FileStore } from 'fastify-jwt-revocation'
+import { auth0Sync, type Auth0SyncOptions } from 'fastify-jwt-revocation/auth0'
 import { ssfReceiver } from 'fastify-jwt-revocation/ssf'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
@@ -26,13 +29,30 @@ export interface ExampleOptions {
   dataDir: string
   configFile?: string
   logger?: boolean | object
+  /**
+   * Mirror an Auth0 tenant's blacklist and client grants for the Orders and Reports APIs
+   * (Auth0 is then the source of truth for their grants; none are seeded locally).
+   */
+  auth0?: Pick<Auth0SyncOptions, 'domain' | 'clientId' | 'clientSecret' | 'interval'>
 }
 
-async function seedGrantsOnce (app: FastifyInstance, config: ExampleConfig, dataDir: string): Promise<void> {
+/** The partner-facing APIs whose revocations an Auth0 tenant drives when the sync is on. */
+export const SYNCED_AUDIENCES = [ORDERS, REPORTS]
+
+/** `auth0` options from AUTH0_DOMAIN, AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET (and AUTH0_SYNC_INTERVAL); undefined when AUTH0_DOMAIN is unset. */
+export function auth0FromEnv (env: NodeJS.ProcessEnv = process.env): ExampleOptions['auth0'] {
+  if (env.AUTH0_DOMAIN === undefined || env.AUTH0_DOMAIN === '') return undefined
+  const { AUTH0_DOMAIN: domain, AUTH0_CLIENT_ID: clientId, AUTH0_CLIENT_SECRET: clientSecret } = env
+  if (!clientId || !clientSecret) throw new Error('AUTH0_DOMAIN is set: AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET are needed too (a machine-to-machine application authorised for the Management API with read:client_grants and blacklist:tokens)')
+  return { domain, clientId, clientSecret, ...(env.AUTH0_SYNC_INTERVAL ? { interval: env.AUTH0_SYNC_INTERVAL } : {}) }
+}
+
+async function seedGrantsOnce (app: FastifyInstance, config: ExampleConfig, dataDir: string, synced: string[]): Promise<void> {
   // Only on the very first start: re-seeding would undo a grant the owner deleted.
   const marker = join(dataDir, 'seeded')
   if (existsSync(marker)) return
   for (const grant of config.grants) {
+    if (synced.includes(grant.audience)) continue
     const existing = await app.revocation.listGrants({ client_id: grant.client_id, audience: grant.audience })
     if (existing.length === 0) await app.revocation.createGrant(grant)
   }
@@ -88,6 +108,10 @@ export async function buildExampleServer (options: ExampleOptions): Promise<Fast
     authorizationHeader: pushAuthorization,
   })
 
+  if (options.auth0 !== undefined) {
+    await app.register(auth0Sync, { ...options.auth0, audience: SYNCED_AUDIENCES })
+  }
+
   app.get('/health', { config: { auth: false } }, async () => ({ status: 'ok' }))
   app.get('/api/orders', { config: { auth: { scopes: ['read:orders'], audience: ORDERS } } }, async (request) => ({
     client: request.auth!.clientId,
@@ -100,7 +124,7 @@ export async function buildExampleServer (options: ExampleOptions): Promise<Fast
   app.get('/api/reports', { config: { auth: { scopes: ['read:reports'], audience: REPORTS } } }, async () => ({ revenue: 49 }))
 
   await app.ready()
-  await seedGrantsOnce(app, config, options.dataDir)
+  await seedGrantsOnce(app, config, options.dataDir, options.auth0 === undefined ? [] : SYNCED_AUDIENCES)
   return app
 }
 
@@ -143,10 +167,12 @@ async function main (): Promise<void> {
   const publicUrl = process.env.PUBLIC_URL ?? `http://${host === '0.0.0.0' || host === '::' ? 'localhost' : host}:${port}`
   const dataDir = resolve(process.env.DATA_DIR ?? 'data')
   const logger = process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { ignore: 'pid,hostname' } } } : true
-  const app = await buildExampleServer({ publicUrl, dataDir, logger, ...(process.env.CONFIG ? { configFile: resolve(process.env.CONFIG) } : {}) })
+  const auth0 = auth0FromEnv()
+  const app = await buildExampleServer({ publicUrl, dataDir, logger, ...(process.env.CONFIG ? { configFile: resolve(process.env.CONFIG) } : {}), ...(auth0 === undefined ? {} : { auth0 }) })
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { void app.close().then(() => process.exit(0)) })
   await app.listen({ port, host })
   process.stdout.write(banner(publicUrl))
+  if (auth0 !== undefined) process.stdout.write(`\nAuth0 sync on: revocations at ${auth0.domain} reach ${SYNCED_AUDIENCES.join(' and ')} within ${auth0.interval ?? '30s'}\n`)
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {

@@ -75,6 +75,12 @@ export const GrantNotFoundError = createError(
   'The client grant does not exist',
   404, Error, false)
 
+/** An outbound call (Auth0, status lists, introspection) failed: refused origin, timeout, too large, bad answer, network. */
+export const OutboundRequestError = createError<[string]>(
+  'FST_JWT_REVOCATION_OUTBOUND',
+  '%s',
+  502, Error)
+
 const bearerErrors: Record<string, BearerErrorCode> = {
   FST_JWT_REVOCATION_INVALID_REQUEST: 'invalid_request',
   FST_JWT_REVOCATION_INVALID_TOKEN: 'invalid_token',

@@ -19,6 +19,7 @@ export {
   InvalidOptionError,
   InvalidRequestError,
   InvalidTokenError,
+  OutboundRequestError,
   RouteMisconfiguredError,
   ServiceUnavailableError,
   StoreError,

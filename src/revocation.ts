@@ -69,6 +69,11 @@ export class Revocation {
     return this.options.issuer
   }
 
+  /** The audiences this API accepts (the plugin's `audience` option). */
+  get audiences (): readonly string[] {
+    return this.options.audiences
+  }
+
   // ---- strategy 1: blacklist one token -------------------------------------------
 
   async revokeToken (input: RevokeTokenInput): Promise<void> {

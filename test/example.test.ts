@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { runDemo, startExampleServer } from '../examples/demo.js'
-import { banner, buildExampleServer, ORDERS } from '../examples/server.js'
+import { auth0FromEnv, banner, buildExampleServer, ORDERS } from '../examples/server.js'
+import { Auth0StandIn } from './auth0-stand-in.js'
 
 t.test('npm run demo: every step of the partner story behaves as printed', async (t) => {
   const server = await startExampleServer()
@@ -14,7 +15,7 @@ t.test('npm run demo: every step of the partner story behaves as printed', async
   const steps = await runDemo(server.url, (line) => lines.push(line))
   t.equal(steps.length, 21)
   t.ok(steps.every((s) => s.status === s.expected))
-  t.same(steps.map((s) => s.status), [200, 200, 200, 201, 401, 200, 200, 200, 204, 401, 403, 200, 401, 201, 200, 200, 204, 401, 200, 202, 401])
+  t.same(steps.map((s) => s.status), [200, 200, 200, 204, 401, 200, 200, 200, 204, 401, 403, 200, 401, 201, 200, 200, 204, 401, 200, 202, 401])
   t.match(lines.join('\n'), /The API refuses it within the list's ttl \(2 s\): 401 — The token has been revoked/)
   t.match(lines.join('\n'), /The partner is cut off on the next request: 401 — The subject has been revoked/)
   t.match(lines.at(-1), /Every step behaved as described/)
@@ -27,7 +28,7 @@ t.test("the start-up banner's curl commands work as printed", async (t) => {
   const script = text.slice(text.indexOf('(copy and paste):') + 17, text.indexOf('Or run the whole story'))
   const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], { timeout: 30_000 })
   const statuses = [...stdout.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]))
-  t.same(statuses, [200, 201, 401, 204], 'API 200, blacklist 201, API 401, grant deleted 204')
+  t.same(statuses, [200, 204, 401, 204], 'API 200, blacklist 204, API 401, grant deleted 204')
   t.notOk(stdout.includes('undefined'), 'every extracted value was found')
 })
 
@@ -61,4 +62,29 @@ t.test('a deleted grant stays deleted across a restart (no re-seeding)', async (
   const second = await buildExampleServer({ publicUrl: 'http://127.0.0.1:1', dataDir })
   t.teardown(() => second.close())
   t.same(await second.revocation.listGrants({ client_id: 'partner', audience: ORDERS }), [])
+})
+
+t.test('with AUTH0_DOMAIN set, the example mirrors the tenant: a grant deleted there refuses the partner here', async (t) => {
+  const tenant = await new Auth0StandIn().start()
+  t.teardown(() => tenant.stop())
+  const grant = tenant.addGrant('partner', ORDERS, ['read:orders'])
+  const auth0 = auth0FromEnv({ AUTH0_DOMAIN: tenant.url, AUTH0_CLIENT_ID: tenant.clientId, AUTH0_CLIENT_SECRET: tenant.clientSecret })
+  const server = await startExampleServer({ auth0: auth0! })
+  t.teardown(server.close)
+  const app = server.app
+  t.same(await app.revocation.listGrants({ client_id: 'partner', audience: ORDERS }), [], 'no local seed for a synced audience')
+  await app.auth0Sync.syncNow()
+  const issued = await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'client_credentials', client_id: 'partner', client_secret: 'partner-secret', audience: ORDERS } })
+  t.equal(issued.statusCode, 200, issued.body)
+  const token = (issued.json() as { access_token: string }).access_token
+  t.equal((await app.inject({ url: '/api/orders', headers: { authorization: `Bearer ${token}` } })).statusCode, 200, 'the grant mirrored from the tenant admits the partner')
+  tenant.deleteGrant(grant.id)
+  await app.auth0Sync.syncNow()
+  t.equal((await app.inject({ url: '/api/orders', headers: { authorization: `Bearer ${token}` } })).statusCode, 401, 'deleted at the tenant: refused here')
+})
+
+t.test('AUTH0_* variables: off without AUTH0_DOMAIN, a clear error when the credentials are missing', async (t) => {
+  t.equal(auth0FromEnv({}), undefined)
+  t.throws(() => auth0FromEnv({ AUTH0_DOMAIN: 'tenant.auth0.com', AUTH0_CLIENT_ID: 'id' }), /AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET are needed/)
+  t.same(auth0FromEnv({ AUTH0_DOMAIN: 'tenant.auth0.com', AUTH0_CLIENT_ID: 'id', AUTH0_CLIENT_SECRET: 's', AUTH0_SYNC_INTERVAL: '1m' }), { domain: 'tenant.auth0.com', clientId: 'id', clientSecret: 's', interval: '1m' })
 })

@@ -50,3 +50,12 @@ await app.register(ssfReceiver, {
 })
 // @ts-expect-error issuer is required
 await app.register(ssfReceiver, { audience: 'a', jwks: { keys: [] } })
+// The Auth0 sync entry point: options typed, app.auth0Sync decorated.
+import { auth0Sync, type Auth0SyncStatus } from '../src/auth0/index.js'
+await app.register(auth0Sync, { domain: 'tenant.auth0.com', clientId: 'id', clientSecret: 'secret', interval: '30s' })
+// @ts-expect-error clientSecret is required
+await app.register(auth0Sync, { domain: 'tenant.auth0.com', clientId: 'id' })
+const synced: Promise<void> = app.auth0Sync.syncNow()
+const status: Auth0SyncStatus = app.auth0Sync.status()
+const lastSuccess: number | null = status.lastSuccessAt
+void synced; void lastSuccess

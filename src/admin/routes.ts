@@ -1,9 +1,10 @@
 import { Ajv } from 'ajv'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { invalidOption } from '../errors.js'
+import { GrantNotFoundError, invalidOption } from '../errors.js'
 import { grantMethods, type ClientGrant } from '../stores/types.js'
 import { auth0ErrorHandler } from './auth0-errors.js'
+import { checkpointPage, compareGrants, offsetPage } from './pagination.js'
 import * as schemas from './schemas.js'
 
 export interface AdminRoutesOptions {
@@ -19,6 +20,28 @@ export interface AdminRoutesOptions {
 const GRANT_SCOPES = ['create:client_grants', 'read:client_grants', 'update:client_grants', 'delete:client_grants'] as const
 
 const grantView = (g: ClientGrant) => ({ id: g.id, client_id: g.client_id, audience: g.audience, scope: g.scope })
+
+interface GrantQuery {
+  audience?: string
+  client_id?: string
+  page?: number
+  per_page?: number
+  include_totals?: boolean
+  from?: string
+  take?: number
+  allow_any_organization?: boolean
+  subject_type?: 'client' | 'user'
+  default_for?: 'third_party_clients'
+}
+
+/**
+ * Auth0's other filters, answered for the grants kept here: every one is a
+ * machine-to-machine (`client`) grant, bound to no organization and default for none.
+ */
+function grantsMatching (grants: ClientGrant[], q: GrantQuery): ClientGrant[] {
+  if (q.allow_any_organization === true || q.subject_type === 'user' || q.default_for !== undefined) return []
+  return grants
+}
 
 async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOptions): Promise<void> {
   if (!app.hasDecorator('revocation')) {
@@ -46,7 +69,7 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
   app.post<{ Body: { aud?: string, jti: string } }>('/blacklists/tokens', { schema: schemas.postBlacklist, config: auth('blacklist:tokens'), bodyLimit }, async (request, reply) => {
     const aud = request.body.aud
     await revocation.revokeToken(aud === undefined ? { jti: request.body.jti } : { jti: request.body.jti, aud })
-    return reply.code(201).send()
+    return reply.code(204).send()
   })
 
   app.get<{ Querystring: { aud?: string } }>('/blacklists/tokens', { schema: schemas.getBlacklist, config: auth('blacklist:tokens') }, async (request) => {
@@ -55,15 +78,31 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
     return entries.map((e) => ({ aud: e.aud, jti: e.jti }))
   })
 
-  app.get<{ Querystring: { audience?: string, client_id?: string, page?: number, per_page?: number, include_totals?: boolean } }>(
-    '/client-grants', { schema: schemas.getGrants, config: auth(GRANT_SCOPES[1]) }, async (request) => {
-      const { audience, client_id: clientId, page = 0, per_page: perPage = 50, include_totals: includeTotals = false } = request.query
-      const all = await revocation.listGrants({ ...(audience === undefined ? {} : { audience }), ...(clientId === undefined ? {} : { client_id: clientId }) })
-      all.sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1))
-      const start = page * perPage
-      const slice = all.slice(start, start + perPage).map(grantView)
-      return includeTotals ? { start, limit: perPage, total: all.length, client_grants: slice } : slice
-    })
+  app.get<{ Querystring: GrantQuery }>('/client-grants', { schema: schemas.getGrants, config: auth(GRANT_SCOPES[1]) }, async (request, reply) => {
+    const q = request.query
+    const all = grantsMatching(await revocation.listGrants({
+      ...(q.audience === undefined ? {} : { audience: q.audience }),
+      ...(q.client_id === undefined ? {} : { client_id: q.client_id }),
+    }), q).sort(compareGrants)
+    if (q.from !== undefined || q.take !== undefined) {
+      // Checkpoint pagination, as today's SDKs use; Auth0 ignores include_totals with it.
+      const page = checkpointPage(all, q.from, q.take ?? 50)
+      if (page === undefined) {
+        return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: 'Invalid checkpoint: use the next of the previous page', errorCode: 'invalid_query_string' })
+      }
+      return { client_grants: page.items.map(grantView), ...(page.next === undefined ? {} : { next: page.next }) }
+    }
+    const perPage = q.per_page ?? 50
+    const { start, items } = offsetPage(all, q.page ?? 0, perPage)
+    const slice = items.map(grantView)
+    return q.include_totals === true ? { start, limit: perPage, total: all.length, client_grants: slice } : slice
+  })
+
+  app.get<{ Params: { id: string } }>('/client-grants/:id', { schema: schemas.getGrant, config: auth(GRANT_SCOPES[1]) }, async (request) => {
+    const grant = await revocation.getGrant(request.params.id)
+    if (grant === null) throw new GrantNotFoundError()
+    return grantView(grant)
+  })
 
   app.post<{ Body: { client_id: string, audience: string, scope: string[] } }>('/client-grants', { schema: schemas.postGrant, config: auth(GRANT_SCOPES[0]), bodyLimit }, async (request, reply) => {
     const created = await revocation.createGrant(request.body)

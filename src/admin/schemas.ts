@@ -45,7 +45,8 @@ export const postBlacklist = {
       jti: { ...id, description: 'jti of the token to blacklist' },
     },
   },
-  response: { 201: { type: 'null', description: 'Token blacklisted' }, ...errors },
+  // Auth0 answers 204 No Content (as recorded against a live tenant), not 201.
+  response: { 204: { type: 'null', description: 'Token blacklisted' }, ...errors },
 } as const
 
 export const getBlacklist = {
@@ -54,7 +55,13 @@ export const getBlacklist = {
   querystring: {
     type: 'object',
     additionalProperties: false,
-    properties: { aud: { ...id, description: 'Only tokens of this audience' } },
+    properties: {
+      aud: { ...id, description: 'Only tokens of this audience' },
+      // SDKs send Auth0's usual paging parameters here too; Auth0 ignores them and answers the whole list.
+      page: { type: 'integer', minimum: 0, maximum: 100000, description: 'Accepted and ignored, as Auth0 does' },
+      per_page: { type: 'integer', minimum: 1, maximum: 100, description: 'Accepted and ignored, as Auth0 does' },
+      include_totals: { type: 'boolean', description: 'Accepted and ignored, as Auth0 does' },
+    },
   },
   response: {
     200: {
@@ -76,7 +83,12 @@ export const getGrants = {
       client_id: { ...id, description: 'Only grants of this client' },
       page: { type: 'integer', minimum: 0, maximum: 100000, description: 'Page index of the results to return. First page is 0.' },
       per_page: { type: 'integer', minimum: 1, maximum: 100, description: 'Number of results per page. Defaults to 50.' },
-      include_totals: { type: 'boolean', description: 'Return results inside an object that contains the total result count (true) or as a direct array (false, default).' },
+      include_totals: { type: 'boolean', description: 'Return results inside an object that contains the total result count (true) or as a direct array (false, default). Ignored with checkpoint pagination.' },
+      from: { ...id, maxLength: 512, description: 'Checkpoint pagination: the `next` of the previous page.' },
+      take: { type: 'integer', minimum: 1, maximum: 100, description: 'Checkpoint pagination: number of results per page (default 50). With `from` or `take`, the answer is `{ client_grants, next }`, `next` absent on the last page.' },
+      allow_any_organization: { type: 'boolean', description: 'Only grants that allow any organization (none here: grants are not organization-bound).' },
+      subject_type: { type: 'string', enum: ['client', 'user'], description: 'Only grants for this kind of access (here every grant is `client`: machine-to-machine).' },
+      default_for: { type: 'string', enum: ['third_party_clients'], description: 'Only default grants (none here).' },
     },
   },
   response: {
@@ -85,7 +97,8 @@ export const getGrants = {
         { type: 'array', items: grant },
         {
           type: 'object',
-          properties: { start: { type: 'integer' }, limit: { type: 'integer' }, total: { type: 'integer' }, client_grants: { type: 'array', items: grant } },
+          // One object schema for both paged shapes: offset (start, limit, total) and checkpoint (next).
+          properties: { start: { type: 'integer' }, limit: { type: 'integer' }, total: { type: 'integer' }, client_grants: { type: 'array', items: grant }, next: { type: 'string' } },
         },
       ],
     },
@@ -113,6 +126,13 @@ const grantParams = {
   type: 'object',
   required: ['id'],
   properties: { id: { ...id, description: 'ID of the client grant' } },
+} as const
+
+export const getGrant = {
+  tags: ['Client Grants'],
+  summary: 'Get client grant',
+  params: grantParams,
+  response: { 200: grant, ...errors },
 } as const
 
 export const patchGrant = {

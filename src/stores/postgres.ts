@@ -58,6 +58,11 @@ CREATE TABLE IF NOT EXISTS ${p}grants (
   created_at bigint NOT NULL,
   UNIQUE (client_id, audience)
 );
+CREATE TABLE IF NOT EXISTS ${p}leases (
+  name text PRIMARY KEY,
+  holder text NOT NULL,
+  expires_at bigint NOT NULL
+);
 INSERT INTO ${p}schema (version) SELECT ${SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM ${p}schema);
 `
 }
@@ -215,6 +220,16 @@ export class PostgresStore implements RevocationStore {
   async deleteGrant (id: string): Promise<ClientGrant | null> {
     const { rows } = await this.query('delete_grant', this.sql.deleteGrant!, [id])
     return rows[0] ? grantOf(rows[0] as GrantRow) : null
+  }
+
+  async lease (name: string, holder: string, ttl: number): Promise<boolean> {
+    // One row per lease; the database's clock decides expiry, so skewed instances agree.
+    const { rows } = await this.query('lease', `INSERT INTO ${this.p}leases AS l (name, holder, expires_at)
+      VALUES ($1, $2, (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $3)
+      ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+      WHERE l.holder = EXCLUDED.holder OR l.expires_at <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+      RETURNING holder`, [name, holder, Math.max(1, Math.round(ttl))])
+    return rows.length === 1
   }
 
   async purgeExpired (now: number): Promise<number> {

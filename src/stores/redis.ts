@@ -76,6 +76,15 @@ local key = redis.call('HGET', KEYS[1], ARGV[1])
 if not key then return false end
 return redis.call('HGETALL', key)`
 
+// Taken when free (SET NX PX), renewed by its holder, refused to anyone else until it lapses.
+const LEASE = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`
+
 function grantFromHash (flat: string[] | null): ClientGrant | null {
   if (!flat || flat.length === 0) return null
   const h: Record<string, string> = {}
@@ -228,6 +237,11 @@ export class RedisStore implements RevocationStore {
 
   async deleteGrant (id: string): Promise<ClientGrant | null> {
     return grantFromHash(await this.client.eval(DELETE_GRANT, 1, this.grantIndex, id, this.channel) as string[] | null)
+  }
+
+  async lease (name: string, holder: string, ttl: number): Promise<boolean> {
+    // Expiry is Redis's own clock, so instances with skewed clocks agree on who holds it.
+    return await this.client.eval(LEASE, 1, `${this.prefix}lease:${name}`, holder, String(Math.max(1, Math.round(ttl)))) === 1
   }
 
   async purgeExpired (now: number): Promise<number> {

@@ -123,6 +123,18 @@ export abstract class StateBackedStore implements RevocationStore {
     return this.feed.subscribe(listener)
   }
 
+  // ---- lease: one process holds this store, so the lease lives in its memory ----
+
+  private readonly leases = new Map<string, { holder: string, expiresAt: number }>()
+
+  async lease (name: string, holder: string, ttl: number): Promise<boolean> {
+    const now = Date.now()
+    const current = this.leases.get(name)
+    if (current !== undefined && current.holder !== holder && current.expiresAt > now) return false
+    this.leases.set(name, { holder, expiresAt: now + ttl })
+    return true
+  }
+
   async purgeExpired (now: number): Promise<number> {
     await this.ready()
     return this.state.purgeExpired(now)

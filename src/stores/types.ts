@@ -96,6 +96,12 @@ export interface RevocationStore {
 
   /** A change feed; other processes' revocations arrive here. Returns an unsubscribe function. */
   subscribe?(listener: ChangeListener): Promise<() => Promise<void>>
+  /**
+   * Takes or renews the lease `name` for `holder` for `ttl` ms: true when `holder` now
+   * holds it, false while another holder's lease runs. Lets one of many instances do a
+   * periodic job (the Auth0 sync); optional, every instance does the job without it.
+   */
+  lease?(name: string, holder: string, ttl: number): Promise<boolean>
   /** Drops entries whose expiresAt has passed; returns how many. */
   purgeExpired?(now: number): Promise<number>
 }

@@ -179,6 +179,21 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     t.same(await s.createGrant({ ...grant, id: unique('cgr') }).then((g) => g.client_id), clientId, 'the pair can be granted again after deletion')
   })
 
+  t.test('lease: one holder at a time, renewed by its holder, free again once it lapses', async (t: SuiteTest) => {
+    const store = await fresh(t)
+    if (typeof store.lease !== 'function') return
+    const name = unique('job')
+    t.equal(await store.lease(name, 'a', 60_000), true, 'a free lease is taken')
+    t.equal(await store.lease(name, 'b', 60_000), false, 'refused to another holder while it runs')
+    t.equal(await store.lease(name, 'a', 60_000), true, 'renewed by its holder')
+    t.equal(await store.lease(unique('job'), 'b', 60_000), true, 'leases are independent by name')
+    const short = unique('job')
+    t.equal(await store.lease(short, 'a', 50), true)
+    await new Promise((resolve) => setTimeout(resolve, 120))
+    t.equal(await store.lease(short, 'b', 60_000), true, 'taken over once the holder stopped renewing')
+    t.equal(await store.lease(short, 'a', 60_000), false, 'the old holder lost it')
+  })
+
   t.test('the change feed reports revocations', async (t: SuiteTest) => {
     const store = await fresh(t)
     if (typeof store.subscribe !== 'function') return

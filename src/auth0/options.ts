@@ -1,0 +1,100 @@
+import { parseDuration, type Duration } from '../duration.js'
+import { invalidOption } from '../errors.js'
+import { outboundOrigin } from '../http/fetch.js'
+
+export interface Auth0SyncOptions {
+  /** The tenant: a host (`tenant.eu.auth0.com`, https assumed) or a URL (`http:` only on a loopback host). */
+  domain: string
+  /** A machine-to-machine application authorised for the Management API with `read:client_grants` and `blacklist:tokens`. */
+  clientId: string
+  clientSecret: string
+  /** Time between syncs (jittered by ±10%): seconds or a duration string. Default `'30s'`, at least 5 seconds. */
+  interval?: Duration
+  /** Audiences to sync, each one of the plugin's. Default: all of the plugin's audiences. */
+  audience?: string | string[]
+  /** ms one call to Auth0 may take. Default 10000. */
+  timeout?: number
+}
+
+export interface ResolvedAuth0SyncOptions {
+  /** `https://tenant.auth0.com`, no trailing slash. */
+  base: string
+  clientId: string
+  clientSecret: string
+  /** ms */
+  interval: number
+  audiences: string[] | undefined
+  timeout: number
+}
+
+const KNOWN = ['domain', 'clientId', 'clientSecret', 'interval', 'audience', 'timeout'] as const
+const MIN_INTERVAL_S = 5
+const name = (key: string) => `auth0Sync.${key}`
+
+/** Validates every option once, at registration; an unknown key fails, naming the nearest known one. */
+export function resolveAuth0SyncOptions (options: Auth0SyncOptions): ResolvedAuth0SyncOptions {
+  if (typeof options !== 'object' || options === null) throw invalidOption('auth0Sync', 'options must be an object')
+  for (const key of Object.keys(options)) {
+    if ((KNOWN as readonly string[]).includes(key)) continue
+    const near = nearest(key, KNOWN)
+    throw invalidOption(name(key), `is not an option of auth0Sync${near === undefined ? '' : `; did you mean "${near}"?`} (known: ${KNOWN.join(', ')})`)
+  }
+  const text = (key: 'domain' | 'clientId' | 'clientSecret') => {
+    const value = options[key]
+    if (typeof value !== 'string' || value.trim().length === 0) throw invalidOption(name(key), 'is required (a non-empty string)')
+    return value.trim()
+  }
+  const interval = parseDuration(options.interval ?? '30s', name('interval'))
+  if (interval < MIN_INTERVAL_S) throw invalidOption(name('interval'), `must be at least ${MIN_INTERVAL_S} seconds (Auth0 rate-limits the Management API)`)
+  let audiences: string[] | undefined
+  if (options.audience !== undefined) {
+    const list = Array.isArray(options.audience) ? options.audience : [options.audience]
+    if (list.length === 0 || list.some((a) => typeof a !== 'string' || a.length === 0)) throw invalidOption(name('audience'), 'must be a non-empty string or array of them')
+    audiences = [...new Set(list)]
+  }
+  const timeout = options.timeout ?? 10_000
+  if (!Number.isInteger(timeout) || timeout < 100 || timeout > 120_000) throw invalidOption(name('timeout'), 'must be an integer number of ms between 100 and 120000')
+  return { base: tenantBase(text('domain')), clientId: text('clientId'), clientSecret: text('clientSecret'), interval: interval * 1000, audiences, timeout }
+}
+
+/** `tenant.auth0.com` → `https://tenant.auth0.com`; a URL keeps its scheme (http only on loopback) and must name no path. */
+function tenantBase (domain: string): string {
+  const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(domain) ? domain : `https://${domain}`
+  let origin: string
+  try {
+    origin = outboundOrigin(url, 'domain')
+  } catch {
+    throw invalidOption(name('domain'), 'must be a tenant host (tenant.auth0.com) or an https URL (http only on a loopback host)')
+  }
+  const parsed = new URL(url)
+  if ((parsed.pathname !== '/' && parsed.pathname !== '') || parsed.search !== '' || parsed.hash !== '') {
+    throw invalidOption(name('domain'), 'must be the tenant alone, without a path (the package adds /oauth/token and /api/v2/)')
+  }
+  return origin
+}
+
+/** The known key closest to `key` (case-insensitive edit distance ≤ 3), if any. */
+function nearest (key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined
+  let bestDistance = 4
+  for (const candidate of known) {
+    const d = editDistance(key.toLowerCase(), candidate.toLowerCase())
+    if (d < bestDistance) {
+      best = candidate
+      bestDistance = d
+    }
+  }
+  return best
+}
+
+function editDistance (a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length]!
+}
