@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import { GrantConflictError } from '../errors.js'
+import { optionKeys, refuseUnknownKeys } from '../option-keys.js'
 import { ChangeFeed, encodeChange } from './change-feed.js'
 import type {
   ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationQuery,
@@ -20,6 +21,8 @@ export interface RedisStoreOptions {
    */
   subscriber?: Redis | Cluster
 }
+
+const redisOptionKeys = optionKeys<RedisStoreOptions>({ client: true, prefix: true, subscriber: true })
 
 const SEP = '\u0000'
 
@@ -104,6 +107,7 @@ export class RedisStore implements RevocationStore {
     if (options?.client === undefined || typeof (options.client as Redis).pipeline !== 'function') {
       throw new TypeError('RedisStore: client must be an ioredis client or Cluster')
     }
+    refuseUnknownKeys(options, redisOptionKeys, 'RedisStore')
     this.client = options.client
     this.prefix = options.prefix ?? '{jwt-revocation}:'
     if (typeof this.prefix !== 'string') throw new TypeError('RedisStore: prefix must be a string')
