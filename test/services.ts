@@ -2,6 +2,7 @@
 // reachable server the tests skip, naming the variable to set; with REQUIRE_SERVICES=1
 // (as in CI) a missing server fails instead.
 import { Redis } from 'ioredis'
+import { Redis as Redis6 } from 'ioredis6'
 import pg from 'pg'
 
 // tap's overloads are richer than these; `any` keeps any tap-like `t` acceptable.
@@ -23,9 +24,22 @@ function unavailable (t: Skippable, what: string, variable: string, err: unknown
   return undefined
 }
 
+/**
+ * The supported ioredis majors (6 through the `ioredis6` npm alias), as the store sees
+ * them: tests run one body against each. Version 6 speaks RESP3; its `replyMapping:
+ * 'resp3'` changes the shape of some replies, so that mode is a variant of its own.
+ */
+export const redisVariants = [
+  { name: 'ioredis 5', connect: (url: string) => new Redis(url, clientOptions) },
+  { name: 'ioredis 6', connect: (url: string) => new Redis6(url, clientOptions) as unknown as Redis },
+  { name: "ioredis 6, replyMapping 'resp3'", connect: (url: string) => new Redis6(url, { ...clientOptions, replyMapping: 'resp3' }) as unknown as Redis },
+] as const
+
+const clientOptions = { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 1, enableOfflineQueue: true }
+
 /** A connected ioredis client, closed at teardown; undefined when Redis is unreachable (the test is skipped). */
-export async function connectRedis (t: Skippable, url = REDIS_URL): Promise<Redis | undefined> {
-  const client = new Redis(url, { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 1, enableOfflineQueue: true })
+export async function connectRedis (t: Skippable, url = REDIS_URL, connect = redisVariants[0].connect): Promise<Redis | undefined> {
+  const client = connect(url)
   client.on('error', () => {})
   try {
     await client.connect()

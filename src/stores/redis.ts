@@ -86,6 +86,26 @@ function grantFromHash (flat: string[] | null): ClientGrant | null {
   return { id: h.id!, client_id: h.client_id!, audience: h.audience!, scope: JSON.parse(h.scope ?? '[]') as string[], created_at: Number(h.created_at) }
 }
 
+// ioredis 6 types `duplicate` generically on both classes, and a union of two generic
+// signatures cannot be called; each class's own is called instead.
+const duplicateOf = (client: Redis | Cluster): Redis | Cluster =>
+  client.isCluster ? (client as Cluster).duplicate() : (client as Redis).duplicate()
+
+/**
+ * `WITHSCORES` pairs in either shape ioredis gives them: a flat `[member, score, …]`
+ * of strings (RESP2, and ioredis 6's default `replyMapping`), or `[[member, score], …]`
+ * with numeric scores (ioredis 6 with `replyMapping: 'resp3'`).
+ */
+function scoredMembers (reply: unknown[]): Array<[string, number]> {
+  const pairs: Array<[string, number]> = []
+  const nested = Array.isArray(reply[0])
+  for (let i = 0; i < reply.length; i += nested ? 1 : 2) {
+    const [member, score] = nested ? reply[i] as [string, unknown] : [reply[i] as string, reply[i + 1]]
+    pairs.push([member, typeof score === 'number' ? score : Number(String(score).replace(/^\+?inf$/, 'Infinity'))])
+  }
+  return pairs
+}
+
 const expiry = (expiresAt: number | null) => (expiresAt === null ? '' : String(expiresAt))
 
 /**
@@ -174,15 +194,13 @@ export class RedisStore implements RevocationStore {
   }
 
   async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {
-    const flat = await this.client.zrangebyscore(this.tokenIndex, `(${Date.now()}`, '+inf', 'WITHSCORES')
+    const reply = await this.client.zrangebyscore(this.tokenIndex, `(${Date.now()}`, '+inf', 'WITHSCORES')
     const out: RevokedToken[] = []
-    for (let i = 0; i < flat.length; i += 2) {
-      const member = flat[i]!
+    for (const [member, score] of scoredMembers(reply as unknown[])) {
       const sep = member.indexOf(SEP)
       const aud = member.slice(0, sep)
       if (filter.aud !== undefined && aud !== filter.aud) continue
-      const score = flat[i + 1]!
-      out.push({ aud, jti: member.slice(sep + 1), expiresAt: score === 'inf' || score === '+inf' ? null : Number(score) })
+      out.push({ aud, jti: member.slice(sep + 1), expiresAt: Number.isFinite(score) ? score : null })
     }
     return out
   }
@@ -244,7 +262,7 @@ export class RedisStore implements RevocationStore {
   }
 
   private async startFeed (): Promise<void> {
-    const subscriber = this.subscriber ?? this.client.duplicate()
+    const subscriber = this.subscriber ?? duplicateOf(this.client)
     this.subscriber = subscriber
     let readyCount = 0
     subscriber.on('ready', () => {
