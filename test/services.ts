@@ -6,7 +6,7 @@ import { Redis as Redis6 } from 'ioredis6'
 import pg from 'pg'
 
 // tap's overloads are richer than these; `any` keeps any tap-like `t` acceptable.
-interface Skippable {
+export interface Skippable {
   skip: (...args: any[]) => unknown
   fail: (...args: any[]) => unknown
   teardown: (fn: () => any) => unknown
@@ -17,11 +17,15 @@ const required = process.env.REQUIRE_SERVICES === '1'
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 export const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
-function unavailable (t: Skippable, what: string, variable: string, err: unknown): undefined {
-  const message = `${what} is not reachable (${(err as Error)?.message ?? err}); set ${variable} to run these tests`
+/** Skips the test with `message`, or fails it under REQUIRE_SERVICES=1. */
+export function serviceMissing (t: Skippable, message: string): undefined {
   if (required) t.fail(message + ' — REQUIRE_SERVICES=1, so this is a failure')
   else t.skip(message)
   return undefined
+}
+
+function unavailable (t: Skippable, what: string, variable: string, err: unknown): undefined {
+  return serviceMissing(t, `${what} is not reachable (${(err as Error)?.message ?? err}); set ${variable} to run these tests`)
 }
 
 /**

@@ -123,6 +123,8 @@ t.test('store constructors refuse unknown keys', async (t) => {
     ['MemoryStore', () => new MemoryStore({ maxEntry: 5 } as never), 'option "MemoryStore.maxEntry" is not known; did you mean MemoryStore.maxEntries?'],
     ['FileStore', () => new FileStore({ path: '/nonexistent', compactafter: 5 } as never), 'option "FileStore.compactafter" is not known; did you mean FileStore.compactAfter?'],
     ['RedisStore', () => new RedisStore({ client: redisLike, prefx: 'a:' } as never), 'option "RedisStore.prefx" is not known; did you mean RedisStore.prefix?'],
+    ['RedisStore.waitForReplicas', () => new RedisStore({ client: redisLike, waitForReplicas: { replica: 1, timeout: 100 } } as never), 'option "RedisStore.waitForReplicas.replica" is not known; did you mean RedisStore.waitForReplicas.replicas?'],
+    ['RedisStore.waitForReplicas.timeout', () => new RedisStore({ client: redisLike, waitForReplicas: { replicas: 1, timeout: 0 } }), 'option "RedisStore.waitForReplicas.timeout" must be an integer ≥ 1'],
     ['PostgresStore', () => new PostgresStore({ pool: pgLike, table_prefix: 'x_' } as never), 'option "PostgresStore.table_prefix" is not known; did you mean PostgresStore.tablePrefix?'],
   ]
   for (const [name, build, message] of cases) {
@@ -138,7 +140,7 @@ t.test('store constructors refuse unknown keys', async (t) => {
   // and their known keys still work
   t.ok(new MemoryStore({ maxEntries: 5 }))
   t.ok(new FileStore({ path: '/nonexistent', maxEntries: 5, compactAfter: 5 }))
-  t.ok(new RedisStore({ client: redisLike, prefix: 'p:', subscriber: redisLike }))
+  t.ok(new RedisStore({ client: redisLike, prefix: 'p:', subscriber: redisLike, waitForReplicas: { replicas: 1, timeout: 100 } }))
   t.ok(new PostgresStore({ pool: pgLike, tablePrefix: 'x_', migrate: false, reconnectDelay: 10 }))
 })
 
