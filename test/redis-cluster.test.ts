@@ -33,6 +33,13 @@ if (cluster) {
     t.ok(sizes.filter((n) => n > 0).length > 1, `keys on more than one master (${sizes.join(', ')})`)
   })
 
+  t.test('waitForReplicas runs WAIT on the node of the write', async (t) => {
+    // These masters have no replicas: WAIT answers 0, which proves it reached a node
+    // (a keyless command in a Cluster pipeline must follow the write's slot).
+    const store = new RedisStore({ client, prefix: `{${uniqueName('wait')}}:`, waitForReplicas: { replicas: 1, timeout: 10 } })
+    await t.rejects(store.revokeToken({ aud: 'a', jti: 'j', expiresAt: null }), { code: 'FST_JWT_REVOCATION_STORE', message: /reached 0 of 1 replicas/ })
+  })
+
   t.test('two instances, each with its own Cluster client, agree on every revocation', async (t) => {
     const prefix = `{${uniqueName('cluster-multi')}}:`
     const clients = [connect(), connect()]
