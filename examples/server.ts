@@ -3,6 +3,7 @@
 //
 //   npm start                       # http://localhost:3000
 //   PORT=4000 DATA_DIR=./demo-data npm start
+import { metricsRoute } from './telemetry.js'
 import formbody from '@fastify/formbody'
 import Fastify, { type FastifyInstance } from 'fastify'
 import jwtRevocation, { adminRoutes, FileStore } from 'fastify-jwt-revocation'
@@ -59,6 +60,7 @@ export async function buildExampleServer (options: ExampleOptions): Promise<Fast
   await app.register(adminRoutes, { prefix: '/api/v2', audience: MANAGEMENT })
 
   app.get('/health', { config: { auth: false } }, async () => ({ status: 'ok' }))
+  metricsRoute(app)
   app.get('/api/orders', { config: { auth: { scopes: ['read:orders'], audience: ORDERS } } }, async (request) => ({
     client: request.auth!.clientId,
     orders: [{ id: 'ord_1', total: 42 }, { id: 'ord_2', total: 7 }],

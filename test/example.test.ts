@@ -60,3 +60,25 @@ t.test('a deleted grant stays deleted across a restart (no re-seeding)', async (
   t.teardown(() => second.close())
   t.same(await second.revocation.listGrants({ client_id: 'partner', audience: ORDERS }), [])
 })
+
+t.test('a Prometheus scrape of /metrics shows decisions by outcome and reason', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'example-metrics-'))
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }))
+  const app = await buildExampleServer({ publicUrl: 'http://127.0.0.1:1', dataDir })
+  t.teardown(() => app.close())
+  // Counters are per process and earlier tests in this file count too: compare before and after.
+  const decisions = async (outcome: string, reason: string) => {
+    const scrape = await app.inject({ url: '/metrics' })
+    t.equal(scrape.statusCode, 200)
+    t.match(scrape.headers['content-type'], /^text\/plain/)
+    const line = new RegExp(`^jwt_revocation_decisions_total\\{outcome="${outcome}",reason="${reason}"[^}]*\\} (\\d+)$`, 'm').exec(scrape.body)
+    return Number(line?.[1] ?? 0)
+  }
+  const missing = await decisions('refused', 'missing')
+  const malformed = await decisions('refused', 'malformed')
+  t.equal((await app.inject({ url: '/api/orders' })).statusCode, 401)
+  t.equal((await app.inject({ url: '/api/orders' })).statusCode, 401)
+  t.equal((await app.inject({ url: '/api/orders?access_token=x' })).statusCode, 400)
+  t.equal(await decisions('refused', 'missing'), missing + 2, 'two requests without a token')
+  t.equal(await decisions('refused', 'malformed'), malformed + 1, 'one with a token in the query string')
+})
