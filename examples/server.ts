@@ -16,6 +16,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { issuerRoutes, loadSigningKey, StatusListPublisher, type ExampleConfig } from './issuer.js'
+import { metricsRoute } from './telemetry.js'
 
 export const ORDERS = 'https://orders.example.com'
 export const REPORTS = 'https://reports.example.com'
@@ -113,6 +114,7 @@ export async function buildExampleServer (options: ExampleOptions): Promise<Fast
   }
 
   app.get('/health', { config: { auth: false } }, async () => ({ status: 'ok' }))
+  metricsRoute(app)
   app.get('/api/orders', { config: { auth: { scopes: ['read:orders'], audience: ORDERS } } }, async (request) => ({
     client: request.auth!.clientId,
     orders: [{ id: 'ord_1', total: 42 }, { id: 'ord_2', total: 7 }],

@@ -1,4 +1,5 @@
 import { acceptedAudiences, clientIdOf, scopesOf, subjectOf } from './claims.js'
+import type { Metrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import type { Revocation } from './revocation.js'
 import type { TokenCache, TokenRecord } from './token-cache.js'
@@ -16,12 +17,15 @@ export class Authenticator {
     private readonly options: ResolvedOptions,
     private readonly cache: TokenCache | null,
     private readonly revocation: Revocation,
+    private readonly metrics: Metrics,
   ) {
     this.accepted = new Set(options.audiences)
   }
 
   authenticate (token: string): TokenRecord | Promise<TokenRecord> {
-    const cached = this.cache?.get(token)
+    if (this.cache === null) return this.verifyAndCheck(token)
+    const cached = this.cache.get(token)
+    this.metrics.cacheLookup(cached !== undefined)
     if (cached === undefined) return this.verifyAndCheck(token)
     const now = Date.now()
     checkTokenTime(cached.payload, Math.floor(now / 1000), this.options)

@@ -5,6 +5,7 @@ import {
 } from 'jose'
 import { InvalidTokenError, invalidOption, ServiceUnavailableError } from './errors.js'
 import { allowsVerification, jwkMetadataProblem, publicKeyProblem, secretKeyProblem } from './key-policy.js'
+import { optionKeys, refuseUnknownKeys } from './option-keys.js'
 
 /** What jose verifies against: a key, or a function picking one from a key set by `kid`/`alg`. */
 export type VerificationKey = KeyObject | JWTVerifyGetKey
@@ -51,6 +52,8 @@ const HMAC = ['HS256', 'HS384', 'HS512']
 const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']
 /** JWK key types that can carry one of the signature algorithms above. */
 const SIGNATURE_KTY = ['RSA', 'EC', 'OKP']
+
+const jwksOptionKeys = optionKeys<RemoteJwksOptions>({ timeoutDuration: true, cooldownDuration: true, cacheMaxAge: true })
 
 const sourceNames = ['jwksUri', 'issuerBaseURL', 'jwks', 'publicKey', 'secret'] as const
 
@@ -138,7 +141,8 @@ function parseUrl (value: string | URL, option: string): URL {
 function validateJwksOptions (value: RemoteJwksOptions | undefined): RemoteJwksOptions {
   if (value === undefined) return {}
   if (typeof value !== 'object' || value === null) throw invalidOption('jwksOptions', 'must be an object')
-  for (const name of ['timeoutDuration', 'cooldownDuration', 'cacheMaxAge'] as const) {
+  refuseUnknownKeys(value, jwksOptionKeys, 'jwksOptions')
+  for (const name of jwksOptionKeys as ReadonlyArray<keyof RemoteJwksOptions>) {
     const n = value[name]
     if (n !== undefined && (!Number.isInteger(n) || n < 0)) throw invalidOption(`jwksOptions.${name}`, 'must be a non-negative integer of milliseconds')
   }

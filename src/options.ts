@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { parseDuration, type Duration } from './duration.js'
 import { invalidOption } from './errors.js'
 import { createKeySource, type KeyPolicyLog, type KeySource, type KeySourceOptions } from './keys.js'
+import { optionKeys, refuseUnknownKeys, registerOptionKeys } from './option-keys.js'
 import { resolveStatusListOptions, type ResolvedStatusListOptions, type StatusListOptions } from './status-list/options.js'
 import { MemoryStore } from './stores/memory.js'
 import { grantMethods, type RevocationStore } from './stores/types.js'
@@ -78,6 +79,16 @@ export interface ResolvedOptions {
   statusList: ResolvedStatusListOptions | null
 }
 
+// The one list of plugin options: the compiler holds it to JwtRevocationOptions, so a
+// new option is declared in the interface and added here, nowhere else.
+const pluginOptionKeys = [...optionKeys<JwtRevocationOptions>({
+  jwksUri: true, issuerBaseURL: true, jwks: true, publicKey: true, secret: true, algorithms: true, jwksOptions: true,
+  issuer: true, audience: true, typ: true, clockTolerance: true, requiredClaims: true, maxTokenLifetime: true,
+  maxTokenAge: true, store: true, cache: true, grants: true, onStoreError: true, global: true, realm: true,
+  extractToken: true, maxTokenSize: true, storeTimeout: true, retryAfter: true, statusList: true,
+}), ...registerOptionKeys]
+const cacheOptionKeys = optionKeys<CacheOptions>({ max: true, ttl: true })
+
 const storeMethods = ['lookup', 'revokeToken', 'listRevokedTokens', 'revokeClient', 'revokeSubject'] as const
 const QUOTE_OR_CONTROL = /["\\\x00-\x1f\x7f]/
 
@@ -109,6 +120,7 @@ function optionalDuration (value: Duration | undefined, name: string): number | 
 /** Validates and defaults every option once, at registration; `log` hears of remote keys the key policy refuses. */
 export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLog): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw invalidOption('options', 'must be an object')
+  refuseUnknownKeys(options, pluginOptionKeys)
   const retryAfter = positiveInteger(options.retryAfter, 'retryAfter', 5)
   const keySource = createKeySource(options, retryAfter * 1000, log)
 
@@ -124,6 +136,7 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
   if (options.cache === false) cache = false
   else if (options.cache !== undefined) {
     if (typeof options.cache !== 'object' || options.cache === null) throw invalidOption('cache', 'must be { max, ttl } or false')
+    refuseUnknownKeys(options.cache, cacheOptionKeys, 'cache')
     cache = {
       max: positiveInteger(options.cache.max, 'cache.max', 10_000),
       ttl: positiveInteger(options.cache.ttl, 'cache.ttl', 10_000, 0),

@@ -5,6 +5,7 @@ import { Authenticator } from './authenticator.js'
 import { bearerChallenge } from './challenge.js'
 import { InsufficientScopeError, InvalidOptionError, InvalidTokenError, RouteMisconfiguredError } from './errors.js'
 import { checkTokenShape, extractBearerToken } from './extract.js'
+import { Metrics } from './metrics.js'
 import { resolveOptions, type JwtRevocationOptions } from './options.js'
 import { Revocation } from './revocation.js'
 import { routePolicy, type RouteAuthConfig, type RoutePolicy } from './route-policy.js'
@@ -43,8 +44,9 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   }
   const options = resolveOptions(opts, fastify.log)
   const cache = options.cache === false ? null : new TokenCache(options.cache.max)
-  const revocation = new Revocation(options, cache, fastify.log)
-  const authenticator = new Authenticator(options, cache, revocation)
+  const metrics = new Metrics()
+  const revocation = new Revocation(options, cache, fastify.log, metrics)
+  const authenticator = new Authenticator(options, cache, revocation, metrics)
   const retryAfter = String(options.retryAfter)
 
   await options.store.ready?.()
@@ -61,6 +63,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
 
   function fail (reply: FastifyReply, err: HttpError, policy: RoutePolicy, done: HookHandlerDoneFunction): void {
     const code = err.code ?? ''
+    metrics.refused(err.code, err.cause !== undefined)
     if (!code.startsWith('FST_JWT_REVOCATION_')) {
       // A bug or a throwing custom extractToken: log it, answer without its details.
       reply.log.error({ err }, 'fastify-jwt-revocation: unexpected error while authenticating')
@@ -92,6 +95,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
       subject: record.subject,
       scopes: record.scopes,
     }
+    metrics.accepted()
     done()
   }
 

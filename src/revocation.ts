@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import {
   GrantNotFoundError, ServiceUnavailableError, StoreError, TokenRevokedError,
 } from './errors.js'
+import { Metrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import { StatusListChecker } from './status-list/checker.js'
 import type { TokenCache, TokenRecord } from './token-cache.js'
@@ -55,7 +56,7 @@ export class Revocation {
   private storeDown = false
   private readonly statusList: StatusListChecker | null
 
-  constructor (options: ResolvedOptions, cache: TokenCache | null, log: FastifyBaseLogger) {
+  constructor (options: ResolvedOptions, cache: TokenCache | null, log: FastifyBaseLogger, private readonly metrics = new Metrics()) {
     this.options = options
     this.store = options.store
     this.cache = cache
@@ -195,13 +196,13 @@ export class Revocation {
     const listStatus = this.statusList?.statusOf(record.payload)
     listStatus?.catch(() => {})
     try {
-      state = await withTimeout(this.store.lookup({
+      state = await this.metrics.storeCall(withTimeout(this.store.lookup({
         audiences: record.audiences,
         jti: typeof record.payload.jti === 'string' ? record.payload.jti : undefined,
         clientId: record.clientId ?? undefined,
         subject: record.subject ?? undefined,
         includeGrant: this.options.grants,
-      }), this.options.storeTimeout)
+      }), this.options.storeTimeout))
       checkStoreAnswer(state, this.options.grants)
       if (this.storeDown) {
         this.storeDown = false

@@ -156,6 +156,33 @@ t.test('admin authorization: no token 401, missing scope 403, other audience 401
   }
 })
 
+t.test('each admin route needs its own scope: every other admin scope together is refused', async (t) => {
+  const app = await build(t)
+  const all = ALL_SCOPES.split(' ')
+  const grant = await app.revocation.createGrant({ client_id: 'partner', audience: AUDIENCE, scope: ['read:orders'] })
+  const routes: Array<[string, string, string, unknown?]> = [
+    ['blacklist:tokens', 'POST', '/api/v2/blacklists/tokens', { aud: AUDIENCE, jti: 'x' }],
+    ['blacklist:tokens', 'GET', '/api/v2/blacklists/tokens'],
+    ['read:client_grants', 'GET', '/api/v2/client-grants'],
+    ['create:client_grants', 'POST', '/api/v2/client-grants', { client_id: 'other', audience: AUDIENCE, scope: [] }],
+    ['update:client_grants', 'PATCH', `/api/v2/client-grants/${grant.id}`, { scope: ['write:orders'] }],
+    ['delete:client_grants', 'DELETE', `/api/v2/client-grants/${grant.id}`],
+  ]
+  for (const [scope, method, url, payload] of routes) {
+    const others = await adminToken(all.filter((s) => s !== scope).join(' '))
+    const res = await app.inject({ method: method as 'GET', url, headers: bearer(others), ...(payload ? { payload: payload as object } : {}) })
+    t.equal(res.statusCode, 403, `${method} ${url} refused without ${scope}`)
+    t.match(res.headers['www-authenticate'], `scope="${scope}"`, 'the challenge names the missing scope')
+  }
+  t.same(await app.revocation.listRevokedTokens(), [], 'nothing was blacklisted')
+  t.same((await app.revocation.listGrants()).map((g) => [g.client_id, g.scope]), [['partner', ['read:orders']]], 'the grant is neither created, updated nor deleted')
+  for (const [scope, method, url, payload] of routes) {
+    const own = await adminToken(scope)
+    const res = await app.inject({ method: method as 'GET', url, headers: bearer(own), ...(payload ? { payload: payload as object } : {}) })
+    t.ok(res.statusCode < 300, `${method} ${url} allowed with ${scope} alone (${res.statusCode})`)
+  }
+})
+
 t.test('adminRoutes needs the plugin and an audience', async (t) => {
   const bare = Fastify()
   t.teardown(() => bare.close())

@@ -227,8 +227,8 @@ t.test('closing the app stops the syncs: Auth0 is not called after close, and no
 t.test('options are validated strictly, naming the option', async (t) => {
   const base = { domain: 'tenant.auth0.com', clientId: 'id', clientSecret: 'secret' }
   const cases: Array<[Record<string, unknown>, RegExp]> = [
-    [{ ...base, clientID: 'x' }, /"auth0Sync.clientID" is not an option of auth0Sync; did you mean "clientId"\?/],
-    [{ ...base, intervall: '1m' }, /did you mean "interval"/],
+    [{ ...base, clientID: 'x' }, /"auth0Sync.clientID" is not known; did you mean auth0Sync.clientId\?/],
+    [{ ...base, intervall: '1m' }, /did you mean auth0Sync.interval\?/],
     [{ domain: 'tenant.auth0.com', clientId: 'id' }, /"auth0Sync.clientSecret" is required/],
     [{ ...base, domain: 'http://tenant.auth0.com' }, /"auth0Sync.domain" must be .*http only on a loopback host/],
     [{ ...base, domain: 'https://tenant.auth0.com/api/v2' }, /without a path/],

@@ -88,3 +88,25 @@ t.test('AUTH0_* variables: off without AUTH0_DOMAIN, a clear error when the cred
   t.throws(() => auth0FromEnv({ AUTH0_DOMAIN: 'tenant.auth0.com', AUTH0_CLIENT_ID: 'id' }), /AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET are needed/)
   t.same(auth0FromEnv({ AUTH0_DOMAIN: 'tenant.auth0.com', AUTH0_CLIENT_ID: 'id', AUTH0_CLIENT_SECRET: 's', AUTH0_SYNC_INTERVAL: '1m' }), { domain: 'tenant.auth0.com', clientId: 'id', clientSecret: 's', interval: '1m' })
 })
+
+t.test('a Prometheus scrape of /metrics shows decisions by outcome and reason', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'example-metrics-'))
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }))
+  const app = await buildExampleServer({ publicUrl: 'http://127.0.0.1:1', dataDir })
+  t.teardown(() => app.close())
+  // Counters are per process and earlier tests in this file count too: compare before and after.
+  const decisions = async (outcome: string, reason: string) => {
+    const scrape = await app.inject({ url: '/metrics' })
+    t.equal(scrape.statusCode, 200)
+    t.match(scrape.headers['content-type'], /^text\/plain/)
+    const line = new RegExp(`^jwt_revocation_decisions_total\\{outcome="${outcome}",reason="${reason}"[^}]*\\} (\\d+)$`, 'm').exec(scrape.body)
+    return Number(line?.[1] ?? 0)
+  }
+  const missing = await decisions('refused', 'missing')
+  const malformed = await decisions('refused', 'malformed')
+  t.equal((await app.inject({ url: '/api/orders' })).statusCode, 401)
+  t.equal((await app.inject({ url: '/api/orders' })).statusCode, 401)
+  t.equal((await app.inject({ url: '/api/orders?access_token=x' })).statusCode, 400)
+  t.equal(await decisions('refused', 'missing'), missing + 2, 'two requests without a token')
+  t.equal(await decisions('refused', 'malformed'), malformed + 1, 'one with a token in the query string')
+})

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { appendFile, mkdtemp, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import FakeTimers from '@sinonjs/fake-timers'
@@ -124,6 +124,42 @@ t.test('kill -9 right after an acknowledgement loses nothing', async (t) => {
   let missing = 0
   for (const jti of acked) if (!(await revoked(store, jti))) missing++
   t.equal(missing, 0, 'every acknowledged revocation is on disk')
+})
+
+t.test('a revocation is acknowledged only after the data sync of its own write', async (t) => {
+  // kill -9 keeps the page cache, so a crash test cannot see a missing fdatasync; the
+  // order of the calls can. The sync is held open: the acknowledgement must wait for it.
+  const store = new FileStore({ path: await tempDir(t) })
+  t.teardown(() => store.close())
+  await store.ready()
+  const log = (store as unknown as { log: FileHandle }).log
+  const events: string[] = []
+  const write = log.write.bind(log) as (data: string) => Promise<unknown>
+  log.write = (async (data: string) => {
+    events.push(data.includes('"synced-jti"') ? 'write synced-jti' : 'write other')
+    return write(data)
+  }) as typeof log.write
+  const datasync = log.datasync.bind(log)
+  let release: () => void = () => {}
+  let syncStarted: () => void = () => {}
+  const started = new Promise<void>((resolve) => { syncStarted = resolve })
+  log.datasync = async () => {
+    events.push('datasync')
+    syncStarted()
+    await new Promise<void>((resolve) => { release = resolve })
+    await datasync()
+    events.push('datasync done')
+  }
+  let acknowledged = false
+  const revoke = store.revokeToken({ aud: AUD, jti: 'synced-jti', expiresAt: null }).then(() => {
+    acknowledged = true
+    events.push('acknowledged')
+  })
+  await Promise.race([revoke, started])
+  t.equal(acknowledged, false, 'not acknowledged while the data sync is in progress')
+  release()
+  await revoke
+  t.same(events, ['write synced-jti', 'datasync', 'datasync done', 'acknowledged'])
 })
 
 t.test('a full MemoryStore refuses a new revocation instead of evicting one', async (t) => {

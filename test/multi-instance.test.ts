@@ -1,64 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import t from 'tap'
-import jwtRevocation, { type RevocationStore } from '../src/index.js'
 import { PostgresStore } from '../src/stores/postgres.js'
 import { RedisStore } from '../src/stores/redis.js'
-import { AUDIENCE, bearer, ISSUER, makeKey, sign } from './helpers.js'
+import { AUDIENCE, bearer, sign } from './helpers.js'
+import { instance, key, scenario } from './propagation.js'
+import { freePort, startRedisServer } from './redis-servers.js'
 import { connectPostgres, connectRedis, deleteKeys, uniqueName } from './services.js'
-
-const key = await makeKey('ES256')
-const jwks = { keys: [key.publicJwk] }
-
-async function instance (t: { teardown: (fn: () => unknown) => void }, store: RevocationStore, extra: Record<string, unknown> = {}): Promise<FastifyInstance> {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(jwtRevocation, { jwks, issuer: ISSUER, audience: AUDIENCE, store, cache: { max: 1000, ttl: 60_000 }, ...extra })
-  app.get('/orders', async () => 'ok')
-  await app.ready()
-  return app
-}
-
-// Half the cache ttl: a refusal before then can only have come through the change feed.
-const FEED_WINDOW_MS = 30_000
-
-/** Revokes through A, then polls B; returns ms until B refuses (Infinity if not within FEED_WINDOW_MS). */
-async function propagation (b: FastifyInstance, revoke: () => Promise<void>, token: string): Promise<number> {
-  const started = performance.now()
-  await revoke()
-  while (performance.now() - started < FEED_WINDOW_MS) {
-    if ((await b.inject({ url: '/orders', headers: bearer(token) })).statusCode === 401) return performance.now() - started
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-  return Infinity
-}
-
-async function scenario (t: Tap, makeStore: () => RevocationStore, backend: string): Promise<void> {
-  const a = await instance(t, makeStore())
-  const b = await instance(t, makeStore())
-  const delays: number[] = []
-  for (let i = 0; i < 20; i++) {
-    const token = await sign(key, { jti: `${backend}-${i}`, sub: `user-${i}`, azp: `client-${i}` })
-    t.equal((await b.inject({ url: '/orders', headers: bearer(token) })).statusCode, 200, 'B has the token cached as not revoked')
-    const kind = i % 3
-    const revoke = kind === 0
-      ? () => a.revocation.revokeToken({ jti: `${backend}-${i}`, aud: AUDIENCE })
-      : kind === 1 ? () => a.revocation.revokeClient(`client-${i}`) : () => a.revocation.revokeSubject(`user-${i}`)
-    delays.push(await propagation(b, revoke, token))
-  }
-  delays.sort((x, y) => x - y)
-  const p50 = delays[Math.floor(delays.length * 0.5)]!
-  const max = delays.at(-1)!
-  t.ok(Number.isFinite(max), 'every revocation on A was refused by B long before its 60 s cache ttl: the change feed carried it')
-  t.comment(`${backend}: propagation A→B p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms over ${delays.length} revocations`)
-}
-
-type Tap = Pick<typeof t, 'equal' | 'ok' | 'comment' | 'teardown'>
 
 t.test('two instances on one RedisStore agree on every revocation', async (t) => {
   const client = await connectRedis(t)
@@ -76,23 +26,8 @@ t.test('two instances on one PostgresStore agree on every revocation', async (t)
   await scenario(t, () => new PostgresStore({ pool, tablePrefix }), 'postgres')
 })
 
-async function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as import('node:net').AddressInfo
-      s.close(() => resolve(port))
-    })
-    s.on('error', reject)
-  })
-}
-
-function startRedis (port: number, dir: string): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: ['ignore', 'pipe', 'ignore'] })
-    child.on('error', reject)
-    child.stdout!.on('data', (chunk: Buffer) => { if (chunk.toString().includes('Ready to accept connections')) resolve(child) })
-  })
-}
+const startRedis = (port: number, dir: string) => startRedisServer(['--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
+  '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''])
 
 t.test('Redis stopped mid-test: 503 while down, normal after it returns, no revocation lost', async (t) => {
   const shared = await connectRedis(t)

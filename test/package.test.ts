@@ -60,7 +60,11 @@ const consumerTs = `
 import Fastify from 'fastify'
 import jwtRevocation, { MemoryStore, type AuthContext } from 'fastify-jwt-revocation'
 import { RedisStore } from 'fastify-jwt-revocation/redis'
+import { Cluster, Redis } from 'ioredis'
 const app = Fastify()
+// ioredis is the current major (6), installed beside the package without a peer conflict.
+void new RedisStore({ client: new Redis({ lazyConnect: true }), subscriber: new Redis({ lazyConnect: true }) })
+void new RedisStore({ client: new Cluster([{ host: '127.0.0.1', port: 7000 }], { lazyConnect: true }) })
 await app.register(jwtRevocation, { jwksUri: 'https://issuer.example/.well-known/jwks.json', audience: 'https://api.example', store: new MemoryStore() })
 app.get('/me', { config: { auth: { scopes: ['profile'] } } }, async (req) => {
   const auth: AuthContext | null = req.auth
@@ -86,7 +90,9 @@ t.test('npm pack, install into a fresh Fastify app, use from ESM, CommonJS and T
   await run('mkdir', ['-p', app])
   await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
   await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts',
-    join(dir, packed!.filename), `fastify@${ourPackage.devDependencies.fastify}`], { cwd: app, timeout: 240_000 })
+    join(dir, packed!.filename), `fastify@${ourPackage.devDependencies.fastify}`,
+    // The current ioredis major, as an app that already uses it has it (once a peer conflict).
+    ourPackage.devDependencies.ioredis6!.replace(/^npm:/, '')], { cwd: app, timeout: 240_000 })
 
   await writeFile(join(app, 'esm.mjs'), consumerEsm)
   const esm = JSON.parse((await run(process.execPath, ['esm.mjs', join(app, 'revocations')], { cwd: app })).stdout)

@@ -239,3 +239,32 @@ t.test('a forged token never reaches the store', async (t) => {
   t.equal((await get(app, forged)).statusCode, 401)
   t.equal(store.lookups, 0)
 })
+
+t.test('a revocation that lands through the feed while a lookup is in flight is not hidden for cache.ttl', async (t) => {
+  // The lookup reads the store before the revocation and answers after it: its
+  // "not revoked" is already stale when it arrives, so it must not be cached as fresh.
+  const store = new MemoryStore()
+  let release: () => void = () => {}
+  let held: Promise<void> | null = null
+  let reading: () => void = () => {}
+  const read = new Promise<void>((resolve) => { reading = resolve })
+  const lookup = store.lookup.bind(store)
+  store.lookup = async (q) => {
+    const state = await lookup(q)
+    reading()
+    if (held) await held
+    return state
+  }
+  const app = await buildApp(t, { jwks, store, cache: { max: 100, ttl: 60_000 } })
+  const token = await sign(key, { jti: 'raced' })
+
+  held = new Promise<void>((resolve) => { release = resolve })
+  const first = get(app, token)
+  await read
+  // Straight into the store, as another instance would: only the change feed tells this app.
+  await store.revokeToken({ aud: AUDIENCE, jti: 'raced', expiresAt: null })
+  held = null
+  release()
+  t.equal((await first).statusCode, 200, 'the request that asked before the revocation is answered as it was asked')
+  t.equal((await get(app, token)).statusCode, 401, 'the next request is refused, not served the stale answer from the cache')
+})

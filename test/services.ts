@@ -2,10 +2,11 @@
 // reachable server the tests skip, naming the variable to set; with REQUIRE_SERVICES=1
 // (as in CI) a missing server fails instead.
 import { Redis } from 'ioredis'
+import { Redis as Redis6 } from 'ioredis6'
 import pg from 'pg'
 
 // tap's overloads are richer than these; `any` keeps any tap-like `t` acceptable.
-interface Skippable {
+export interface Skippable {
   skip: (...args: any[]) => unknown
   fail: (...args: any[]) => unknown
   teardown: (fn: () => any) => unknown
@@ -16,16 +17,33 @@ const required = process.env.REQUIRE_SERVICES === '1'
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 export const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
-function unavailable (t: Skippable, what: string, variable: string, err: unknown): undefined {
-  const message = `${what} is not reachable (${(err as Error)?.message ?? err}); set ${variable} to run these tests`
+/** Skips the test with `message`, or fails it under REQUIRE_SERVICES=1. */
+export function serviceMissing (t: Skippable, message: string): undefined {
   if (required) t.fail(message + ' — REQUIRE_SERVICES=1, so this is a failure')
   else t.skip(message)
   return undefined
 }
 
+function unavailable (t: Skippable, what: string, variable: string, err: unknown): undefined {
+  return serviceMissing(t, `${what} is not reachable (${(err as Error)?.message ?? err}); set ${variable} to run these tests`)
+}
+
+/**
+ * The supported ioredis majors (6 through the `ioredis6` npm alias), as the store sees
+ * them: tests run one body against each. Version 6 speaks RESP3; its `replyMapping:
+ * 'resp3'` changes the shape of some replies, so that mode is a variant of its own.
+ */
+export const redisVariants = [
+  { name: 'ioredis 5', connect: (url: string) => new Redis(url, clientOptions) },
+  { name: 'ioredis 6', connect: (url: string) => new Redis6(url, clientOptions) as unknown as Redis },
+  { name: "ioredis 6, replyMapping 'resp3'", connect: (url: string) => new Redis6(url, { ...clientOptions, replyMapping: 'resp3' }) as unknown as Redis },
+] as const
+
+const clientOptions = { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 1, enableOfflineQueue: true }
+
 /** A connected ioredis client, closed at teardown; undefined when Redis is unreachable (the test is skipped). */
-export async function connectRedis (t: Skippable, url = REDIS_URL): Promise<Redis | undefined> {
-  const client = new Redis(url, { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 1, enableOfflineQueue: true })
+export async function connectRedis (t: Skippable, url = REDIS_URL, connect = redisVariants[0].connect): Promise<Redis | undefined> {
+  const client = connect(url)
   client.on('error', () => {})
   try {
     await client.connect()

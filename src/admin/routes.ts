@@ -2,6 +2,7 @@ import { Ajv } from 'ajv'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { GrantNotFoundError, invalidOption } from '../errors.js'
+import { optionKeys, refuseUnknownKeys, registerOptionKeys } from '../option-keys.js'
 import { grantMethods, type ClientGrant } from '../stores/types.js'
 import { auth0ErrorHandler } from './auth0-errors.js'
 import { checkpointPage, compareGrants, offsetPage } from './pagination.js'
@@ -16,6 +17,8 @@ export interface AdminRoutesOptions {
   /** Largest request body, bytes. Default 16384. */
   bodyLimit?: number
 }
+
+const adminOptionKeys = [...optionKeys<AdminRoutesOptions>({ audience: true, bodyLimit: true }), ...registerOptionKeys]
 
 const GRANT_SCOPES = ['create:client_grants', 'read:client_grants', 'update:client_grants', 'delete:client_grants'] as const
 
@@ -47,6 +50,7 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
   if (!app.hasDecorator('revocation')) {
     throw invalidOption('adminRoutes', 'needs fastify-jwt-revocation registered first, in the same or a parent context')
   }
+  refuseUnknownKeys(options ?? {}, adminOptionKeys, 'adminRoutes')
   if (typeof options?.audience !== 'string' || options.audience.length === 0) {
     throw invalidOption('adminRoutes.audience', 'is required: the audience admin tokens are issued for')
   }

@@ -1,6 +1,7 @@
 import { parseDuration, type Duration } from '../duration.js'
 import { invalidOption } from '../errors.js'
 import { outboundOrigin } from '../http/fetch.js'
+import { optionKeys, refuseUnknownKeys, registerOptionKeys } from '../option-keys.js'
 
 export interface Auth0SyncOptions {
   /** The tenant: a host (`tenant.eu.auth0.com`, https assumed) or a URL (`http:` only on a loopback host). */
@@ -27,18 +28,14 @@ export interface ResolvedAuth0SyncOptions {
   timeout: number
 }
 
-const KNOWN = ['domain', 'clientId', 'clientSecret', 'interval', 'audience', 'timeout'] as const
+const KNOWN = [...optionKeys<Auth0SyncOptions>({ domain: true, clientId: true, clientSecret: true, interval: true, audience: true, timeout: true }), ...registerOptionKeys]
 const MIN_INTERVAL_S = 5
 const name = (key: string) => `auth0Sync.${key}`
 
 /** Validates every option once, at registration; an unknown key fails, naming the nearest known one. */
 export function resolveAuth0SyncOptions (options: Auth0SyncOptions): ResolvedAuth0SyncOptions {
   if (typeof options !== 'object' || options === null) throw invalidOption('auth0Sync', 'options must be an object')
-  for (const key of Object.keys(options)) {
-    if ((KNOWN as readonly string[]).includes(key)) continue
-    const near = nearest(key, KNOWN)
-    throw invalidOption(name(key), `is not an option of auth0Sync${near === undefined ? '' : `; did you mean "${near}"?`} (known: ${KNOWN.join(', ')})`)
-  }
+  refuseUnknownKeys(options, KNOWN, 'auth0Sync')
   const text = (key: 'domain' | 'clientId' | 'clientSecret') => {
     const value = options[key]
     if (typeof value !== 'string' || value.trim().length === 0) throw invalidOption(name(key), 'is required (a non-empty string)')
@@ -71,30 +68,4 @@ function tenantBase (domain: string): string {
     throw invalidOption(name('domain'), 'must be the tenant alone, without a path (the package adds /oauth/token and /api/v2/)')
   }
   return origin
-}
-
-/** The known key closest to `key` (case-insensitive edit distance ≤ 3), if any. */
-function nearest (key: string, known: readonly string[]): string | undefined {
-  let best: string | undefined
-  let bestDistance = 4
-  for (const candidate of known) {
-    const d = editDistance(key.toLowerCase(), candidate.toLowerCase())
-    if (d < bestDistance) {
-      best = candidate
-      bestDistance = d
-    }
-  }
-  return best
-}
-
-function editDistance (a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i]
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
-    }
-    previous = current
-  }
-  return previous[b.length]!
 }

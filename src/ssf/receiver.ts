@@ -4,6 +4,7 @@ import { LRUCache } from 'lru-cache'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { parseDuration, type Duration } from '../duration.js'
 import { invalidOption } from '../errors.js'
+import { optionKeys, refuseUnknownKeys, registerOptionKeys } from '../option-keys.js'
 import { createKeySource, type RemoteJwksOptions } from '../keys.js'
 import { revokingEvents, subjectsOf, type ResolveSubject, type SubjectPolicy } from './events.js'
 import { SetRefusal } from './refusal.js'
@@ -46,6 +47,12 @@ export interface SsfReceiverOptions {
 
 const CONTENT_TYPE = 'application/secevent+jwt'
 
+const receiverOptionKeys = [...optionKeys<SsfReceiverOptions>({
+  path: true, issuer: true, audience: true, jwksUri: true, jwks: true, jwksOptions: true, algorithms: true,
+  authorizationHeader: true, tokenIssuer: true, resolveSubject: true, maxAge: true, clockTolerance: true,
+  bodyLimit: true, maxRemembered: true,
+}), ...registerOptionKeys]
+
 function stringList (value: unknown, name: string): string[] {
   const list = Array.isArray(value) ? value : [value]
   if (list.length === 0 || list.some((v) => typeof v !== 'string' || v.length === 0)) throw invalidOption(name, 'must be a non-empty string or array of non-empty strings')
@@ -75,6 +82,7 @@ export async function ssfReceiver (app: FastifyInstance, options: SsfReceiverOpt
     throw invalidOption('ssfReceiver', 'needs fastify-jwt-revocation registered first, in the same or a parent context')
   }
   if (typeof options !== 'object' || options === null) throw invalidOption('ssfReceiver', 'options must be an object')
+  refuseUnknownKeys(options, receiverOptionKeys, 'ssfReceiver')
   if (typeof options.issuer !== 'string' || options.issuer.length === 0) throw invalidOption('ssfReceiver.issuer', "is required: the transmitter's iss")
   if ((options.jwksUri === undefined) === (options.jwks === undefined)) throw invalidOption('ssfReceiver.jwksUri', 'or jwks: give exactly one')
   const path = options.path ?? '/ssf/events'

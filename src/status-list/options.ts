@@ -1,5 +1,6 @@
 import { parseDuration, type Duration } from '../duration.js'
 import { invalidOption } from '../errors.js'
+import { optionKeys, refuseUnknownKeys } from '../option-keys.js'
 
 export interface StatusListOptions {
   /**
@@ -19,6 +20,8 @@ export interface ResolvedStatusListOptions {
   /** Seconds. */
   maxAge: number
 }
+
+const statusListOptionKeys = optionKeys<StatusListOptions>({ allowedOrigins: true, timeout: true, maxAge: true })
 
 const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost'])
 
@@ -40,6 +43,7 @@ export function resolveStatusListOptions (value: unknown, issuers: string[] | un
   if (value === undefined || value === false) return null
   if (value !== true && (typeof value !== 'object' || value === null)) throw invalidOption('statusList', 'must be true or { allowedOrigins, timeout, maxAge }')
   const options: StatusListOptions = value === true ? {} : value as StatusListOptions
+  refuseUnknownKeys(options, statusListOptionKeys, 'statusList')
   let origins: string[]
   if (options.allowedOrigins !== undefined) {
     if (!Array.isArray(options.allowedOrigins) || options.allowedOrigins.length === 0) throw invalidOption('statusList.allowedOrigins', 'must be a non-empty array of origins')

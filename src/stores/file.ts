@@ -1,6 +1,7 @@
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { StoreError } from '../errors.js'
+import { optionKeys, refuseUnknownKeys } from '../option-keys.js'
 import { StateBackedStore } from './state-backed.js'
 import type { StoreOperation } from './state.js'
 
@@ -12,6 +13,8 @@ export interface FileStoreOptions {
   /** Every this many writes, expired entries are purged, and the log rewritten once this many of its lines are dead. Default 10,000. */
   compactAfter?: number
 }
+
+const fileOptionKeys = optionKeys<FileStoreOptions>({ path: true, maxEntries: true, compactAfter: true })
 
 const LOG = 'revocations.log'
 const LOCK = 'lock'
@@ -44,6 +47,7 @@ export class FileStore extends StateBackedStore {
 
   constructor (options: FileStoreOptions) {
     if (typeof options?.path !== 'string' || options.path.length === 0) throw new TypeError('FileStore: path must be a directory path')
+    refuseUnknownKeys(options, fileOptionKeys, 'FileStore')
     const max = options.maxEntries ?? 1_000_000
     if (!Number.isInteger(max) || max < 1) throw new TypeError('FileStore: maxEntries must be a positive integer')
     super(max)

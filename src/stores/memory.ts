@@ -1,3 +1,4 @@
+import { optionKeys, refuseUnknownKeys } from '../option-keys.js'
 import { StateBackedStore } from './state-backed.js'
 import type { StoreOperation } from './state.js'
 
@@ -10,9 +11,12 @@ export interface MemoryStoreOptions {
   maxEntries?: number
 }
 
+const memoryOptionKeys = optionKeys<MemoryStoreOptions>({ maxEntries: true })
+
 /** Revocations in this process's memory: for tests and single-process apps that accept losing them on restart. */
 export class MemoryStore extends StateBackedStore {
   constructor (options: MemoryStoreOptions = {}) {
+    refuseUnknownKeys(options, memoryOptionKeys, 'MemoryStore')
     const max = options.maxEntries ?? 1_000_000
     if (!Number.isInteger(max) || max < 1) throw new TypeError('MemoryStore: maxEntries must be a positive integer')
     super(max)

@@ -1,5 +1,6 @@
 import type { Pool, PoolClient, QueryResult } from 'pg'
 import { GrantConflictError } from '../errors.js'
+import { optionKeys, refuseUnknownKeys } from '../option-keys.js'
 import { ChangeFeed, encodeChange } from './change-feed.js'
 import type {
   ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationQuery,
@@ -16,6 +17,8 @@ export interface PostgresStoreOptions {
   /** ms between attempts to re-establish the LISTEN connection. Default 1000. */
   reconnectDelay?: number
 }
+
+const postgresOptionKeys = optionKeys<PostgresStoreOptions>({ pool: true, tablePrefix: true, migrate: true, reconnectDelay: true })
 
 const SCHEMA_VERSION = 1
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,40}$/
@@ -92,6 +95,7 @@ export class PostgresStore implements RevocationStore {
     if (options?.pool === undefined || typeof options.pool.query !== 'function' || typeof options.pool.connect !== 'function') {
       throw new TypeError('PostgresStore: pool must be a pg Pool')
     }
+    refuseUnknownKeys(options, postgresOptionKeys, 'PostgresStore')
     this.pool = options.pool
     this.p = options.tablePrefix ?? 'jwt_revocation_'
     postgresSchema(this.p)

@@ -1,5 +1,6 @@
-import type { Cluster, Redis } from 'ioredis'
-import { GrantConflictError } from '../errors.js'
+import type { ChainableCommander, Cluster, Redis } from 'ioredis'
+import { GrantConflictError, invalidOption, StoreError } from '../errors.js'
+import { optionKeys, refuseUnknownKeys } from '../option-keys.js'
 import { ChangeFeed, encodeChange } from './change-feed.js'
 import type {
   ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationQuery,
@@ -19,6 +20,35 @@ export interface RedisStoreOptions {
    * created on first subscription and closed by `close()`. One you pass stays yours.
    */
   subscriber?: Redis | Cluster
+  /**
+   * Acknowledge a write only once this many replicas have it (Redis `WAIT`, in the same
+   * pipeline as the write), so a failover cannot lose an acknowledged revocation. A
+   * write not replicated within `timeout` ms fails with `FST_JWT_REVOCATION_STORE`: it
+   * may or may not survive a failover, and revoking again is harmless. Default: none
+   * (Redis replication is asynchronous; see README, "Redis Cluster and Sentinel").
+   */
+  waitForReplicas?: WaitForReplicas
+}
+
+export interface WaitForReplicas {
+  /** Replicas that must have the write. */
+  replicas: number
+  /** ms to wait for them. */
+  timeout: number
+}
+
+const redisOptionKeys = optionKeys<RedisStoreOptions>({ client: true, prefix: true, subscriber: true, waitForReplicas: true })
+const waitOptionKeys = optionKeys<WaitForReplicas>({ replicas: true, timeout: true })
+
+function checkWaitForReplicas (value: WaitForReplicas | undefined): WaitForReplicas | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'object' || value === null) throw invalidOption('RedisStore.waitForReplicas', 'must be { replicas, timeout }')
+  refuseUnknownKeys(value, waitOptionKeys, 'RedisStore.waitForReplicas')
+  for (const name of waitOptionKeys as ReadonlyArray<keyof WaitForReplicas>) {
+    // timeout 0 would make WAIT block forever, and the connection with it.
+    if (!Number.isInteger(value[name]) || value[name] < 1) throw invalidOption(`RedisStore.waitForReplicas.${name}`, 'must be an integer ≥ 1')
+  }
+  return { replicas: value.replicas, timeout: value.timeout }
 }
 
 const SEP = '\u0000'
@@ -92,6 +122,34 @@ function grantFromHash (flat: string[] | null): ClientGrant | null {
   return { id: h.id!, client_id: h.client_id!, audience: h.audience!, scope: JSON.parse(h.scope ?? '[]') as string[], created_at: Number(h.created_at) }
 }
 
+// ioredis 6 types `duplicate` generically on both classes, and a union of two generic
+// signatures cannot be called; each class's own is called instead.
+const duplicateOf = (client: Redis | Cluster): Redis | Cluster =>
+  client.isCluster ? (client as Cluster).duplicate() : (client as Redis).duplicate()
+
+/**
+ * `WITHSCORES` pairs in either shape ioredis gives them: a flat `[member, score, …]`
+ * of strings (RESP2, and ioredis 6's default `replyMapping`), or `[[member, score], …]`
+ * with numeric scores (ioredis 6 with `replyMapping: 'resp3'`).
+ */
+function scoredMembers (reply: unknown[]): Array<[string, number]> {
+  const pairs: Array<[string, number]> = []
+  const nested = Array.isArray(reply[0])
+  for (let i = 0; i < reply.length; i += nested ? 1 : 2) {
+    const [member, score] = nested ? reply[i] as [string, unknown] : [reply[i] as string, reply[i + 1]]
+    pairs.push([member, typeof score === 'number' ? score : Number(String(score).replace(/^\+?inf$/, 'Infinity'))])
+  }
+  return pairs
+}
+
+/** A pipeline's replies; the first error among them is thrown. */
+async function replies (pipeline: ChainableCommander): Promise<Array<[Error | null, unknown]>> {
+  const results = await pipeline.exec()
+  if (results === null) throw new Error('RedisStore: pipeline aborted')
+  for (const [err] of results) if (err) throw err
+  return results
+}
+
 const expiry = (expiresAt: number | null) => (expiresAt === null ? '' : String(expiresAt))
 
 /**
@@ -105,6 +163,7 @@ export class RedisStore implements RevocationStore {
   private readonly prefix: string
   private readonly channel: string
   private readonly ownSubscriber: boolean
+  private readonly waitForReplicas: WaitForReplicas | undefined
   private subscriber: Redis | Cluster | undefined
   private readonly feed = new ChangeFeed(() => this.startFeed())
   private closed = false
@@ -113,12 +172,26 @@ export class RedisStore implements RevocationStore {
     if (options?.client === undefined || typeof (options.client as Redis).pipeline !== 'function') {
       throw new TypeError('RedisStore: client must be an ioredis client or Cluster')
     }
+    refuseUnknownKeys(options, redisOptionKeys, 'RedisStore')
     this.client = options.client
     this.prefix = options.prefix ?? '{jwt-revocation}:'
     if (typeof this.prefix !== 'string') throw new TypeError('RedisStore: prefix must be a string')
     this.channel = `${this.prefix}changes`
     this.subscriber = options.subscriber
     this.ownSubscriber = options.subscriber === undefined
+    this.waitForReplicas = checkWaitForReplicas(options.waitForReplicas)
+  }
+
+  /** Runs a write script; with `waitForReplicas`, resolves only once enough replicas have it. */
+  private async write (script: string, keyCount: number, ...args: string[]): Promise<unknown> {
+    if (this.waitForReplicas === undefined) return this.client.eval(script, keyCount, ...args)
+    const { replicas, timeout } = this.waitForReplicas
+    const results = await replies(this.client.pipeline().eval(script, keyCount, ...args).wait(replicas, timeout))
+    const acknowledged = results[1]![1] as number
+    if (acknowledged < replicas) {
+      throw new StoreError(`RedisStore: the write reached ${acknowledged} of ${replicas} replicas within ${timeout} ms; a failover may lose it, so revoke again`)
+    }
+    return results[0]![1]
   }
 
   private tokenKey (aud: string, jti: string) { return `${this.prefix}t:${aud}${SEP}${jti}` }
@@ -142,9 +215,7 @@ export class RedisStore implements RevocationStore {
     if (keys.length > 0) pipeline.mget(...keys)
     const withGrant = query.includeGrant && clientId !== undefined
     if (withGrant) for (const aud of audiences) pipeline.hmget(this.grantKey(clientId, aud), 'created_at', 'scope')
-    const results = await pipeline.exec()
-    if (results === null) throw new Error('RedisStore: pipeline aborted')
-    for (const [err] of results) if (err) throw err
+    const results = await replies(pipeline)
     const values = (keys.length > 0 ? results[0]![1] : []) as Array<string | null>
     let tokenRevoked = false
     for (let i = 0; i < clientStart; i++) if (values[i] !== null) tokenRevoked = true
@@ -173,37 +244,35 @@ export class RedisStore implements RevocationStore {
   }
 
   async revokeToken (entry: RevokedToken): Promise<void> {
-    await this.client.eval(REVOKE_TOKEN, 2, this.tokenKey(entry.aud, entry.jti), this.tokenIndex,
+    await this.write(REVOKE_TOKEN, 2, this.tokenKey(entry.aud, entry.jti), this.tokenIndex,
       expiry(entry.expiresAt), entry.aud + SEP + entry.jti, String(Date.now()), this.channel,
       encodeChange({ type: 'token', aud: entry.aud, jti: entry.jti }))
   }
 
   async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {
-    const flat = await this.client.zrangebyscore(this.tokenIndex, `(${Date.now()}`, '+inf', 'WITHSCORES')
+    const reply = await this.client.zrangebyscore(this.tokenIndex, `(${Date.now()}`, '+inf', 'WITHSCORES')
     const out: RevokedToken[] = []
-    for (let i = 0; i < flat.length; i += 2) {
-      const member = flat[i]!
+    for (const [member, score] of scoredMembers(reply as unknown[])) {
       const sep = member.indexOf(SEP)
       const aud = member.slice(0, sep)
       if (filter.aud !== undefined && aud !== filter.aud) continue
-      const score = flat[i + 1]!
-      out.push({ aud, jti: member.slice(sep + 1), expiresAt: score === 'inf' || score === '+inf' ? null : Number(score) })
+      out.push({ aud, jti: member.slice(sep + 1), expiresAt: Number.isFinite(score) ? score : null })
     }
     return out
   }
 
   async revokeClient (entry: ClientRevocation): Promise<void> {
-    await this.client.eval(REVOKE_LATEST, 1, this.clientKey(entry.clientId, entry.audience),
+    await this.write(REVOKE_LATEST, 1, this.clientKey(entry.clientId, entry.audience),
       String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange({ type: 'client', clientId: entry.clientId }))
   }
 
   async revokeSubject (entry: SubjectRevocation): Promise<void> {
-    await this.client.eval(REVOKE_LATEST, 1, this.subjectKey(entry.subject),
+    await this.write(REVOKE_LATEST, 1, this.subjectKey(entry.subject),
       String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange({ type: 'subject', subject: entry.subject }))
   }
 
   async createGrant (grant: ClientGrant): Promise<ClientGrant> {
-    const created = await this.client.eval(CREATE_GRANT, 2, this.grantKey(grant.client_id, grant.audience), this.grantIndex,
+    const created = await this.write(CREATE_GRANT, 2, this.grantKey(grant.client_id, grant.audience), this.grantIndex,
       grant.id, grant.client_id, grant.audience, JSON.stringify(grant.scope), String(grant.created_at),
       this.channel, encodeChange({ type: 'grant', clientId: grant.client_id }))
     if (created !== 1) throw new GrantConflictError()
@@ -232,11 +301,11 @@ export class RedisStore implements RevocationStore {
   }
 
   async updateGrant (id: string, scope: string[]): Promise<ClientGrant | null> {
-    return grantFromHash(await this.client.eval(UPDATE_GRANT, 1, this.grantIndex, id, JSON.stringify(scope), this.channel) as string[] | null)
+    return grantFromHash(await this.write(UPDATE_GRANT, 1, this.grantIndex, id, JSON.stringify(scope), this.channel) as string[] | null)
   }
 
   async deleteGrant (id: string): Promise<ClientGrant | null> {
-    return grantFromHash(await this.client.eval(DELETE_GRANT, 1, this.grantIndex, id, this.channel) as string[] | null)
+    return grantFromHash(await this.write(DELETE_GRANT, 1, this.grantIndex, id, this.channel) as string[] | null)
   }
 
   async lease (name: string, holder: string, ttl: number): Promise<boolean> {
@@ -254,7 +323,7 @@ export class RedisStore implements RevocationStore {
   }
 
   private async startFeed (): Promise<void> {
-    const subscriber = this.subscriber ?? this.client.duplicate()
+    const subscriber = this.subscriber ?? duplicateOf(this.client)
     this.subscriber = subscriber
     let readyCount = 0
     subscriber.on('ready', () => {
