@@ -53,11 +53,21 @@ export const InvalidOptionError = createError<[string]>(
   '%s',
   500, TypeError)
 
-/** A store could not do what was asked (full, locked, corrupt): a programming or ops problem. */
+/**
+ * A store could not do what was asked: unreachable, too slow (`storeTimeout`), full,
+ * locked, unreadable. The driver's or file system's error is its `cause`; 503 because
+ * the request may succeed once the store is back.
+ */
 export const StoreError = createError<[string]>(
   'FST_JWT_REVOCATION_STORE',
   '%s',
-  500, Error)
+  503, Error)
+
+/** An `app.revocation` call given something it must refuse (e.g. an audience this API does not accept). */
+export const InvalidArgumentError = createError<[string]>(
+  'FST_JWT_REVOCATION_INVALID_ARGUMENT',
+  '%s',
+  400, TypeError)
 
 export const GrantConflictError = createError(
   'FST_JWT_REVOCATION_GRANT_CONFLICT',

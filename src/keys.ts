@@ -3,6 +3,7 @@ import {
   createLocalJWKSet, createRemoteJWKSet,
   type JSONWebKeySet, type JWK, type JWTVerifyGetKey,
 } from 'jose'
+import { Breaker } from './breaker.js'
 import { invalidOption, ServiceUnavailableError } from './errors.js'
 
 /** What jose verifies against: a key, or a function picking one from a key set by `kid`/`alg`. */
@@ -197,11 +198,11 @@ function isKeyMismatch (err: unknown): boolean {
 /**
  * jose's remote key set (one fetch in flight, cooldown for unknown `kid`s), made to
  * survive an outage: when a refresh fails, the last good key set keeps verifying
- * tokens, and the endpoint is not asked again for `retryAfterMs`.
+ * tokens, and the endpoint is not asked again for `retryAfterMs` (one probe at a time after).
  */
 function remoteKeySet (url: URL, options: RemoteJwksOptions, retryAfterMs: number): JWTVerifyGetKey {
   const remote = createRemoteJWKSet(url, options)
-  let failedUntil = 0
+  const breaker = new Breaker({ pause: retryAfterMs })
   let lastSet: JSONWebKeySet | undefined
   let lastLocal: JWTVerifyGetKey | undefined
 
@@ -216,14 +217,20 @@ function remoteKeySet (url: URL, options: RemoteJwksOptions, retryAfterMs: numbe
   }
 
   return async (header, token) => {
-    if (Date.now() < failedUntil) return fromLastGoodSet(header, token, undefined)
+    if (!breaker.allow()) return fromLastGoodSet(header, token, undefined)
+    let key: Awaited<ReturnType<JWTVerifyGetKey>>
     try {
-      return await remote(header, token)
+      key = await remote(header, token)
     } catch (err) {
-      if (isKeyMismatch(err)) throw err
-      failedUntil = Date.now() + retryAfterMs
-      return fromLastGoodSet(header, token, err)
+      if (!isKeyMismatch(err)) {
+        breaker.failed()
+        return fromLastGoodSet(header, token, err)
+      }
+      breaker.succeeded()
+      throw err
     }
+    breaker.succeeded()
+    return key
   }
 }
 
@@ -261,17 +268,18 @@ function discoveredKeySource (base: URL, options: RemoteJwksOptions, retryAfterM
   }
   let resolved: ResolvedKey | undefined
   let pending: Promise<ResolvedKey> | undefined
-  let failedUntil = 0
+  const breaker = new Breaker({ pause: retryAfterMs })
   return {
     resolve () {
       if (resolved) return resolved
       if (pending) return pending
-      if (Date.now() < failedUntil) throw unavailable('The discovery document', undefined)
+      if (!breaker.allow()) throw unavailable('The discovery document', undefined)
       pending = fetchDiscovery(base, options.timeoutDuration ?? 5000).then((doc) => {
+        breaker.succeeded()
         resolved = { key: remoteKeySet(parseUrl(doc.jwks_uri, 'jwks_uri'), options, retryAfterMs), issuer: doc.issuer }
         return resolved
       }, (err) => {
-        failedUntil = Date.now() + retryAfterMs
+        breaker.failed()
         throw unavailable('The discovery document', err)
       }).finally(() => { pending = undefined })
       return pending

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { randomBytes } from 'node:crypto'
+import { Breaker } from './breaker.js'
 import {
   GrantNotFoundError, ServiceUnavailableError, StoreError, TokenRevokedError,
 } from './errors.js'
@@ -23,13 +24,22 @@ export interface CreateGrantInput {
   scope: string[]
 }
 
-function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
+/** Settles like `run()`, or rejects after `ms`; the call itself may still complete later. */
+export function withTimeout<T> (run: () => Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout
   const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`store call exceeded ${ms} ms`)), ms)
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
   })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+  return Promise.race([Promise.resolve().then(run), timeout]).finally(() => clearTimeout(timer))
 }
+
+/** An error the package raised on purpose (a conflict, a full store): the store answered. */
+function isPackageError (err: unknown): boolean {
+  return String((err as { code?: unknown })?.code).startsWith('FST_JWT_REVOCATION_')
+}
+
+/** First pause after a store failure; it doubles per failed probe, up to `retryAfter`. */
+const FIRST_STORE_PAUSE_MS = 500
 
 function nonEmpty (value: unknown, name: string): string {
   if (typeof value !== 'string' || value.length === 0 || value.includes('\u0000')) {
@@ -51,7 +61,7 @@ export class Revocation {
   private readonly ttl: number
   /** Bumped by every invalidation, so a lookup started before it is not cached after it. */
   private epoch = 0
-  private storeDown = false
+  private readonly breaker: Breaker
 
   constructor (options: ResolvedOptions, cache: TokenCache | null, log: FastifyBaseLogger) {
     this.options = options
@@ -59,6 +69,32 @@ export class Revocation {
     this.cache = cache
     this.log = log
     this.ttl = options.cache === false ? 0 : options.cache.ttl
+    this.breaker = new Breaker({ pause: Math.min(FIRST_STORE_PAUSE_MS, options.retryAfter * 1000), maxPause: options.retryAfter * 1000 })
+  }
+
+  /** Seconds a client should wait before retrying after a 503 (the `retryAfter` option). */
+  get retryAfter (): number {
+    return this.options.retryAfter
+  }
+
+  /**
+   * Every store call outside the request path: bounded by `storeTimeout`, a failure
+   * turned into the package's StoreError (cause attached), the outcome told to the
+   * breaker. Not held back by an open breaker: an operator's revocation is worth a try.
+   */
+  private async call<T> (what: string, run: () => Promise<T>): Promise<T> {
+    let result: T
+    try {
+      result = await withTimeout(run, this.options.storeTimeout)
+    } catch (err) {
+      if (isPackageError(err)) throw err
+      this.storeFailed(err)
+      const wrapped = new StoreError(`fastify-jwt-revocation: ${what} failed: the revocation store did not answer`)
+      wrapped.cause = err
+      throw wrapped
+    }
+    this.storeAnswered()
+    return result
   }
 
   // ---- strategy 1: blacklist one token -------------------------------------------
@@ -69,21 +105,23 @@ export class Revocation {
     if (input.exp !== undefined && (typeof input.exp !== 'number' || !Number.isFinite(input.exp))) {
       throw new TypeError('fastify-jwt-revocation: exp must be a number of seconds since the epoch')
     }
-    await this.store.revokeToken({ aud, jti, expiresAt: this.entryExpiry(input.exp) })
+    const entry = { aud, jti, expiresAt: this.entryExpiry(input.exp) }
+    await this.call('revokeToken', () => this.store.revokeToken(entry))
     this.invalidate({ type: 'token', aud, jti })
   }
 
   async isTokenRevoked (jti: string, aud?: string): Promise<boolean> {
-    const state = await this.store.lookup({
+    const query = {
       audiences: [aud === undefined ? this.options.audiences[0]! : nonEmpty(aud, 'aud')],
       jti: nonEmpty(jti, 'jti'),
       includeGrant: false,
-    })
+    }
+    const state = await this.call('isTokenRevoked', () => this.store.lookup(query))
     return state.tokenRevoked
   }
 
   async listRevokedTokens (filter: { aud?: string } = {}): Promise<RevokedToken[]> {
-    return this.store.listRevokedTokens({ aud: filter.aud })
+    return this.call('listRevokedTokens', () => this.store.listRevokedTokens({ aud: filter.aud }))
   }
 
   // ---- strategy 2: cut off a client (or a subject) -------------------------------
@@ -92,14 +130,16 @@ export class Revocation {
   async revokeClient (clientId: string, options: { audience?: string } = {}): Promise<void> {
     const id = nonEmpty(clientId, 'clientId')
     const audience = options.audience === undefined ? '*' : nonEmpty(options.audience, 'audience')
-    await this.store.revokeClient({ clientId: id, audience, revokedAt: Date.now(), expiresAt: this.entryExpiry(undefined) })
+    const entry = { clientId: id, audience, revokedAt: Date.now(), expiresAt: this.entryExpiry(undefined) }
+    await this.call('revokeClient', () => this.store.revokeClient(entry))
     this.invalidate({ type: 'client', clientId: id })
   }
 
   /** "Log out everywhere": every token of `subject` issued up to now is refused. */
   async revokeSubject (subject: string): Promise<void> {
     const sub = nonEmpty(subject, 'subject')
-    await this.store.revokeSubject({ subject: sub, revokedAt: Date.now(), expiresAt: this.entryExpiry(undefined) })
+    const entry = { subject: sub, revokedAt: Date.now(), expiresAt: this.entryExpiry(undefined) }
+    await this.call('revokeSubject', () => this.store.revokeSubject(entry))
     this.invalidate({ type: 'subject', subject: sub })
   }
 
@@ -121,22 +161,26 @@ export class Revocation {
       scope: [...new Set(input.scope ?? [])],
       created_at: Date.now(),
     }
-    const created = await this.grantStore().createGrant(grant)
+    const store = this.grantStore()
+    const created = await this.call('createGrant', () => store.createGrant(grant))
     this.invalidate({ type: 'grant', clientId: created.client_id })
     return created
   }
 
   async getGrant (id: string): Promise<ClientGrant | null> {
-    return this.grantStore().getGrant(id)
+    const store = this.grantStore()
+    return this.call('getGrant', () => store.getGrant(id))
   }
 
   async listGrants (filter: GrantFilter = {}): Promise<ClientGrant[]> {
-    return this.grantStore().listGrants(filter)
+    const store = this.grantStore()
+    return this.call('listGrants', () => store.listGrants(filter))
   }
 
   /** Replaces the grant's scopes; tokens of the client lose the removed scopes on their next request. */
   async updateGrant (id: string, scope: string[]): Promise<ClientGrant> {
-    const updated = await this.grantStore().updateGrant(id, [...new Set(scope)])
+    const store = this.grantStore()
+    const updated = await this.call('updateGrant', () => store.updateGrant(id, [...new Set(scope)]))
     if (!updated) throw new GrantNotFoundError()
     this.invalidate({ type: 'grant', clientId: updated.client_id })
     return updated
@@ -147,7 +191,8 @@ export class Revocation {
    * now: unlike at an issuer, the deletion takes effect on the next request.
    */
   async deleteGrant (id: string): Promise<ClientGrant> {
-    const deleted = await this.grantStore().deleteGrant(id)
+    const store = this.grantStore()
+    const deleted = await this.call('deleteGrant', () => store.deleteGrant(id))
     if (!deleted) throw new GrantNotFoundError()
     await this.revokeClient(deleted.client_id, { audience: deleted.audience })
     return deleted
@@ -162,7 +207,11 @@ export class Revocation {
   check (record: TokenRecord, now: number): void | Promise<void> {
     if (record.state !== null && now - record.checkedAt < this.ttl) return verdict(record)
     if (record.revokedReason !== null) return verdict(record)
-    if (record.pending === null) record.pending = this.refresh(record, now)
+    if (record.pending === null) {
+      // While the store is failing, requests are answered at once, not after a timeout each.
+      if (!this.breaker.allow()) return this.unavailable()
+      record.pending = this.refresh(record, now)
+    }
     return record.pending.then(() => verdict(record))
   }
 
@@ -170,7 +219,7 @@ export class Revocation {
     const epoch = this.epoch
     let state: RevocationState
     try {
-      state = await withTimeout(this.store.lookup({
+      state = await withTimeout(() => this.store.lookup({
         audiences: record.audiences,
         jti: typeof record.payload.jti === 'string' ? record.payload.jti : undefined,
         clientId: record.clientId ?? undefined,
@@ -178,14 +227,12 @@ export class Revocation {
         includeGrant: this.options.grants,
       }), this.options.storeTimeout)
       checkStoreAnswer(state, this.options.grants)
-      if (this.storeDown) {
-        this.storeDown = false
-        this.log.info('fastify-jwt-revocation: revocation store reachable again')
-      }
     } catch (err) {
       record.pending = null
-      return this.storeFailed(err)
+      this.storeFailed(err)
+      return this.unavailable()
     }
+    this.storeAnswered()
     this.apply(record, state)
     // A revocation that landed while we were asking must not be hidden for `ttl`.
     record.checkedAt = epoch === this.epoch ? now : 0
@@ -193,10 +240,17 @@ export class Revocation {
   }
 
   private storeFailed (err: unknown): void {
-    if (!this.storeDown) {
-      this.storeDown = true
+    if (this.breaker.failed()) {
       this.log.error({ err }, `fastify-jwt-revocation: revocation store failed; requests are ${this.options.onStoreError === 'deny' ? 'refused (503)' : 'let through unchecked'} until it answers`)
     }
+  }
+
+  private storeAnswered (): void {
+    if (this.breaker.succeeded()) this.log.info('fastify-jwt-revocation: revocation store reachable again')
+  }
+
+  /** The answer while the store cannot give one: 503, or let through, per `onStoreError`. */
+  private unavailable (): void {
     if (this.options.onStoreError === 'deny') throw new ServiceUnavailableError('Revocation status is unavailable')
   }
 

@@ -38,7 +38,7 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
   const strict = new Ajv({ coerceTypes: false, removeAdditional: false, useDefaults: true, strict: false })
   const coercing = new Ajv({ coerceTypes: true, removeAdditional: false, useDefaults: true, strict: false })
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema))
-  app.setErrorHandler(auth0ErrorHandler)
+  app.setErrorHandler(auth0ErrorHandler(revocation.retryAfter))
   app.setNotFoundHandler((_request, reply) => {
     reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'Not Found', errorCode: 'not_found' })
   })
