@@ -96,3 +96,8 @@ export function bearerErrorOf (code: string): BearerErrorCode | undefined {
 export function invalidOption (name: string, problem: string): Error {
   return new InvalidOptionError(`fastify-jwt-revocation: option "${name}" ${problem}`)
 }
+
+/** An error the package raised on purpose (a refusal, a conflict), as opposed to a driver's or a bug. */
+export function isPackageError (err: unknown): boolean {
+  return String((err as { code?: unknown })?.code).startsWith('FST_JWT_REVOCATION_')
+}

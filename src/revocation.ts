@@ -1,10 +1,9 @@
-import type { FastifyBaseLogger } from 'fastify'
 import { randomBytes } from 'node:crypto'
-import { Breaker } from './breaker.js'
 import {
   GrantNotFoundError, ServiceUnavailableError, StoreError, TokenRevokedError,
 } from './errors.js'
 import type { ResolvedOptions } from './options.js'
+import { withTimeout, type StoreGuard } from './store-guard.js'
 import type { TokenCache, TokenRecord } from './token-cache.js'
 import type {
   ClientGrant, GrantFilter, RevocationChange, RevocationState, RevocationStore, RevokedToken,
@@ -24,23 +23,6 @@ export interface CreateGrantInput {
   scope: string[]
 }
 
-/** Settles like `run()`, or rejects after `ms`; the call itself may still complete later. */
-export function withTimeout<T> (run: () => Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
-  })
-  return Promise.race([Promise.resolve().then(run), timeout]).finally(() => clearTimeout(timer))
-}
-
-/** An error the package raised on purpose (a conflict, a full store): the store answered. */
-function isPackageError (err: unknown): boolean {
-  return String((err as { code?: unknown })?.code).startsWith('FST_JWT_REVOCATION_')
-}
-
-/** First pause after a store failure; it doubles per failed probe, up to `retryAfter`. */
-const FIRST_STORE_PAUSE_MS = 500
-
 function nonEmpty (value: unknown, name: string): string {
   if (typeof value !== 'string' || value.length === 0 || value.includes('\u0000')) {
     throw new TypeError(`fastify-jwt-revocation: ${name} must be a non-empty string`)
@@ -57,19 +39,17 @@ export class Revocation {
   readonly store: RevocationStore
   private readonly options: ResolvedOptions
   private readonly cache: TokenCache | null
-  private readonly log: FastifyBaseLogger
   private readonly ttl: number
   /** Bumped by every invalidation, so a lookup started before it is not cached after it. */
   private epoch = 0
-  private readonly breaker: Breaker
+  private readonly guard: StoreGuard
 
-  constructor (options: ResolvedOptions, cache: TokenCache | null, log: FastifyBaseLogger) {
+  constructor (options: ResolvedOptions, cache: TokenCache | null, guard: StoreGuard) {
     this.options = options
     this.store = options.store
     this.cache = cache
-    this.log = log
+    this.guard = guard
     this.ttl = options.cache === false ? 0 : options.cache.ttl
-    this.breaker = new Breaker({ pause: Math.min(FIRST_STORE_PAUSE_MS, options.retryAfter * 1000), maxPause: options.retryAfter * 1000 })
   }
 
   /** Seconds a client should wait before retrying after a 503 (the `retryAfter` option). */
@@ -78,23 +58,12 @@ export class Revocation {
   }
 
   /**
-   * Every store call outside the request path: bounded by `storeTimeout`, a failure
-   * turned into the package's StoreError (cause attached), the outcome told to the
-   * breaker. Not held back by an open breaker: an operator's revocation is worth a try.
+   * Every store call outside the request path goes through the guard: bounded by
+   * `storeTimeout`, rejected with StoreError on failure. Not held back by an open
+   * breaker: an operator's revocation is worth a try.
    */
-  private async call<T> (what: string, run: () => Promise<T>): Promise<T> {
-    let result: T
-    try {
-      result = await withTimeout(run, this.options.storeTimeout)
-    } catch (err) {
-      if (isPackageError(err)) throw err
-      this.storeFailed(err)
-      const wrapped = new StoreError(`fastify-jwt-revocation: ${what} failed: the revocation store did not answer`)
-      wrapped.cause = err
-      throw wrapped
-    }
-    this.storeAnswered()
-    return result
+  private call<T> (what: string, run: () => Promise<T>): Promise<T> {
+    return this.guard.call(what, run)
   }
 
   // ---- strategy 1: blacklist one token -------------------------------------------
@@ -209,7 +178,7 @@ export class Revocation {
     if (record.revokedReason !== null) return verdict(record)
     if (record.pending === null) {
       // While the store is failing, requests are answered at once, not after a timeout each.
-      if (!this.breaker.allow()) return this.unavailable()
+      if (!this.guard.allow()) return this.unavailable()
       record.pending = this.refresh(record, now)
     }
     return record.pending.then(() => verdict(record))
@@ -229,24 +198,14 @@ export class Revocation {
       checkStoreAnswer(state, this.options.grants)
     } catch (err) {
       record.pending = null
-      this.storeFailed(err)
+      this.guard.failed(err)
       return this.unavailable()
     }
-    this.storeAnswered()
+    this.guard.answered()
     this.apply(record, state)
     // A revocation that landed while we were asking must not be hidden for `ttl`.
     record.checkedAt = epoch === this.epoch ? now : 0
     record.pending = null
-  }
-
-  private storeFailed (err: unknown): void {
-    if (this.breaker.failed()) {
-      this.log.error({ err }, `fastify-jwt-revocation: revocation store failed; requests are ${this.options.onStoreError === 'deny' ? 'refused (503)' : 'let through unchecked'} until it answers`)
-    }
-  }
-
-  private storeAnswered (): void {
-    if (this.breaker.succeeded()) this.log.info('fastify-jwt-revocation: revocation store reachable again')
   }
 
   /** The answer while the store cannot give one: 503, or let through, per `onStoreError`. */

@@ -1,9 +1,4 @@
 import FakeTimers from '@sinonjs/fake-timers'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import t from 'tap'
@@ -11,7 +6,7 @@ import jwtRevocation, { type RevocationStore } from '../src/index.js'
 import { PostgresStore } from '../src/stores/postgres.js'
 import { RedisStore } from '../src/stores/redis.js'
 import { AUDIENCE, bearer, ISSUER, makeKey, sign } from './helpers.js'
-import { connectPostgres, connectRedis, deleteKeys, uniqueName } from './services.js'
+import { connectPostgres, connectRedis, deleteKeys, privateRedis, uniqueName } from './services.js'
 
 const key = await makeKey('ES256')
 const jwks = { keys: [key.publicJwk] }
@@ -77,32 +72,11 @@ t.test('two instances on one PostgresStore agree on every revocation', async (t)
   await scenario(t, () => new PostgresStore({ pool, tablePrefix }), 'postgres')
 })
 
-async function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as import('node:net').AddressInfo
-      s.close(() => resolve(port))
-    })
-    s.on('error', reject)
-  })
-}
-
-function startRedis (port: number, dir: string): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: ['ignore', 'pipe', 'ignore'] })
-    child.on('error', reject)
-    child.stdout!.on('data', (chunk: Buffer) => { if (chunk.toString().includes('Ready to accept connections')) resolve(child) })
-  })
-}
-
 t.test('Redis stopped mid-test: 503 while down, normal after it returns, no revocation lost', async (t) => {
-  const shared = await connectRedis(t)
-  if (!shared) return
-  const dir = await mkdtemp(join(tmpdir(), 'redis-fault-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const port = await freePort()
-  let server = await startRedis(port, dir)
-  t.teardown(() => { server.kill('SIGKILL') })
+  const redis = await privateRedis(t)
+  if (!redis) return
+  const port = redis.port
+  await redis.start()
   const client = new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50, maxRetriesPerRequest: 2 })
   client.on('error', () => {})
   t.teardown(() => client.disconnect())
@@ -123,7 +97,7 @@ t.test('Redis stopped mid-test: 503 while down, normal after it returns, no revo
   t.equal((await app.inject({ url: '/orders', headers: bearer(revoked) })).statusCode, 401)
   t.equal((await app.inject({ url: '/orders', headers: bearer(good) })).statusCode, 200)
 
-  await new Promise<void>((resolve) => { server.once('exit', () => resolve()); server.kill('SIGTERM') })
+  await redis.stop()
   const down = await app.inject({ url: '/orders', headers: bearer(good) })
   t.equal(down.statusCode, 503, 'store down: fail closed')
   t.ok(down.headers['retry-after'])
@@ -136,7 +110,7 @@ t.test('Redis stopped mid-test: 503 while down, normal after it returns, no revo
     await t.rejects(call(), { code: 'FST_JWT_REVOCATION_STORE', statusCode: 503 }, 'app.revocation rejects with the package\'s store error')
   }
 
-  server = await startRedis(port, dir)
+  await redis.start()
   const deadline = performance.now() + 5000
   let status = 0
   while (performance.now() < deadline && (status = (await app.inject({ url: '/orders', headers: bearer(good) })).statusCode) !== 200) {

@@ -6,7 +6,7 @@ import FakeTimers from '@sinonjs/fake-timers'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Writable } from 'node:stream'
 import t from 'tap'
-import jwtRevocation, { adminRoutes, MemoryStore, type JwtRevocationOptions } from '../src/index.js'
+import jwtRevocation, { adminRoutes, MemoryStore, StoreError, type JwtRevocationOptions } from '../src/index.js'
 import { Breaker } from '../src/breaker.js'
 import { AUDIENCE, bearer, ISSUER, makeKey, sign } from './helpers.js'
 
@@ -203,4 +203,39 @@ t.test('admin routes answer 503 with Auth0\'s body and Retry-After while the sto
     }
   }
   t.ok(lines.some((l) => JSON.stringify(l).includes('ECONNREFUSED')), 'the cause is in the log, not the response')
+})
+
+t.test('a store that refuses on purpose at boot (locked, corrupt, newer schema) still fails ready()', async (t) => {
+  const store = new MemoryStore()
+  store.ready = async () => { throw new StoreError('FileStore /data is locked by process 42') }
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.register(jwtRevocation, { jwks, audience: AUDIENCE, store })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_JWT_REVOCATION_STORE', message: /locked by process 42/ })
+})
+
+t.test('a store that does not answer at boot: ready() resolves after storeTimeout and the store is retried', async (t) => {
+  const clock = FakeTimers.install({ toFake: ['Date', 'setTimeout', 'clearTimeout'], now: Date.now() })
+  t.teardown(() => clock.uninstall())
+  const { stream, lines } = logCapture()
+  const store = flakyStore()
+  let readyCalls = 0
+  store.ready = () => { readyCalls++; return store.mode === 'hang' ? new Promise(() => {}) : Promise.resolve() }
+  store.mode = 'hang'
+  const app = Fastify({ logger: { level: 'info', stream } })
+  t.teardown(() => app.close())
+  app.register(jwtRevocation, { jwks, audience: AUDIENCE, store, storeTimeout: 700 })
+  const ready = app.ready()
+  await clock.tickAsync(700)
+  await ready
+  t.equal(logged(lines, 'MemoryStore unreachable at startup (no answer within 700 ms)'), 1, 'logged once, naming the store and the cause')
+  t.equal(readyCalls, 1)
+  await clock.tickAsync(500)
+  t.equal(readyCalls, 2, 'tried again after a pause')
+  store.mode = 'ok'
+  await clock.tickAsync(1000 + 700)
+  t.equal(readyCalls, 3, 'the pause grew')
+  t.equal(logged(lines, 'reachable again'), 1, 'the recovery is logged')
+  await clock.tickAsync(60_000)
+  t.equal(readyCalls, 3, 'no more attempts once it answered')
 })
