@@ -15,6 +15,7 @@ export {
   GrantConflictError,
   GrantNotFoundError,
   InsufficientScopeError,
+  InvalidArgumentError,
   InvalidOptionError,
   InvalidRequestError,
   InvalidTokenError,

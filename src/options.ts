@@ -47,6 +47,11 @@ export interface JwtRevocationOptions extends KeySourceOptions {
   extractToken?: (request: FastifyRequest) => string | undefined | null
   /** Largest accepted token, in bytes (characters). Default 8192. */
   maxTokenSize?: number
+  /**
+   * Accept revocations and grants for audiences this API does not accept (`audience`), for a
+   * store shared by several APIs. Default false: such a write would do nothing here, so it is refused.
+   */
+  acceptForeignAudiences?: boolean
   /** ms any one store call may take before it counts as a store failure. Default 2000. */
   storeTimeout?: number
   /** Seconds sent in `Retry-After` with a 503, and the pause before an unreachable JWKS is asked again. Default 5. */
@@ -72,6 +77,7 @@ export interface ResolvedOptions {
   maxTokenSize: number
   storeTimeout: number
   retryAfter: number
+  acceptForeignAudiences: boolean
 }
 
 const storeMethods = ['lookup', 'revokeToken', 'listRevokedTokens', 'revokeClient', 'revokeSubject'] as const
@@ -141,6 +147,8 @@ export function resolveOptions (options: JwtRevocationOptions): ResolvedOptions 
   if (onStoreError !== 'deny' && onStoreError !== 'allow') throw invalidOption('onStoreError', "must be 'deny' or 'allow'")
   const global = options.global ?? true
   if (typeof global !== 'boolean') throw invalidOption('global', 'must be a boolean')
+  const acceptForeignAudiences = options.acceptForeignAudiences ?? false
+  if (typeof acceptForeignAudiences !== 'boolean') throw invalidOption('acceptForeignAudiences', 'must be a boolean')
   if (options.extractToken !== undefined && typeof options.extractToken !== 'function') throw invalidOption('extractToken', 'must be a function (request) => string | undefined')
 
   return {
@@ -162,5 +170,6 @@ export function resolveOptions (options: JwtRevocationOptions): ResolvedOptions 
     maxTokenSize: positiveInteger(options.maxTokenSize, 'maxTokenSize', 8192, 16),
     storeTimeout: positiveInteger(options.storeTimeout, 'storeTimeout', 2000),
     retryAfter,
+    acceptForeignAudiences,
   }
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import {
-  GrantNotFoundError, ServiceUnavailableError, StoreError, TokenRevokedError,
+  GrantNotFoundError, InvalidArgumentError, ServiceUnavailableError, StoreError, TokenRevokedError,
 } from './errors.js'
 import type { ResolvedOptions } from './options.js'
 import { withTimeout, type StoreGuard } from './store-guard.js'
@@ -25,7 +25,7 @@ export interface CreateGrantInput {
 
 function nonEmpty (value: unknown, name: string): string {
   if (typeof value !== 'string' || value.length === 0 || value.includes('\u0000')) {
-    throw new TypeError(`fastify-jwt-revocation: ${name} must be a non-empty string`)
+    throw new InvalidArgumentError(`${name} must be a non-empty string`)
   }
   return value
 }
@@ -66,13 +66,25 @@ export class Revocation {
     return this.guard.call(what, run)
   }
 
+  /**
+   * A write for an audience this API does not accept would do nothing here (a trailing
+   * slash is enough): refused, unless the store is shared by several APIs.
+   */
+  private ownAudience (value: unknown, name: string): string {
+    const audience = nonEmpty(value, name)
+    if (!this.options.acceptForeignAudiences && !this.options.audiences.includes(audience)) {
+      throw new InvalidArgumentError(`${name} must be an audience this API accepts: ${this.options.audiences.join(', ')}`)
+    }
+    return audience
+  }
+
   // ---- strategy 1: blacklist one token -------------------------------------------
 
   async revokeToken (input: RevokeTokenInput): Promise<void> {
     const jti = nonEmpty(input?.jti, 'jti')
-    const aud = input.aud === undefined ? this.options.audiences[0]! : nonEmpty(input.aud, 'aud')
+    const aud = input.aud === undefined ? this.options.audiences[0]! : this.ownAudience(input.aud, 'aud')
     if (input.exp !== undefined && (typeof input.exp !== 'number' || !Number.isFinite(input.exp))) {
-      throw new TypeError('fastify-jwt-revocation: exp must be a number of seconds since the epoch')
+      throw new InvalidArgumentError('exp must be a number of seconds since the epoch')
     }
     const entry = { aud, jti, expiresAt: this.entryExpiry(input.exp) }
     await this.call('revokeToken', () => this.store.revokeToken(entry))
@@ -97,8 +109,11 @@ export class Revocation {
 
   /** Every token of `clientId` (for `audience`, or all audiences) issued up to now is refused. */
   async revokeClient (clientId: string, options: { audience?: string } = {}): Promise<void> {
-    const id = nonEmpty(clientId, 'clientId')
-    const audience = options.audience === undefined ? '*' : nonEmpty(options.audience, 'audience')
+    const audience = options.audience === undefined ? '*' : this.ownAudience(options.audience, 'audience')
+    await this.revokeClientFor(nonEmpty(clientId, 'clientId'), audience)
+  }
+
+  private async revokeClientFor (id: string, audience: string): Promise<void> {
     const entry = { clientId: id, audience, revokedAt: Date.now(), expiresAt: this.entryExpiry(undefined) }
     await this.call('revokeClient', () => this.store.revokeClient(entry))
     this.invalidate({ type: 'client', clientId: id })
@@ -126,7 +141,7 @@ export class Revocation {
     const grant: ClientGrant = {
       id: 'cgr_' + randomBytes(12).toString('base64url'),
       client_id: nonEmpty(input?.client_id, 'client_id'),
-      audience: nonEmpty(input.audience, 'audience'),
+      audience: this.ownAudience(input.audience, 'audience'),
       scope: [...new Set(input.scope ?? [])],
       created_at: Date.now(),
     }
@@ -163,7 +178,8 @@ export class Revocation {
     const store = this.grantStore()
     const deleted = await this.call('deleteGrant', () => store.deleteGrant(id))
     if (!deleted) throw new GrantNotFoundError()
-    await this.revokeClient(deleted.client_id, { audience: deleted.audience })
+    // The grant may predate a narrower `audience` option: its own audience is what to revoke.
+    await this.revokeClientFor(deleted.client_id, deleted.audience)
     return deleted
   }
 

@@ -173,3 +173,38 @@ t.test('adminRoutes needs the plugin and an audience', async (t) => {
   noGrants.register(adminRoutes, { audience: MGMT })
   await t.rejects(async () => { await noGrants.ready() }, /needs a store with client grants; this store lacks createGrant/)
 })
+
+t.test('a revocation or grant for an audience this API does not accept is refused', async (t) => {
+  const app = await build(t)
+  const admin = bearer(await adminToken())
+  const accepted = `${AUDIENCE}, ${MGMT}`
+  for (const [url, payload] of [
+    ['/api/v2/blacklists/tokens', { aud: `${AUDIENCE}/`, jti: 'j' }],
+    ['/api/v2/client-grants', { client_id: 'partner-client', audience: 'https://other.api', scope: ['read:orders'] }],
+  ] as const) {
+    const res = await app.inject({ method: 'POST', url, headers: admin, payload })
+    t.equal(res.statusCode, 400, url)
+    t.same(res.json(), { statusCode: 400, error: 'Bad Request', message: `${'aud' in payload ? 'aud' : 'audience'} must be an audience this API accepts: ${accepted}`, errorCode: 'invalid_body' })
+  }
+  t.same(await app.revocation.listRevokedTokens(), [], 'nothing was written')
+  t.same(await app.revocation.listGrants(), [])
+  for (const call of [
+    () => app.revocation.revokeToken({ jti: 'j', aud: 'https://api.test/' }),
+    () => app.revocation.revokeClient('c', { audience: 'https://api.test/' }),
+    async () => { await app.revocation.createGrant({ client_id: 'c', audience: 'https://api.test/', scope: [] }) },
+  ]) {
+    await t.rejects(call(), { code: 'FST_JWT_REVOCATION_INVALID_ARGUMENT', statusCode: 400 })
+  }
+  await app.revocation.revokeClient('c', { audience: AUDIENCE })
+  await app.revocation.revokeClient('c')
+  t.pass('its own audiences, and every audience (no audience given), are accepted')
+})
+
+t.test('acceptForeignAudiences: a store shared by several APIs takes every audience', async (t) => {
+  const app = await build(t, { acceptForeignAudiences: true })
+  const admin = bearer(await adminToken())
+  const res = await app.inject({ method: 'POST', url: '/api/v2/blacklists/tokens', headers: admin, payload: { aud: 'https://other.api', jti: 'j' } })
+  t.equal(res.statusCode, 201)
+  t.equal(await app.revocation.isTokenRevoked('j', 'https://other.api'), true)
+  t.equal((await app.revocation.createGrant({ client_id: 'c', audience: 'https://other.api', scope: [] })).audience, 'https://other.api')
+})
