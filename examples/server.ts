@@ -56,7 +56,9 @@ export async function buildExampleServer (options: ExampleOptions): Promise<Fast
   })
 
   await app.register(issuerRoutes, { config, issuer, key })
-  await app.register(adminRoutes, { prefix: '/api/v2', audience: MANAGEMENT })
+  // grants: true applies to the admin client too: on the first run (no grant for the
+  // management audience yet), give it one with every admin scope.
+  await app.register(adminRoutes, { prefix: '/api/v2', audience: MANAGEMENT, bootstrapClientId: 'admin' })
 
   app.get('/health', { config: { auth: false } }, async () => ({ status: 'ok' }))
   app.get('/api/orders', { config: { auth: { scopes: ['read:orders'], audience: ORDERS } } }, async (request) => ({

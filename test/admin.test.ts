@@ -208,3 +208,52 @@ t.test('acceptForeignAudiences: a store shared by several APIs takes every audie
   t.equal(await app.revocation.isTokenRevoked('j', 'https://other.api'), true)
   t.equal((await app.revocation.createGrant({ client_id: 'c', audience: 'https://other.api', scope: [] })).audience, 'https://other.api')
 })
+
+t.test('grants: true from an empty store: bootstrapClientId admits the admin client, and only it', async (t) => {
+  const clock = FakeTimers.install({ toFake: ['Date'], now: Date.now() })
+  t.teardown(() => clock.uninstall())
+  const store = new MemoryStore()
+  const start = async () => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(jwtRevocation, { jwks, issuer: ISSUER, audience: [AUDIENCE, MGMT], store, grants: true })
+    await app.register(adminRoutes, { prefix: '/api/v2', audience: MGMT, bootstrapClientId: 'admin' })
+    await app.ready()
+    return app
+  }
+  const app = await start()
+  const grants = await app.revocation.listGrants()
+  t.match(grants, [{ client_id: 'admin', audience: MGMT }])
+  t.same([...grants[0]!.scope].sort(), ALL_SCOPES.split(' ').sort(), 'with every admin scope')
+  clock.tick(1000)
+  const admin = bearer(await adminToken())
+  const created = await app.inject({ method: 'POST', url: '/api/v2/client-grants', headers: admin, payload: { client_id: 'partner-client', audience: AUDIENCE, scope: ['read:orders'] } })
+  t.equal(created.statusCode, 201, 'the admin client works on the first run')
+  const intruder = bearer(await sign(key, { aud: MGMT, sub: 'other@clients', azp: 'other', scope: ALL_SCOPES }))
+  t.equal((await app.inject({ url: '/api/v2/client-grants', headers: intruder })).statusCode, 401, 'another client with every scope still needs a grant')
+
+  // The owner narrows the admin grant; a restart must not undo it.
+  const [grant] = await app.revocation.listGrants({ client_id: 'admin' })
+  await app.revocation.updateGrant(grant!.id, ['read:client_grants'])
+  await app.close()
+  const again = await start()
+  t.match(await again.revocation.listGrants({ audience: MGMT }), [{ client_id: 'admin', scope: ['read:client_grants'] }], 'not re-created nor widened once a grant exists')
+})
+
+t.test('bootstrapClientId with the store down at startup: the app starts and the grant is created once it answers', async (t) => {
+  const clock = FakeTimers.install({ toFake: ['Date', 'setTimeout', 'clearTimeout'], now: Date.now() })
+  t.teardown(() => clock.uninstall())
+  const store = new MemoryStore()
+  const listGrants = store.listGrants.bind(store)
+  let down = true
+  store.listGrants = async (filter) => { if (down) throw new Error('ECONNREFUSED'); return listGrants(filter) }
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(jwtRevocation, { jwks, issuer: ISSUER, audience: [AUDIENCE, MGMT], store, grants: true, retryAfter: 2 })
+  await app.register(adminRoutes, { prefix: '/api/v2', audience: MGMT, bootstrapClientId: 'admin' })
+  await app.ready()
+  down = false
+  t.same(await app.revocation.listGrants(), [], 'not yet')
+  await clock.tickAsync(2000)
+  t.match(await app.revocation.listGrants(), [{ client_id: 'admin', audience: MGMT }], 'created after retryAfter')
+})
