@@ -84,6 +84,9 @@ t.test('npm pack, install into a fresh Fastify app, use from ESM, CommonJS and T
   await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts',
     join(dir, packed!.filename), `fastify@${ourPackage.devDependencies.fastify}`], { cwd: app, timeout: 240_000 })
 
+  const installed = JSON.parse(await readFile(join(app, 'node_modules', 'fastify-jwt-revocation', 'package.json'), 'utf8')) as { scripts?: Record<string, string> }
+  const installScripts = ['preinstall', 'install', 'postinstall', 'prepare'].filter((name) => installed.scripts?.[name] !== undefined)
+  t.same(installScripts, [], 'no script runs when the tarball is installed (npm would warn about it); the build runs at prepack')
   await writeFile(join(app, 'esm.mjs'), consumerEsm)
   const esm = JSON.parse((await run(process.execPath, ['esm.mjs', join(app, 'revocations')], { cwd: app })).stdout)
   t.same(esm.statuses, [200, 401, 401, 200], 'valid → revoked → month-long token refused → open route')
