@@ -54,7 +54,7 @@ export interface JwtRevocationOptions extends KeySourceOptions {
   acceptForeignAudiences?: boolean
   /** ms any one store call may take before it counts as a store failure. Default 2000. */
   storeTimeout?: number
-  /** Seconds sent in `Retry-After` with a 503, and the pause before an unreachable JWKS is asked again. Default 5. */
+  /** Seconds sent in `Retry-After` with a 503, and the longest pause before a failing store or JWKS is asked again. Default 5. */
   retryAfter?: number
 }
 

@@ -257,3 +257,11 @@ t.test('bootstrapClientId with the store down at startup: the app starts and the
   await clock.tickAsync(2000)
   t.match(await app.revocation.listGrants(), [{ client_id: 'admin', audience: MGMT }], 'created after retryAfter')
 })
+
+t.test('bootstrapClientId must name a client', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(jwtRevocation, { jwks, issuer: ISSUER, audience: [AUDIENCE, MGMT] })
+  app.register(adminRoutes, { prefix: '/api/v2', audience: MGMT, bootstrapClientId: '' })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_JWT_REVOCATION_INVALID_OPTION', message: /adminRoutes.bootstrapClientId/ })
+})

@@ -228,6 +228,9 @@ t.test('a store that does not answer at boot: ready() resolves after storeTimeou
   const ready = app.ready()
   await clock.tickAsync(700)
   await ready
+  const changes: string[] = []
+  const invalidate = app.revocation.invalidate.bind(app.revocation)
+  app.revocation.invalidate = (change) => { changes.push(change.type); invalidate(change) }
   t.equal(logged(lines, 'MemoryStore unreachable at startup (no answer within 700 ms)'), 1, 'logged once, naming the store and the cause')
   t.equal(readyCalls, 1)
   await clock.tickAsync(500)
@@ -236,6 +239,7 @@ t.test('a store that does not answer at boot: ready() resolves after storeTimeou
   await clock.tickAsync(1000 + 700)
   t.equal(readyCalls, 3, 'the pause grew')
   t.equal(logged(lines, 'reachable again'), 1, 'the recovery is logged')
+  t.same(changes, ['reset'], 'and every cache is flushed, as after a feed reconnect')
   await clock.tickAsync(60_000)
   t.equal(readyCalls, 3, 'no more attempts once it answered')
 })
