@@ -98,7 +98,9 @@ export async function buildExampleServer (options: ExampleOptions): Promise<Fast
     ssf: { receiver, authorizationHeader: pushAuthorization },
     admin: { audience: MANAGEMENT, scope: 'blacklist:tokens' },
   })
-  await app.register(adminRoutes, { prefix: '/api/v2', audience: MANAGEMENT })
+  // grants: true applies to the admin client too: on the first run (no grant for the
+  // management audience yet), give it one with every admin scope.
+  await app.register(adminRoutes, { prefix: '/api/v2', audience: MANAGEMENT, bootstrapClientId: 'admin' })
   // The API's OpenID Shared Signals receiver: the issuer pushes security events here.
   await app.register(ssfReceiver, {
     path: '/ssf/events',

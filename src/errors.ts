@@ -59,11 +59,21 @@ export const RouteMisconfiguredError = createError(
   'This route is misconfigured',
   500, Error, false)
 
-/** A store could not do what was asked (full, locked, corrupt): a programming or ops problem. */
+/**
+ * A store could not do what was asked: unreachable, too slow (`storeTimeout`), full,
+ * locked, unreadable. The driver's or file system's error is its `cause`; 503 because
+ * the request may succeed once the store is back.
+ */
 export const StoreError = createError<[string]>(
   'FST_JWT_REVOCATION_STORE',
   '%s',
-  500, Error)
+  503, Error)
+
+/** An `app.revocation` call given something it must refuse (e.g. an audience this API does not accept). */
+export const InvalidArgumentError = createError<[string]>(
+  'FST_JWT_REVOCATION_INVALID_ARGUMENT',
+  '%s',
+  400, TypeError)
 
 export const GrantConflictError = createError(
   'FST_JWT_REVOCATION_GRANT_CONFLICT',
@@ -97,4 +107,9 @@ export function bearerErrorOf (code: string): BearerErrorCode | undefined {
 
 export function invalidOption (name: string, problem: string): Error {
   return new InvalidOptionError(`fastify-jwt-revocation: option "${name}" ${problem}`)
+}
+
+/** An error the package raised on purpose (a refusal, a conflict), as opposed to a driver's or a bug. */
+export function isPackageError (err: unknown): boolean {
+  return String((err as { code?: unknown })?.code).startsWith('FST_JWT_REVOCATION_')
 }

@@ -16,6 +16,7 @@ export {
   GrantConflictError,
   GrantNotFoundError,
   InsufficientScopeError,
+  InvalidArgumentError,
   InvalidOptionError,
   InvalidRequestError,
   InvalidTokenError,

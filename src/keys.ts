@@ -3,6 +3,7 @@ import {
   createLocalJWKSet, createRemoteJWKSet,
   type JSONWebKeySet, type JWK, type JWTVerifyGetKey,
 } from 'jose'
+import { Breaker } from './breaker.js'
 import { InvalidTokenError, invalidOption, ServiceUnavailableError } from './errors.js'
 import { allowsVerification, jwkMetadataProblem, publicKeyProblem, secretKeyProblem } from './key-policy.js'
 import { optionKeys, refuseUnknownKeys } from './option-keys.js'
@@ -245,11 +246,11 @@ interface RemoteKeySetting {
 /**
  * jose's remote key set (one fetch in flight, cooldown for unknown `kid`s), made to
  * survive an outage: when a refresh fails, the last good key set keeps verifying
- * tokens, and the endpoint is not asked again for `retryAfterMs`.
+ * tokens, and the endpoint is not asked again for `retryAfterMs` (one probe at a time after).
  */
 function remoteKeySet (url: URL, { options, retryAfterMs, log }: RemoteKeySetting): JWTVerifyGetKey {
   const remote = createRemoteJWKSet(url, options)
-  let failedUntil = 0
+  const breaker = new Breaker({ pause: retryAfterMs })
   let lastSet: JSONWebKeySet | undefined
   let lastLocal: JWTVerifyGetKey | undefined
 
@@ -264,14 +265,20 @@ function remoteKeySet (url: URL, { options, retryAfterMs, log }: RemoteKeySettin
   }
 
   return trustedKeysOnly(async (header, token) => {
-    if (Date.now() < failedUntil) return fromLastGoodSet(header, token, undefined)
+    if (!breaker.allow()) return fromLastGoodSet(header, token, undefined)
+    let key: Awaited<ReturnType<JWTVerifyGetKey>>
     try {
-      return await remote(header, token)
+      key = await remote(header, token)
     } catch (err) {
-      if (isKeyMismatch(err)) throw err
-      failedUntil = Date.now() + retryAfterMs
-      return fromLastGoodSet(header, token, err)
+      if (!isKeyMismatch(err)) {
+        breaker.failed()
+        return fromLastGoodSet(header, token, err)
+      }
+      breaker.succeeded()
+      throw err
     }
+    breaker.succeeded()
+    return key
   }, url, log)
 }
 
@@ -335,17 +342,18 @@ function discoveredKeySource (base: URL, remote: RemoteKeySetting): Pick<KeySour
   }
   let resolved: ResolvedKey | undefined
   let pending: Promise<ResolvedKey> | undefined
-  let failedUntil = 0
+  const breaker = new Breaker({ pause: retryAfterMs })
   return {
     resolve () {
       if (resolved) return resolved
       if (pending) return pending
-      if (Date.now() < failedUntil) throw unavailable('The discovery document', undefined)
+      if (!breaker.allow()) throw unavailable('The discovery document', undefined)
       pending = fetchDiscovery(base, options.timeoutDuration ?? 5000).then((doc) => {
+        breaker.succeeded()
         resolved = { key: remoteKeySet(parseUrl(doc.jwks_uri, 'jwks_uri'), remote), issuer: doc.issuer }
         return resolved
       }, (err) => {
-        failedUntil = Date.now() + retryAfterMs
+        breaker.failed()
         throw unavailable('The discovery document', err)
       }).finally(() => { pending = undefined })
       return pending

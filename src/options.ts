@@ -49,9 +49,14 @@ export interface JwtRevocationOptions extends KeySourceOptions {
   extractToken?: (request: FastifyRequest) => string | undefined | null
   /** Largest accepted token, in bytes (characters). Default 8192. */
   maxTokenSize?: number
+  /**
+   * Accept revocations and grants for audiences this API does not accept (`audience`), for a
+   * store shared by several APIs. Default false: such a write would do nothing here, so it is refused.
+   */
+  acceptForeignAudiences?: boolean
   /** ms any one store call may take before it counts as a store failure. Default 2000. */
   storeTimeout?: number
-  /** Seconds sent in `Retry-After` with a 503, and the pause before an unreachable JWKS is asked again. Default 5. */
+  /** Seconds sent in `Retry-After` with a 503, and the longest pause before a failing store or JWKS is asked again. Default 5. */
   retryAfter?: number
   /** Check tokens carrying an IETF Token Status List reference (`status.status_list`). Default off. */
   statusList?: boolean | StatusListOptions
@@ -77,6 +82,7 @@ export interface ResolvedOptions {
   storeTimeout: number
   retryAfter: number
   statusList: ResolvedStatusListOptions | null
+  acceptForeignAudiences: boolean
 }
 
 // The one list of plugin options: the compiler holds it to JwtRevocationOptions, so a
@@ -86,6 +92,7 @@ const pluginOptionKeys = [...optionKeys<JwtRevocationOptions>({
   issuer: true, audience: true, typ: true, clockTolerance: true, requiredClaims: true, maxTokenLifetime: true,
   maxTokenAge: true, store: true, cache: true, grants: true, onStoreError: true, global: true, realm: true,
   extractToken: true, maxTokenSize: true, storeTimeout: true, retryAfter: true, statusList: true,
+  acceptForeignAudiences: true,
 }), ...registerOptionKeys]
 const cacheOptionKeys = optionKeys<CacheOptions>({ max: true, ttl: true })
 
@@ -158,6 +165,8 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
   if (onStoreError !== 'deny' && onStoreError !== 'allow') throw invalidOption('onStoreError', "must be 'deny' or 'allow'")
   const global = options.global ?? true
   if (typeof global !== 'boolean') throw invalidOption('global', 'must be a boolean')
+  const acceptForeignAudiences = options.acceptForeignAudiences ?? false
+  if (typeof acceptForeignAudiences !== 'boolean') throw invalidOption('acceptForeignAudiences', 'must be a boolean')
   if (options.extractToken !== undefined && typeof options.extractToken !== 'function') throw invalidOption('extractToken', 'must be a function (request) => string | undefined')
   const issuer = stringList(options.issuer, 'issuer', false)
   const statusList = resolveStatusListOptions(options.statusList, issuer, options.issuerBaseURL)
@@ -183,5 +192,6 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
     storeTimeout: positiveInteger(options.storeTimeout, 'storeTimeout', 2000),
     retryAfter,
     statusList,
+    acceptForeignAudiences,
   }
 }

@@ -9,6 +9,8 @@ import { Metrics } from './metrics.js'
 import { resolveOptions, type JwtRevocationOptions } from './options.js'
 import { Revocation } from './revocation.js'
 import { routePolicy, type RouteAuthConfig, type RoutePolicy } from './route-policy.js'
+import { StoreConnection } from './store-connection.js'
+import { StoreGuard } from './store-guard.js'
 import { TokenCache, type TokenRecord } from './token-cache.js'
 
 /** `request.auth` on a protected route. */
@@ -45,18 +47,19 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   const options = resolveOptions(opts, fastify.log)
   const cache = options.cache === false ? null : new TokenCache(options.cache.max)
   const metrics = new Metrics()
-  const revocation = new Revocation(options, cache, fastify.log, metrics)
+  const guard = new StoreGuard(options, fastify.log)
+  const revocation = new Revocation(options, cache, guard, fastify.log, metrics)
   const authenticator = new Authenticator(options, cache, revocation, metrics)
   const retryAfter = String(options.retryAfter)
 
-  await options.store.ready?.()
-  const unsubscribe = await options.store.subscribe?.((change) => revocation.invalidate(change))
-  fastify.addHook('onClose', async () => {
-    await unsubscribe?.()
-    // Stores release only what they opened themselves (files, subscriber
-    // connections); the user's Redis and pg clients stay the user's to close.
-    await options.store.close?.()
+  const connection = new StoreConnection(options.store, guard, {
+    timeout: options.storeTimeout, retryAfter: options.retryAfter, log: fastify.log, onChange: (change) => revocation.invalidate(change),
   })
+  await connection.open()
+  // preClose runs before every onClose hook: the feed lets go of the user's pool
+  // client before a `pool.end()` of theirs waits for it, whatever order they were added in.
+  fastify.addHook('preClose', () => connection.stopFeed())
+  fastify.addHook('onClose', () => connection.close())
 
   fastify.decorate('revocation', revocation)
   if (!fastify.hasRequestDecorator('auth')) fastify.decorateRequest('auth', null)

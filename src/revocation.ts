@@ -1,11 +1,12 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import {
-  GrantNotFoundError, ServiceUnavailableError, StoreError, TokenRevokedError,
+  GrantNotFoundError, InvalidArgumentError, ServiceUnavailableError, StoreError, TokenRevokedError,
 } from './errors.js'
 import { Metrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import { StatusListChecker } from './status-list/checker.js'
+import { withTimeout, type StoreGuard } from './store-guard.js'
 import type { TokenCache, TokenRecord } from './token-cache.js'
 import type {
   ClientGrant, GrantFilter, RevocationChange, RevocationState, RevocationStore, RevokedToken,
@@ -25,17 +26,9 @@ export interface CreateGrantInput {
   scope: string[]
 }
 
-function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`store call exceeded ${ms} ms`)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
-
 function nonEmpty (value: unknown, name: string): string {
   if (typeof value !== 'string' || value.length === 0 || value.includes('\u0000')) {
-    throw new TypeError(`fastify-jwt-revocation: ${name} must be a non-empty string`)
+    throw new InvalidArgumentError(`${name} must be a non-empty string`)
   }
   return value
 }
@@ -49,18 +42,17 @@ export class Revocation {
   readonly store: RevocationStore
   private readonly options: ResolvedOptions
   private readonly cache: TokenCache | null
-  private readonly log: FastifyBaseLogger
   private readonly ttl: number
   /** Bumped by every invalidation, so a lookup started before it is not cached after it. */
   private epoch = 0
-  private storeDown = false
+  private readonly guard: StoreGuard
   private readonly statusList: StatusListChecker | null
 
-  constructor (options: ResolvedOptions, cache: TokenCache | null, log: FastifyBaseLogger, private readonly metrics = new Metrics()) {
+  constructor (options: ResolvedOptions, cache: TokenCache | null, guard: StoreGuard, log: FastifyBaseLogger, private readonly metrics = new Metrics()) {
     this.options = options
     this.store = options.store
     this.cache = cache
-    this.log = log
+    this.guard = guard
     this.ttl = options.cache === false ? 0 : options.cache.ttl
     this.statusList = options.statusList === null ? null : new StatusListChecker({ ...options, statusList: options.statusList }, log)
   }
@@ -75,38 +67,70 @@ export class Revocation {
     return this.options.audiences
   }
 
+  /** Seconds a client should wait before retrying after a 503 (the `retryAfter` option). */
+  get retryAfter (): number {
+    return this.options.retryAfter
+  }
+
+  /**
+   * Every store call outside the request path goes through the guard: bounded by
+   * `storeTimeout`, rejected with StoreError on failure. Not held back by an open
+   * breaker: an operator's revocation is worth a try.
+   */
+  private call<T> (what: string, run: () => Promise<T>): Promise<T> {
+    return this.guard.call(what, run)
+  }
+
+  /**
+   * A write for an audience this API does not accept would do nothing here (a trailing
+   * slash is enough): refused, unless the store is shared by several APIs.
+   */
+  private ownAudience (value: unknown, name: string): string {
+    const audience = nonEmpty(value, name)
+    if (!this.options.acceptForeignAudiences && !this.options.audiences.includes(audience)) {
+      throw new InvalidArgumentError(`${name} must be an audience this API accepts: ${this.options.audiences.join(', ')}`)
+    }
+    return audience
+  }
+
   // ---- strategy 1: blacklist one token -------------------------------------------
 
   async revokeToken (input: RevokeTokenInput): Promise<void> {
     const jti = nonEmpty(input?.jti, 'jti')
-    const aud = input.aud === undefined ? this.options.audiences[0]! : nonEmpty(input.aud, 'aud')
+    const aud = input.aud === undefined ? this.options.audiences[0]! : this.ownAudience(input.aud, 'aud')
     if (input.exp !== undefined && (typeof input.exp !== 'number' || !Number.isFinite(input.exp))) {
-      throw new TypeError('fastify-jwt-revocation: exp must be a number of seconds since the epoch')
+      throw new InvalidArgumentError('exp must be a number of seconds since the epoch')
     }
-    await this.store.revokeToken({ aud, jti, expiresAt: this.entryExpiry(input.exp) })
+    const entry = { aud, jti, expiresAt: this.entryExpiry(input.exp) }
+    await this.call('revokeToken', () => this.store.revokeToken(entry))
     this.invalidate({ type: 'token', aud, jti })
   }
 
   async isTokenRevoked (jti: string, aud?: string): Promise<boolean> {
-    const state = await this.store.lookup({
+    const query = {
       audiences: [aud === undefined ? this.options.audiences[0]! : nonEmpty(aud, 'aud')],
       jti: nonEmpty(jti, 'jti'),
       includeGrant: false,
-    })
+    }
+    const state = await this.call('isTokenRevoked', () => this.store.lookup(query))
     return state.tokenRevoked
   }
 
   async listRevokedTokens (filter: { aud?: string } = {}): Promise<RevokedToken[]> {
-    return this.store.listRevokedTokens({ aud: filter.aud })
+    return this.call('listRevokedTokens', () => this.store.listRevokedTokens({ aud: filter.aud }))
   }
 
   // ---- strategy 2: cut off a client (or a subject) -------------------------------
 
   /** Every token of `clientId` (for `audience`, or all audiences) issued up to now is refused. */
   async revokeClient (clientId: string, options: { audience?: string } = {}): Promise<void> {
-    const id = nonEmpty(clientId, 'clientId')
-    const audience = options.audience === undefined ? '*' : nonEmpty(options.audience, 'audience')
-    await this.store.revokeClient({ clientId: id, audience, revokedAt: Date.now(), expiresAt: this.entryExpiry(undefined) })
+    const audience = options.audience === undefined ? '*' : this.ownAudience(options.audience, 'audience')
+    await this.revokeClientFor(nonEmpty(clientId, 'clientId'), audience)
+  }
+
+  private async revokeClientFor (id: string, audience: string): Promise<void> {
+    const entry = { clientId: id, audience, revokedAt: Date.now(), expiresAt: this.entryExpiry(undefined) }
+    await this.call('revokeClient', () => this.store.revokeClient(entry))
     this.invalidate({ type: 'client', clientId: id })
   }
 
@@ -119,10 +143,10 @@ export class Revocation {
     const sub = nonEmpty(subject, 'subject')
     const now = Date.now()
     if (options.at !== undefined && (typeof options.at !== 'number' || !Number.isFinite(options.at))) {
-      throw new TypeError('fastify-jwt-revocation: at must be a time in milliseconds')
+      throw new InvalidArgumentError('at must be a time in milliseconds')
     }
-    const revokedAt = Math.min(options.at ?? now, now)
-    await this.store.revokeSubject({ subject: sub, revokedAt, expiresAt: this.entryExpiry(undefined) })
+    const entry = { subject: sub, revokedAt: Math.min(options.at ?? now, now), expiresAt: this.entryExpiry(undefined) }
+    await this.call('revokeSubject', () => this.store.revokeSubject(entry))
     this.invalidate({ type: 'subject', subject: sub })
   }
 
@@ -140,26 +164,30 @@ export class Revocation {
     const grant: ClientGrant = {
       id: 'cgr_' + randomBytes(12).toString('base64url'),
       client_id: nonEmpty(input?.client_id, 'client_id'),
-      audience: nonEmpty(input.audience, 'audience'),
+      audience: this.ownAudience(input.audience, 'audience'),
       scope: [...new Set(input.scope ?? [])],
       created_at: Date.now(),
     }
-    const created = await this.grantStore().createGrant(grant)
+    const store = this.grantStore()
+    const created = await this.call('createGrant', () => store.createGrant(grant))
     this.invalidate({ type: 'grant', clientId: created.client_id })
     return created
   }
 
   async getGrant (id: string): Promise<ClientGrant | null> {
-    return this.grantStore().getGrant(id)
+    const store = this.grantStore()
+    return this.call('getGrant', () => store.getGrant(id))
   }
 
   async listGrants (filter: GrantFilter = {}): Promise<ClientGrant[]> {
-    return this.grantStore().listGrants(filter)
+    const store = this.grantStore()
+    return this.call('listGrants', () => store.listGrants(filter))
   }
 
   /** Replaces the grant's scopes; tokens of the client lose the removed scopes on their next request. */
   async updateGrant (id: string, scope: string[]): Promise<ClientGrant> {
-    const updated = await this.grantStore().updateGrant(id, [...new Set(scope)])
+    const store = this.grantStore()
+    const updated = await this.call('updateGrant', () => store.updateGrant(id, [...new Set(scope)]))
     if (!updated) throw new GrantNotFoundError()
     this.invalidate({ type: 'grant', clientId: updated.client_id })
     return updated
@@ -170,9 +198,11 @@ export class Revocation {
    * now: unlike at an issuer, the deletion takes effect on the next request.
    */
   async deleteGrant (id: string): Promise<ClientGrant> {
-    const deleted = await this.grantStore().deleteGrant(id)
+    const store = this.grantStore()
+    const deleted = await this.call('deleteGrant', () => store.deleteGrant(id))
     if (!deleted) throw new GrantNotFoundError()
-    await this.revokeClient(deleted.client_id, { audience: deleted.audience })
+    // The grant may predate a narrower `audience` option: its own audience is what to revoke.
+    await this.revokeClientFor(deleted.client_id, deleted.audience)
     return deleted
   }
 
@@ -185,7 +215,11 @@ export class Revocation {
   check (record: TokenRecord, now: number): void | Promise<void> {
     if (record.state !== null && now - record.checkedAt < this.ttl) return verdict(record)
     if (record.revokedReason !== null) return verdict(record)
-    if (record.pending === null) record.pending = this.refresh(record, now)
+    if (record.pending === null) {
+      // While the store is failing, requests are answered at once, not after a timeout each.
+      if (!this.guard.allow()) return this.unavailable()
+      record.pending = this.refresh(record, now)
+    }
     return record.pending.then(() => verdict(record))
   }
 
@@ -196,7 +230,7 @@ export class Revocation {
     const listStatus = this.statusList?.statusOf(record.payload)
     listStatus?.catch(() => {})
     try {
-      state = await this.metrics.storeCall(withTimeout(this.store.lookup({
+      state = await this.metrics.storeCall(withTimeout(() => this.store.lookup({
         audiences: record.audiences,
         jti: typeof record.payload.jti === 'string' ? record.payload.jti : undefined,
         clientId: record.clientId ?? undefined,
@@ -204,14 +238,12 @@ export class Revocation {
         includeGrant: this.options.grants,
       }), this.options.storeTimeout))
       checkStoreAnswer(state, this.options.grants)
-      if (this.storeDown) {
-        this.storeDown = false
-        this.log.info('fastify-jwt-revocation: revocation store reachable again')
-      }
     } catch (err) {
       record.pending = null
-      return this.storeFailed(err)
+      this.guard.failed(err)
+      return this.unavailable()
     }
+    this.guard.answered()
     if (listStatus !== undefined) {
       try {
         record.listStatus = await listStatus
@@ -226,11 +258,8 @@ export class Revocation {
     record.pending = null
   }
 
-  private storeFailed (err: unknown): void {
-    if (!this.storeDown) {
-      this.storeDown = true
-      this.log.error({ err }, `fastify-jwt-revocation: revocation store failed; requests are ${this.options.onStoreError === 'deny' ? 'refused (503)' : 'let through unchecked'} until it answers`)
-    }
+  /** The answer while the store cannot give one: 503, or let through, per `onStoreError`. */
+  private unavailable (): void {
     if (this.options.onStoreError === 'deny') throw new ServiceUnavailableError('Revocation status is unavailable')
   }
 

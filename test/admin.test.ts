@@ -200,3 +200,95 @@ t.test('adminRoutes needs the plugin and an audience', async (t) => {
   noGrants.register(adminRoutes, { audience: MGMT })
   await t.rejects(async () => { await noGrants.ready() }, /needs a store with client grants; this store lacks createGrant/)
 })
+
+t.test('a revocation or grant for an audience this API does not accept is refused', async (t) => {
+  const app = await build(t)
+  const admin = bearer(await adminToken())
+  const accepted = `${AUDIENCE}, ${MGMT}`
+  for (const [url, payload] of [
+    ['/api/v2/blacklists/tokens', { aud: `${AUDIENCE}/`, jti: 'j' }],
+    ['/api/v2/client-grants', { client_id: 'partner-client', audience: 'https://other.api', scope: ['read:orders'] }],
+  ] as const) {
+    const res = await app.inject({ method: 'POST', url, headers: admin, payload })
+    t.equal(res.statusCode, 400, url)
+    t.same(res.json(), { statusCode: 400, error: 'Bad Request', message: `${'aud' in payload ? 'aud' : 'audience'} must be an audience this API accepts: ${accepted}`, errorCode: 'invalid_body' })
+  }
+  t.same(await app.revocation.listRevokedTokens(), [], 'nothing was written')
+  t.same(await app.revocation.listGrants(), [])
+  for (const call of [
+    () => app.revocation.revokeToken({ jti: 'j', aud: 'https://api.test/' }),
+    () => app.revocation.revokeClient('c', { audience: 'https://api.test/' }),
+    async () => { await app.revocation.createGrant({ client_id: 'c', audience: 'https://api.test/', scope: [] }) },
+  ]) {
+    await t.rejects(call(), { code: 'FST_JWT_REVOCATION_INVALID_ARGUMENT', statusCode: 400 })
+  }
+  await app.revocation.revokeClient('c', { audience: AUDIENCE })
+  await app.revocation.revokeClient('c')
+  t.pass('its own audiences, and every audience (no audience given), are accepted')
+})
+
+t.test('acceptForeignAudiences: a store shared by several APIs takes every audience', async (t) => {
+  const app = await build(t, { acceptForeignAudiences: true })
+  const admin = bearer(await adminToken())
+  const res = await app.inject({ method: 'POST', url: '/api/v2/blacklists/tokens', headers: admin, payload: { aud: 'https://other.api', jti: 'j' } })
+  t.equal(res.statusCode, 201)
+  t.equal(await app.revocation.isTokenRevoked('j', 'https://other.api'), true)
+  t.equal((await app.revocation.createGrant({ client_id: 'c', audience: 'https://other.api', scope: [] })).audience, 'https://other.api')
+})
+
+t.test('grants: true from an empty store: bootstrapClientId admits the admin client, and only it', async (t) => {
+  const clock = FakeTimers.install({ toFake: ['Date'], now: Date.now() })
+  t.teardown(() => clock.uninstall())
+  const store = new MemoryStore()
+  const start = async () => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(jwtRevocation, { jwks, issuer: ISSUER, audience: [AUDIENCE, MGMT], store, grants: true })
+    await app.register(adminRoutes, { prefix: '/api/v2', audience: MGMT, bootstrapClientId: 'admin' })
+    await app.ready()
+    return app
+  }
+  const app = await start()
+  const grants = await app.revocation.listGrants()
+  t.match(grants, [{ client_id: 'admin', audience: MGMT }])
+  t.same([...grants[0]!.scope].sort(), ALL_SCOPES.split(' ').sort(), 'with every admin scope')
+  clock.tick(1000)
+  const admin = bearer(await adminToken())
+  const created = await app.inject({ method: 'POST', url: '/api/v2/client-grants', headers: admin, payload: { client_id: 'partner-client', audience: AUDIENCE, scope: ['read:orders'] } })
+  t.equal(created.statusCode, 201, 'the admin client works on the first run')
+  const intruder = bearer(await sign(key, { aud: MGMT, sub: 'other@clients', azp: 'other', scope: ALL_SCOPES }))
+  t.equal((await app.inject({ url: '/api/v2/client-grants', headers: intruder })).statusCode, 401, 'another client with every scope still needs a grant')
+
+  // The owner narrows the admin grant; a restart must not undo it.
+  const [grant] = await app.revocation.listGrants({ client_id: 'admin' })
+  await app.revocation.updateGrant(grant!.id, ['read:client_grants'])
+  await app.close()
+  const again = await start()
+  t.match(await again.revocation.listGrants({ audience: MGMT }), [{ client_id: 'admin', scope: ['read:client_grants'] }], 'not re-created nor widened once a grant exists')
+})
+
+t.test('bootstrapClientId with the store down at startup: the app starts and the grant is created once it answers', async (t) => {
+  const clock = FakeTimers.install({ toFake: ['Date', 'setTimeout', 'clearTimeout'], now: Date.now() })
+  t.teardown(() => clock.uninstall())
+  const store = new MemoryStore()
+  const listGrants = store.listGrants.bind(store)
+  let down = true
+  store.listGrants = async (filter) => { if (down) throw new Error('ECONNREFUSED'); return listGrants(filter) }
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(jwtRevocation, { jwks, issuer: ISSUER, audience: [AUDIENCE, MGMT], store, grants: true, retryAfter: 2 })
+  await app.register(adminRoutes, { prefix: '/api/v2', audience: MGMT, bootstrapClientId: 'admin' })
+  await app.ready()
+  down = false
+  t.same(await app.revocation.listGrants(), [], 'not yet')
+  await clock.tickAsync(2000)
+  t.match(await app.revocation.listGrants(), [{ client_id: 'admin', audience: MGMT }], 'created after retryAfter')
+})
+
+t.test('bootstrapClientId must name a client', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(jwtRevocation, { jwks, issuer: ISSUER, audience: [AUDIENCE, MGMT] })
+  app.register(adminRoutes, { prefix: '/api/v2', audience: MGMT, bootstrapClientId: '' })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_JWT_REVOCATION_INVALID_OPTION', message: /adminRoutes.bootstrapClientId/ })
+})

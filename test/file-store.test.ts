@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { appendFile, mkdtemp, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises'
+import { appendFile, chmod, mkdtemp, open, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import FakeTimers from '@sinonjs/fake-timers'
@@ -170,4 +170,39 @@ t.test('a full MemoryStore refuses a new revocation instead of evicting one', as
   t.pass('an expired entry makes room')
   await t.rejects(store.revokeToken({ aud: AUD, jti: 'd', expiresAt: null }), /store is full/)
   t.equal((await store.lookup({ audiences: [AUD], jti: 'a', includeGrant: false })).tokenRevoked, true, 'no revocation was evicted')
+})
+
+t.test('file-system errors become the package\'s store error naming the path and the cause', async (t) => {
+  const dir = await tempDir(t)
+  await writeFile(join(dir, 'a-file'), '')
+  const blocked = new FileStore({ path: join(dir, 'a-file', 'revocations') })
+  await t.rejects(blocked.ready(), {
+    code: 'FST_JWT_REVOCATION_STORE',
+    message: `FileStore ${join(dir, 'a-file', 'revocations')}: cannot create the directory (ENOTDIR: ENOTDIR: not a directory, mkdir '${join(dir, 'a-file', 'revocations')}')`,
+    cause: { code: 'ENOTDIR' },
+  })
+
+  // A write the disk refuses: the log handle swapped for one on /dev/full (ENOSPC).
+  const store = new FileStore({ path: join(dir, 'full') })
+  t.teardown(() => store.close())
+  await store.ready()
+  const full = await open('/dev/full', 'a')
+  const internals = store as unknown as { log: FileHandle }
+  const log = internals.log
+  internals.log = full
+  t.teardown(() => log.close())
+  await t.rejects(store.revokeToken({ aud: AUD, jti: 'j', expiresAt: null }), {
+    code: 'FST_JWT_REVOCATION_STORE',
+    message: /^FileStore .*full: cannot write the log \(ENOSPC: /,
+    cause: { code: 'ENOSPC' },
+  })
+  t.equal(await revoked(store, 'j'), false, 'a write that failed changed nothing')
+})
+
+t.test('a directory this process may not write is refused with the path and EACCES', { skip: process.getuid?.() === 0 ? 'root bypasses file permissions' : false }, async (t) => {
+  const dir = await tempDir(t)
+  await writeFile(join(dir, 'revocations.log'), '')
+  await chmod(dir, 0o500)
+  t.teardown(() => chmod(dir, 0o700))
+  await t.rejects(new FileStore({ path: dir }).ready(), { code: 'FST_JWT_REVOCATION_STORE', message: /cannot take the lock \(EACCES/ })
 })

@@ -27,6 +27,7 @@ const cases: Array<[string, Record<string, unknown>, RegExp]> = [
   ['zero lifetime', { jwks, audience: AUDIENCE, maxTokenAge: 0 }, /"maxTokenAge" must be longer than zero/],
   ['bad cache', { jwks, audience: AUDIENCE, cache: { max: 0 } }, /"cache.max" must be an integer/],
   ['bad onStoreError', { jwks, audience: AUDIENCE, onStoreError: 'maybe' }, /"onStoreError" must be 'deny' or 'allow'/],
+  ['bad acceptForeignAudiences', { jwks, audience: AUDIENCE, acceptForeignAudiences: 'yes' }, /"acceptForeignAudiences" must be a boolean/],
   ['bad store', { jwks, audience: AUDIENCE, store: {} }, /"store" must implement lookup\(\)/],
   ['grants without grant methods', { jwks, audience: AUDIENCE, grants: true, store: { lookup () {}, revokeToken () {}, listRevokedTokens () {}, revokeClient () {}, revokeSubject () {} } }, /"grants" needs a store with client grants; this store lacks createGrant/],
   ['realm with a quote', { jwks, audience: AUDIENCE, realm: 'a"b' }, /"realm" must be a string without quotes/],

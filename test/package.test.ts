@@ -94,6 +94,9 @@ t.test('npm pack, install into a fresh Fastify app, use from ESM, CommonJS and T
     // The current ioredis major, as an app that already uses it has it (once a peer conflict).
     ourPackage.devDependencies.ioredis6!.replace(/^npm:/, '')], { cwd: app, timeout: 240_000 })
 
+  const installed = JSON.parse(await readFile(join(app, 'node_modules', 'fastify-jwt-revocation', 'package.json'), 'utf8')) as { scripts?: Record<string, string> }
+  const installScripts = ['preinstall', 'install', 'postinstall', 'prepare'].filter((name) => installed.scripts?.[name] !== undefined)
+  t.same(installScripts, [], 'no script runs when the tarball is installed (npm would warn about it); the build runs at prepack')
   await writeFile(join(app, 'esm.mjs'), consumerEsm)
   const esm = JSON.parse((await run(process.execPath, ['esm.mjs', join(app, 'revocations')], { cwd: app })).stdout)
   t.same(esm.statuses, [200, 401, 401, 200], 'valid → revoked → month-long token refused → open route')
@@ -113,7 +116,7 @@ t.test('npm pack, install into a fresh Fastify app, use from ESM, CommonJS and T
 t.test('the public entry point exports the plugin, stores, admin routes and error classes only', async (t) => {
   const api = await import('../src/index.js')
   t.same(Object.keys(api).sort(), [
-    'FileStore', 'GrantConflictError', 'GrantNotFoundError', 'InsufficientScopeError', 'InvalidOptionError',
+    'FileStore', 'GrantConflictError', 'GrantNotFoundError', 'InsufficientScopeError', 'InvalidArgumentError', 'InvalidOptionError',
     'InvalidRequestError', 'InvalidTokenError', 'MemoryStore', 'OutboundRequestError', 'Revocation', 'RouteMisconfiguredError', 'ServiceUnavailableError', 'StoreError',
     'TokenExpiredError', 'TokenLifetimeError', 'TokenMissingError', 'TokenRevokedError', 'adminRoutes', 'default',
     'jwtRevocation',

@@ -16,11 +16,18 @@ export interface AdminRoutesOptions {
   audience: string
   /** Largest request body, bytes. Default 16384. */
   bodyLimit?: number
+  /**
+   * First-run step for `grants: true`, where these routes' own client needs a grant like
+   * any other: when the store holds no grant for `audience` at startup, one is created for
+   * this client with every admin scope. Never when one exists, so a deliberate change stays.
+   */
+  bootstrapClientId?: string
 }
 
-const adminOptionKeys = [...optionKeys<AdminRoutesOptions>({ audience: true, bodyLimit: true }), ...registerOptionKeys]
+const adminOptionKeys = [...optionKeys<AdminRoutesOptions>({ audience: true, bodyLimit: true, bootstrapClientId: true }), ...registerOptionKeys]
 
 const GRANT_SCOPES = ['create:client_grants', 'read:client_grants', 'update:client_grants', 'delete:client_grants'] as const
+const ADMIN_SCOPES = ['blacklist:tokens', ...GRANT_SCOPES]
 
 const grantView = (g: ClientGrant) => ({ id: g.id, client_id: g.client_id, audience: g.audience, scope: g.scope })
 
@@ -57,6 +64,12 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
   const revocation = app.revocation
   const missing = grantMethods.filter((m) => typeof revocation.store[m] !== 'function')
   if (missing.length > 0) throw invalidOption('adminRoutes', `needs a store with client grants; this store lacks ${missing.join(', ')}()`)
+  if (options.bootstrapClientId !== undefined) {
+    if (typeof options.bootstrapClientId !== 'string' || options.bootstrapClientId.length === 0) {
+      throw invalidOption('adminRoutes.bootstrapClientId', 'must be the client id of the admin client')
+    }
+    bootstrapAdminGrant(app, options.audience, options.bootstrapClientId)
+  }
   const bodyLimit = options.bodyLimit ?? 16_384
   const auth = (scope: string) => ({ auth: { scopes: [scope], audience: options.audience } })
 
@@ -65,7 +78,7 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
   const strict = new Ajv({ coerceTypes: false, removeAdditional: false, useDefaults: true, strict: false })
   const coercing = new Ajv({ coerceTypes: true, removeAdditional: false, useDefaults: true, strict: false })
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema))
-  app.setErrorHandler(auth0ErrorHandler)
+  app.setErrorHandler(auth0ErrorHandler(revocation.retryAfter))
   app.setNotFoundHandler((_request, reply) => {
     reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'Not Found', errorCode: 'not_found' })
   })
@@ -121,6 +134,37 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
   app.delete<{ Params: { id: string } }>('/client-grants/:id', { schema: schemas.deleteGrant, config: auth(GRANT_SCOPES[3]) }, async (request, reply) => {
     await revocation.deleteGrant(request.params.id)
     return reply.code(204).send()
+  })
+}
+
+/**
+ * Creates the admin client's grant once the app is ready, when the store has none for the
+ * admin audience. A store down at startup does not stop the app: tried again every
+ * `retryAfter` seconds until it answers.
+ */
+function bootstrapAdminGrant (app: FastifyInstance, audience: string, clientId: string): void {
+  const revocation = app.revocation
+  let timer: NodeJS.Timeout | undefined
+  let closed = false
+  const attempt = async (): Promise<void> => {
+    try {
+      if ((await revocation.listGrants({ audience })).length > 0) return
+      await revocation.createGrant({ client_id: clientId, audience, scope: ADMIN_SCOPES })
+      app.log.info({ clientId, audience }, 'fastify-jwt-revocation: created the admin client\'s grant (bootstrapClientId)')
+    } catch (err) {
+      // Another instance created it first: done.
+      if ((err as { code?: string }).code === 'FST_JWT_REVOCATION_GRANT_CONFLICT') return
+      app.log.warn({ err }, 'fastify-jwt-revocation: could not create the admin client\'s grant yet; retrying')
+      if (!closed) {
+        timer = setTimeout(() => { void attempt() }, revocation.retryAfter * 1000)
+        timer.unref()
+      }
+    }
+  }
+  app.addHook('onReady', attempt)
+  app.addHook('onClose', async () => {
+    closed = true
+    clearTimeout(timer)
   })
 }
 

@@ -6,20 +6,38 @@ export function encodeChange (change: RevocationChange): string {
 }
 
 /**
- * The listener side of a store's change feed: listeners, a transport started on the
- * first subscription (a pub/sub connection, a LISTEN client), and message decoding.
+ * The listener side of a store's change feed: listeners, a transport (a pub/sub
+ * connection, a LISTEN client) started on the first subscription and stopped when the
+ * last listener leaves, and message decoding. A start that fails is tried afresh by the
+ * next subscription.
  */
 export class ChangeFeed {
   private readonly listeners = new Set<ChangeListener>()
   private started: Promise<void> | undefined
 
-  constructor (private readonly start: () => Promise<void> = async () => {}) {}
+  constructor (
+    private readonly start: () => Promise<void> = async () => {},
+    private readonly stop: () => Promise<void> = async () => {},
+  ) {}
 
   async subscribe (listener: ChangeListener): Promise<() => Promise<void>> {
     this.listeners.add(listener)
-    this.started ??= this.start()
+    if (this.started === undefined) {
+      const starting: Promise<void> = this.start().catch((err: unknown) => {
+        if (this.started === starting) this.started = undefined
+        throw err
+      })
+      this.started = starting
+    }
     await this.started
-    return async () => { this.listeners.delete(listener) }
+    return async () => {
+      this.listeners.delete(listener)
+      if (this.listeners.size > 0 || this.started === undefined) return
+      const started = this.started
+      this.started = undefined
+      await started.catch(() => {})
+      await this.stop()
+    }
   }
 
   emit (change: RevocationChange): void {

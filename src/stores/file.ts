@@ -1,6 +1,6 @@
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { StoreError } from '../errors.js'
+import { isPackageError, StoreError } from '../errors.js'
 import { optionKeys, refuseUnknownKeys } from '../option-keys.js'
 import { StateBackedStore } from './state-backed.js'
 import type { StoreOperation } from './state.js'
@@ -63,13 +63,29 @@ export class FileStore extends StateBackedStore {
     return this.opening
   }
 
-  private async open (): Promise<void> {
-    await mkdir(this.path, { recursive: true })
-    await this.lock()
+  /**
+   * Runs a file-system step; its failure (EACCES, EROFS, ENOSPC, …) becomes a StoreError
+   * naming the store's directory, the step and the cause, with the original as `cause`.
+   */
+  private async fs<T> (step: string, run: () => Promise<T>): Promise<T> {
     try {
-      await this.replay()
-      this.log = await open(this.logPath, 'a')
-      if (this.state.purgeExpired(Date.now()) > 0) await this.compact()
+      return await run()
+    } catch (err) {
+      if (isPackageError(err)) throw err
+      const e = err as NodeJS.ErrnoException
+      const wrapped = new StoreError(`FileStore ${this.path}: cannot ${step} (${e.code ?? 'error'}: ${e.message})`)
+      wrapped.cause = err
+      throw wrapped
+    }
+  }
+
+  private async open (): Promise<void> {
+    await this.fs('create the directory', () => mkdir(this.path, { recursive: true }))
+    await this.fs('take the lock', () => this.lock())
+    try {
+      await this.fs('read the log', () => this.replay())
+      this.log = await this.fs('open the log for writing', () => open(this.logPath, 'a'))
+      if (this.state.purgeExpired(Date.now()) > 0) await this.fs('compact the log', () => this.compact())
     } catch (err) {
       await unlink(this.lockPath).catch(() => {})
       throw err
@@ -139,9 +155,12 @@ export class FileStore extends StateBackedStore {
   }
 
   protected async commit (operation: StoreOperation): Promise<void> {
-    if (this.log === null) throw new StoreError(`FileStore ${this.path} is closed`)
-    await this.log.write(JSON.stringify(operation) + '\n')
-    await this.log.datasync()
+    const log = this.log
+    if (log === null) throw new StoreError(`FileStore ${this.path} is closed`)
+    await this.fs('write the log', async () => {
+      await log.write(JSON.stringify(operation) + '\n')
+      await log.datasync()
+    })
     this.lines++
     if (++this.writesSincePurge >= this.compactAfter) await this.compactIfWorthIt()
   }

@@ -1,5 +1,5 @@
 import type { Pool, PoolClient, QueryResult } from 'pg'
-import { GrantConflictError } from '../errors.js'
+import { GrantConflictError, StoreError } from '../errors.js'
 import { optionKeys, refuseUnknownKeys } from '../option-keys.js'
 import { ChangeFeed, encodeChange } from './change-feed.js'
 import type {
@@ -85,10 +85,12 @@ export class PostgresStore implements RevocationStore {
   private readonly migrate: boolean
   private readonly reconnectDelay: number
   private readonly sql: Record<string, string>
-  private readonly feed = new ChangeFeed(() => this.listen())
+  private readonly feed = new ChangeFeed(() => this.listen(), () => this.unlisten())
   private preparing: Promise<void> | undefined
   private listenClient: PoolClient | undefined
   private reconnectTimer: NodeJS.Timeout | undefined
+  /** The feed wants a LISTEN connection (between its start and its stop). */
+  private listening = false
   private closed = false
 
   constructor (options: PostgresStoreOptions) {
@@ -132,8 +134,15 @@ export class PostgresStore implements RevocationStore {
   }
 
   ready (): Promise<void> {
-    this.preparing ??= this.migrate ? this.createTables() : Promise.resolve()
-    return this.preparing
+    if (this.preparing === undefined && this.migrate) {
+      // A migration that failed (PostgreSQL unreachable at boot) is tried again by the next call.
+      const preparing: Promise<void> = this.createTables().catch((err: unknown) => {
+        if (this.preparing === preparing) this.preparing = undefined
+        throw err
+      })
+      this.preparing = preparing
+    }
+    return this.preparing ?? Promise.resolve()
   }
 
   private async createTables (): Promise<void> {
@@ -145,11 +154,10 @@ export class PostgresStore implements RevocationStore {
       await client.query(postgresSchema(this.p))
       const { rows } = await client.query(`SELECT version FROM ${this.p}schema`)
       const version = Number(rows[0]?.version)
-      if (version > SCHEMA_VERSION) throw new Error(`PostgresStore: tables are at schema version ${version}, newer than this package (${SCHEMA_VERSION}); upgrade the package`)
+      if (version > SCHEMA_VERSION) throw new StoreError(`PostgresStore: tables are at schema version ${version}, newer than this package (${SCHEMA_VERSION}); upgrade the package`)
       await client.query('COMMIT')
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {})
-      this.preparing = undefined
       throw err
     } finally {
       client.release()
@@ -251,7 +259,13 @@ export class PostgresStore implements RevocationStore {
   }
 
   private async listen (): Promise<void> {
+    this.listening = true
     const client = await this.pool.connect()
+    if (!this.listening) {
+      // The feed was stopped while this connection was being made.
+      client.release()
+      return
+    }
     this.listenClient = client
     client.on('notification', (msg) => {
       if (msg.channel === this.channel) this.feed.emitMessage(msg.payload)
@@ -265,14 +279,22 @@ export class PostgresStore implements RevocationStore {
     }
     client.on('error', lost)
     client.on('end', lost)
-    await client.query(`LISTEN ${this.channel}`)
+    try {
+      await client.query(`LISTEN ${this.channel}`)
+    } catch (err) {
+      if (this.listenClient === client) {
+        this.listenClient = undefined
+        client.release(true)
+      }
+      throw err
+    }
   }
 
   private scheduleReconnect (): void {
-    if (this.closed || this.reconnectTimer !== undefined) return
+    if (!this.listening || this.reconnectTimer !== undefined) return
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined
-      if (this.closed) return
+      if (!this.listening) return
       this.listen().then(
         // Whatever was notified while we were away is lost: drop every cached answer.
         () => this.feed.emit({ type: 'reset' }),
@@ -281,16 +303,23 @@ export class PostgresStore implements RevocationStore {
     this.reconnectTimer.unref()
   }
 
-  async close (): Promise<void> {
-    if (this.closed) return
-    this.closed = true
+  /** Gives the LISTEN client back to the pool (which `pool.end()` waits for). */
+  private async unlisten (): Promise<void> {
+    this.listening = false
     clearTimeout(this.reconnectTimer)
-    await this.feed.close()
+    this.reconnectTimer = undefined
     const client = this.listenClient
     this.listenClient = undefined
     if (client) {
       await client.query(`UNLISTEN ${this.channel}`).catch(() => {})
       client.release()
     }
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.feed.close()
+    await this.unlisten()
   }
 }

@@ -165,7 +165,8 @@ export class RedisStore implements RevocationStore {
   private readonly ownSubscriber: boolean
   private readonly waitForReplicas: WaitForReplicas | undefined
   private subscriber: Redis | Cluster | undefined
-  private readonly feed = new ChangeFeed(() => this.startFeed())
+  private readonly feed = new ChangeFeed(() => this.startFeed(), () => this.stopFeed())
+  private wired = false
   private closed = false
 
   constructor (options: RedisStoreOptions) {
@@ -322,10 +323,13 @@ export class RedisStore implements RevocationStore {
     return this.feed.subscribe(listener)
   }
 
-  private async startFeed (): Promise<void> {
+  /** The feed's connection, wired once: a failed subscription is retried on it, not on a new one. */
+  private feedConnection (): Redis | Cluster {
+    if (this.subscriber !== undefined && this.wired) return this.subscriber
     const subscriber = this.subscriber ?? duplicateOf(this.client)
     this.subscriber = subscriber
-    let readyCount = 0
+    this.wired = true
+    let readyCount = subscriber.status === 'ready' ? 1 : 0
     subscriber.on('ready', () => {
       // ioredis re-subscribes after a reconnect; what was published meanwhile is lost.
       if (++readyCount > 1) this.feed.emit({ type: 'reset' })
@@ -336,14 +340,29 @@ export class RedisStore implements RevocationStore {
     subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.channel) this.feed.emitMessage(message)
     })
-    if (subscriber.status === 'ready') readyCount = 1
-    await subscriber.subscribe(this.channel)
+    return subscriber
+  }
+
+  private async startFeed (): Promise<void> {
+    await this.feedConnection().subscribe(this.channel)
+  }
+
+  private async stopFeed (): Promise<void> {
+    const subscriber = this.subscriber
+    if (subscriber === undefined) return
+    if (this.ownSubscriber) {
+      this.subscriber = undefined
+      this.wired = false
+      subscriber.disconnect()
+    } else {
+      await subscriber.unsubscribe(this.channel).catch(() => {})
+    }
   }
 
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
     await this.feed.close()
-    if (this.subscriber !== undefined && this.ownSubscriber) this.subscriber.disconnect()
+    if (this.ownSubscriber) await this.stopFeed()
   }
 }
