@@ -116,6 +116,11 @@ export async function buildExampleServer (options: ExampleOptions): Promise<Fast
   }
 
   app.get('/health', { config: { auth: false } }, async () => ({ status: 'ok' }))
+  // Readiness for a load balancer or Kubernetes: 503 while the store or the keys are unreachable.
+  app.get('/health/ready', { config: { auth: false } }, async (_request, reply) => {
+    const report = await app.revocation.health()
+    return reply.code(report.status === 'down' ? 503 : 200).send(report)
+  })
   metricsRoute(app)
   app.get('/api/orders', { config: { auth: { scopes: ['read:orders'], audience: ORDERS } } }, async (request) => ({
     client: request.auth!.clientId,

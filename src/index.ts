@@ -4,6 +4,7 @@ export { jwtRevocation }
 export default jwtRevocation
 export type { AuthContext, JwtRevocationOptions, RouteAuthConfig } from './plugin.js'
 export type { CacheOptions } from './options.js'
+export type { HealthCheck, HealthContributor, HealthReport } from './health.js'
 export type { StatusListOptions } from './status-list/options.js'
 export type { RemoteJwksOptions } from './keys.js'
 export type { Duration } from './duration.js'

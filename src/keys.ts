@@ -23,6 +23,11 @@ export interface KeySource {
   algorithms: string[]
   /** Human name of the option that configured the source, for messages. */
   option: string
+  /**
+   * For health reports: `up`, `stale` (the endpoint fails; the last good key set verifies),
+   * `down` (fails and no key set yet), `unknown` (not fetched yet). Static keys: absent, always up.
+   */
+  state?: () => 'up' | 'stale' | 'down' | 'unknown'
 }
 
 export interface RemoteJwksOptions {
@@ -96,12 +101,35 @@ export function createKeySource (options: KeySourceOptions, retryAfterMs: number
     const key = createLocalJWKSet(checkKeySet(options.jwks!))
     return { option, algorithms, resolve: () => ({ key }) }
   }
-  const remote = { options: jwksOptions, retryAfterMs, log }
+  const health = new RemoteKeyHealth()
+  const remote = { options: jwksOptions, retryAfterMs, log, health }
+  const state = () => health.state()
   if (option === 'jwksUri') {
     const key = remoteKeySet(parseUrl(options.jwksUri!, 'jwksUri'), remote)
-    return { option, algorithms, resolve: () => ({ key }) }
+    return { option, algorithms, state, resolve: () => ({ key }) }
   }
-  return { option, algorithms, ...discoveredKeySource(parseUrl(options.issuerBaseURL!, 'issuerBaseURL'), remote) }
+  return { option, algorithms, state, ...discoveredKeySource(parseUrl(options.issuerBaseURL!, 'issuerBaseURL'), remote) }
+}
+
+/** What the remote key set (and discovery) last saw, for `app.revocation.health()`. */
+class RemoteKeyHealth {
+  private fetched = false
+  private failing = false
+
+  reached (): void {
+    this.fetched = true
+    this.failing = false
+  }
+
+  failed (haveKeys: boolean): void {
+    this.failing = true
+    this.fetched ||= haveKeys
+  }
+
+  state (): 'up' | 'stale' | 'down' | 'unknown' {
+    if (this.failing) return this.fetched ? 'stale' : 'down'
+    return this.fetched ? 'up' : 'unknown'
+  }
 }
 
 /**
@@ -241,6 +269,7 @@ interface RemoteKeySetting {
   options: RemoteJwksOptions
   retryAfterMs: number
   log: KeyPolicyLog | undefined
+  health: RemoteKeyHealth
 }
 
 /**
@@ -248,7 +277,7 @@ interface RemoteKeySetting {
  * survive an outage: when a refresh fails, the last good key set keeps verifying
  * tokens, and the endpoint is not asked again for `retryAfterMs` (one probe at a time after).
  */
-function remoteKeySet (url: URL, { options, retryAfterMs, log }: RemoteKeySetting): JWTVerifyGetKey {
+function remoteKeySet (url: URL, { options, retryAfterMs, log, health }: RemoteKeySetting): JWTVerifyGetKey {
   const remote = createRemoteJWKSet(url, options)
   const breaker = new Breaker({ pause: retryAfterMs })
   let lastSet: JSONWebKeySet | undefined
@@ -272,12 +301,15 @@ function remoteKeySet (url: URL, { options, retryAfterMs, log }: RemoteKeySettin
     } catch (err) {
       if (!isKeyMismatch(err)) {
         breaker.failed()
+        health.failed(remote.jwks() !== undefined)
         return fromLastGoodSet(header, token, err)
       }
       breaker.succeeded()
+      health.reached()
       throw err
     }
     breaker.succeeded()
+    health.reached()
     return key
   }, url, log)
 }
@@ -354,6 +386,7 @@ function discoveredKeySource (base: URL, remote: RemoteKeySetting): Pick<KeySour
         return resolved
       }, (err) => {
         breaker.failed()
+        remote.health.failed(false)
         throw unavailable('The discovery document', err)
       }).finally(() => { pending = undefined })
       return pending

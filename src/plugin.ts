@@ -7,6 +7,7 @@ import { InsufficientScopeError, InvalidOptionError, InvalidTokenError, RouteMis
 import { checkTokenShape, extractBearerToken } from './extract.js'
 import { Metrics } from './metrics.js'
 import { resolveOptions, type JwtRevocationOptions } from './options.js'
+import { HealthReporter } from './health.js'
 import { Revocation } from './revocation.js'
 import { routePolicy, type RouteAuthConfig, type RoutePolicy } from './route-policy.js'
 import { StoreConnection } from './store-connection.js'
@@ -48,11 +49,16 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   const cache = options.cache === false ? null : new TokenCache(options.cache.max)
   const metrics = new Metrics()
   const guard = new StoreGuard(options, fastify.log)
-  const revocation = new Revocation(options, cache, guard, fastify.log, metrics)
+  // The feed's state is read when a report is made, by then the connection exists.
+  let connection: StoreConnection | undefined
+  const health = new HealthReporter({
+    store: options.store, guard, audience: options.audiences[0]!, keySource: options.keySource, feedConnected: () => connection?.connected ?? false,
+  })
+  const revocation = new Revocation(options, cache, guard, fastify.log, metrics, health)
   const authenticator = new Authenticator(options, cache, revocation, metrics)
   const retryAfter = String(options.retryAfter)
 
-  const connection = new StoreConnection(options.store, guard, {
+  connection = new StoreConnection(options.store, guard, {
     timeout: options.storeTimeout, retryAfter: options.retryAfter, log: fastify.log, onChange: (change) => revocation.invalidate(change),
   })
   await connection.open()

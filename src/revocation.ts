@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import {
   GrantNotFoundError, InvalidArgumentError, ServiceUnavailableError, StoreError, TokenRevokedError,
 } from './errors.js'
+import type { HealthContributor, HealthReport, HealthReporter } from './health.js'
 import { Metrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import { StatusListChecker } from './status-list/checker.js'
@@ -48,7 +49,10 @@ export class Revocation {
   private readonly guard: StoreGuard
   private readonly statusList: StatusListChecker | null
 
-  constructor (options: ResolvedOptions, cache: TokenCache | null, guard: StoreGuard, log: FastifyBaseLogger, private readonly metrics = new Metrics()) {
+  constructor (
+    options: ResolvedOptions, cache: TokenCache | null, guard: StoreGuard, log: FastifyBaseLogger,
+    private readonly metrics = new Metrics(), private readonly healthReporter?: HealthReporter,
+  ) {
     this.options = options
     this.store = options.store
     this.cache = cache
@@ -65,6 +69,23 @@ export class Revocation {
   /** The audiences this API accepts (the plugin's `audience` option). */
   get audiences (): readonly string[] {
     return this.options.audiences
+  }
+
+  /**
+   * Readiness: the store asked now (bounded by `storeTimeout`), the change feed and the key
+   * source as last seen, and any check an extension added (the Auth0 sync adds `auth0Sync`).
+   * `status` is `down` when the store or the keys are unreachable, `degraded` when something
+   * is behind (feed disconnected, keys served from the last good set, a sync failing).
+   */
+  async health (): Promise<HealthReport> {
+    if (this.healthReporter === undefined) throw new TypeError('fastify-jwt-revocation: health() is available on app.revocation')
+    return this.healthReporter.report()
+  }
+
+  /** Adds a named check to `health()` (for extensions of the plugin, e.g. a feed or a sync). */
+  addHealthCheck (name: string, check: HealthContributor): void {
+    if (this.healthReporter === undefined) throw new TypeError('fastify-jwt-revocation: addHealthCheck() is available on app.revocation')
+    this.healthReporter.add(name, check)
   }
 
   /** Seconds a client should wait before retrying after a 503 (the `retryAfter` option). */

@@ -110,3 +110,13 @@ t.test('a Prometheus scrape of /metrics shows decisions by outcome and reason', 
   t.equal(await decisions('refused', 'missing'), missing + 2, 'two requests without a token')
   t.equal(await decisions('refused', 'malformed'), malformed + 1, 'one with a token in the query string')
 })
+
+t.test('the example serves readiness at /health/ready', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'example-health-'))
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }))
+  const app = await buildExampleServer({ publicUrl: 'http://127.0.0.1:1', dataDir })
+  t.teardown(() => app.close())
+  const res = await app.inject({ url: '/health/ready' })
+  t.equal(res.statusCode, 200)
+  t.match(res.json(), { status: 'ok', checks: { store: { status: 'up' }, feed: { status: 'up' }, keys: { status: 'unknown', source: 'issuerBaseURL' } } })
+})

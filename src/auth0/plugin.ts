@@ -29,6 +29,12 @@ async function auth0SyncPlugin (app: FastifyInstance, opts: Auth0SyncOptions): P
 
   const syncer = new Auth0Syncer(options, audiences, revocation, app.log)
   app.decorate('auth0Sync', { syncNow: () => syncer.syncNow(), status: () => syncer.status() } satisfies Auth0SyncApi)
+  // Auth0 failing never fails a request (what was synced stays), so it degrades, not downs, the report.
+  revocation.addHealthCheck('auth0Sync', () => {
+    const { lastSuccessAt, lastErrorAt } = syncer.status()
+    const failing = lastErrorAt !== null && (lastSuccessAt === null || lastErrorAt > lastSuccessAt)
+    return { status: failing ? 'down' : lastSuccessAt === null ? 'unknown' : 'up', lastSuccessAt, lastErrorAt }
+  })
   // Boot never waits on Auth0: the first sync starts once the app is ready.
   app.addHook('onReady', async () => { syncer.start() })
   app.addHook('onClose', async () => { await syncer.stop() })

@@ -1,0 +1,75 @@
+import type { KeySource } from './keys.js'
+import type { StoreGuard } from './store-guard.js'
+import type { RevocationStore } from './stores/types.js'
+
+/** One dependency's state in `app.revocation.health()`. */
+export interface HealthCheck {
+  status: 'up' | 'down' | 'stale' | 'unknown' | 'none'
+  [detail: string]: unknown
+}
+
+export interface HealthReport {
+  /** `down`: requests that need the store or the keys are refused (or let through unchecked); `degraded`: served, but something is behind. */
+  status: 'ok' | 'degraded' | 'down'
+  checks: {
+    store: HealthCheck & { latencyMs?: number }
+    feed: HealthCheck
+    keys: HealthCheck
+    [extension: string]: HealthCheck
+  }
+}
+
+/** A check another part of the package (the Auth0 sync) adds to the report. */
+export type HealthContributor = () => HealthCheck | Promise<HealthCheck>
+
+// A jti no token carries: the probe is an ordinary lookup, so it proves the store answers
+// the query requests depend on, not merely that a connection is open.
+const PROBE_JTI = '\u0000fastify-jwt-revocation-health'
+
+export interface HealthSources {
+  store: RevocationStore
+  guard: StoreGuard
+  audience: string
+  keySource: KeySource
+  /** Whether the store's change feed is connected (false while it waits for the store). */
+  feedConnected: () => boolean
+}
+
+/**
+ * Readiness for probes and dashboards. The store is asked on every report (bounded by
+ * `storeTimeout`, through the same guard as requests, so a probe can close the breaker);
+ * the feed and key source report what they last saw. No error text is included: it may
+ * name hosts or credentials, and the logs already carry it.
+ */
+export class HealthReporter {
+  private readonly contributors = new Map<string, HealthContributor>()
+
+  constructor (private readonly sources: HealthSources) {}
+
+  add (name: string, contributor: HealthContributor): void {
+    if (['store', 'feed', 'keys'].includes(name) || this.contributors.has(name)) {
+      throw new TypeError(`fastify-jwt-revocation: a health check named "${name}" exists already`)
+    }
+    this.contributors.set(name, contributor)
+  }
+
+  async report (): Promise<HealthReport> {
+    const { store, guard, audience, keySource, feedConnected } = this.sources
+    const started = performance.now()
+    const storeCheck: HealthReport['checks']['store'] = await guard.call('health check', () => store.lookup({ audiences: [audience], jti: PROBE_JTI, includeGrant: false }))
+      .then(() => ({ status: 'up' as const, latencyMs: Math.round((performance.now() - started) * 10) / 10 }), () => ({ status: 'down' as const }))
+    const feed: HealthCheck = { status: store.subscribe === undefined ? 'none' : feedConnected() ? 'up' : 'down' }
+    const keys: HealthCheck = { status: keySource.state?.() ?? 'up', source: keySource.option }
+    const checks: HealthReport['checks'] = { store: storeCheck, feed, keys }
+    for (const [name, contributor] of this.contributors) {
+      checks[name] = await Promise.resolve().then(contributor).catch((): HealthCheck => ({ status: 'down' }))
+    }
+    return { status: overall(checks), checks }
+  }
+}
+
+function overall (checks: HealthReport['checks']): HealthReport['status'] {
+  if (checks.store.status === 'down' || checks.keys.status === 'down') return 'down'
+  const behind = Object.values(checks).some((c) => c.status === 'down' || c.status === 'stale')
+  return behind ? 'degraded' : 'ok'
+}
