@@ -2,7 +2,7 @@ import { acceptedAudiences, clientIdOf, scopesOf, subjectOf } from './claims.js'
 import type { ResolvedOptions } from './options.js'
 import type { Revocation } from './revocation.js'
 import type { TokenCache, TokenRecord } from './token-cache.js'
-import { checkTokenTime, verifyAccessToken } from './verify.js'
+import { accessTokenVerifier, checkTokenTime, timeRulesHoldUntil, type VerifiedJwt } from './verify.js'
 
 /**
  * The order of checks for one token, cheapest first: verified-token cache or jose,
@@ -11,6 +11,7 @@ import { checkTokenTime, verifyAccessToken } from './verify.js'
  */
 export class Authenticator {
   private readonly accepted: ReadonlySet<string>
+  private readonly verify: (token: string) => Promise<VerifiedJwt>
 
   constructor (
     private readonly options: ResolvedOptions,
@@ -18,40 +19,47 @@ export class Authenticator {
     private readonly revocation: Revocation,
   ) {
     this.accepted = new Set(options.audiences)
+    this.verify = accessTokenVerifier(options)
   }
 
-  authenticate (token: string): TokenRecord | Promise<TokenRecord> {
-    const cached = this.cache?.get(token)
-    if (cached === undefined) return this.verifyAndCheck(token)
-    const now = Date.now()
-    checkTokenTime(cached.payload, Math.floor(now / 1000), this.options)
-    const pending = this.revocation.check(cached, now)
-    return pending === undefined ? cached : pending.then(() => cached)
+  /** The token's record from the cache, or undefined: a miss. No allocation, no promise. */
+  cached (token: string): TokenRecord | undefined {
+    return this.cache?.get(token)
   }
 
-  private async verifyAndCheck (token: string): Promise<TokenRecord> {
-    const { header, payload } = await verifyAccessToken(token, this.options)
+  /** Time rules and revocation for a cached token; synchronous while its status is fresh. */
+  recheck (record: TokenRecord): TokenRecord | Promise<TokenRecord> {
     const now = Date.now()
-    checkTokenTime(payload, Math.floor(now / 1000), this.options)
-    const tokenScopes = scopesOf(payload)
-    const record: TokenRecord = {
-      header,
-      payload,
-      audiences: acceptedAudiences(payload, this.accepted),
-      clientId: clientIdOf(payload),
-      subject: subjectOf(payload),
-      tokenScopes,
-      scopes: tokenScopes,
-      revokedReason: null,
-      grantDenied: false,
-      state: null,
-      checkedAt: 0,
-      pending: null,
-    }
-    // An entry never outlives the token it describes.
-    const ttl = (payload.exp! + this.options.clockTolerance) * 1000 - now
-    if (this.cache !== null && ttl > 0) this.cache.set(token, record, ttl)
-    await this.revocation.check(record, now)
-    return record
+    if (now >= record.recheckAt) checkTokenTime(record.payload, Math.floor(now / 1000), this.options)
+    const pending = this.revocation.check(record, now)
+    return pending === undefined ? record : pending.then(() => record)
+  }
+
+  /** A miss: jose verifies, the time rules run, the record is cached, the store is asked. */
+  verifyAndCheck (token: string): Promise<TokenRecord> {
+    return this.verify(token).then(({ header, payload }) => {
+      const now = Date.now()
+      checkTokenTime(payload, Math.floor(now / 1000), this.options)
+      const tokenScopes = scopesOf(payload)
+      const record: TokenRecord = {
+        token,
+        header,
+        payload,
+        audiences: acceptedAudiences(payload, this.accepted),
+        clientId: clientIdOf(payload),
+        subject: subjectOf(payload),
+        tokenScopes,
+        scopes: tokenScopes,
+        recheckAt: timeRulesHoldUntil(payload, this.options) * 1000,
+        revokedReason: null,
+        grantDenied: false,
+        state: null,
+        checkedAt: 0,
+        pending: null,
+      }
+      this.cache?.set(record)
+      const pending = this.revocation.check(record, now)
+      return pending === undefined ? record : pending.then(() => record)
+    })
   }
 }

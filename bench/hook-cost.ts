@@ -1,0 +1,59 @@
+// The plugin's onRequest hook alone, in this process: ns per call on a cache hit (one
+// token) and on a miss (rotating tokens), each against the same route without the
+// plugin. Complements `npm run bench` (whole requests) when working on the hook:
+//   node --import tsx bench/hook-cost.ts [hit|miss] [ES256|RS256|EdDSA]
+//   node --cpu-prof --import tsx bench/hook-cost.ts hit   (then open the .cpuprofile)
+import Fastify, { type FastifyReply, type FastifyRequest, type onRequestHookHandler } from 'fastify'
+import { exportJWK, generateKeyPair, SignJWT } from 'jose'
+import jwtRevocation from 'fastify-jwt-revocation'
+import { AUDIENCE, ISSUER } from './config.js'
+
+const [mode = 'hit', alg = 'ES256'] = process.argv.slice(2)
+const { privateKey, publicKey } = await generateKeyPair(alg)
+const jwk = { ...(await exportJWK(publicKey)), kid: 'k', alg }
+const count = mode === 'hit' ? 1 : 5_000
+const tokens = await Promise.all(Array.from({ length: count }, (_, i) => new SignJWT({ scope: 'read:orders', azp: 'partner' })
+  .setProtectedHeader({ alg, kid: 'k' }).setIssuer(ISSUER).setAudience(AUDIENCE).setSubject('partner@clients')
+  .setIssuedAt().setExpirationTime('2h').setJti(`jti-${i}`).sign(privateKey)))
+
+const app = Fastify()
+let hook: onRequestHookHandler | undefined
+const addHook = app.addHook
+app.addHook = function (this: typeof app, name: string, fn: onRequestHookHandler) {
+  if (name === 'onRequest') hook ??= fn
+  return (addHook as (name: string, fn: unknown) => typeof app).call(this, name, fn)
+} as unknown as typeof app.addHook
+await app.register(jwtRevocation, { jwks: { keys: [jwk] }, issuer: ISSUER, audience: AUDIENCE, algorithms: [alg], cache: { max: 1_000, ttl: 60_000 } })
+let captured: { request: FastifyRequest, reply: FastifyReply } | undefined
+app.get('/orders', async (request, reply) => { captured = { request, reply }; return { ok: true } })
+await app.ready()
+const res = await app.inject({ url: '/orders', headers: { authorization: `Bearer ${tokens[0]}` } })
+if (res.statusCode !== 200 || !hook || !captured) throw new Error(`setup failed: ${res.statusCode}`)
+const { request, reply } = captured
+const headers = tokens.map((t) => `Bearer ${t}`)
+
+function once (i: number): Promise<void> {
+  request.headers.authorization = headers[i % headers.length]
+  return new Promise((resolve, reject) => hook!.call(app, request, reply, (err?: Error) => err ? reject(err) : resolve()))
+}
+
+// Sync loop for a hit (the hook must call done() before returning), awaited for a miss.
+async function measure (n: number): Promise<number> {
+  const start = process.hrtime.bigint()
+  if (mode === 'hit') {
+    let called = 0
+    const done = () => { called++ }
+    for (let i = 0; i < n; i++) hook!.call(app, request, reply, done)
+    if (called !== n) throw new Error('a hit did not complete synchronously')
+  } else {
+    for (let i = 0; i < n; i++) await once(i)
+  }
+  return Number(process.hrtime.bigint() - start) / n
+}
+
+const n = mode === 'hit' ? 1_000_000 : 5_000
+await measure(n)
+const samples = []
+for (let r = 0; r < 7; r++) samples.push(await measure(n))
+samples.sort((a, b) => a - b)
+process.stdout.write(`${mode} ${alg}: ${(samples[3]! / 1000).toFixed(3)} µs per call (min ${(samples[0]! / 1000).toFixed(3)}, ${n} calls × 7)\n`)
