@@ -8,7 +8,7 @@ export type Alg = 'ES256' | 'RS256' | 'EdDSA'
 export type Store = 'memory' | 'file' | 'redis'
 
 export type ServerKind =
-  | { kind: 'bare' }
+  | { kind: 'bare', hook?: boolean }
   | { kind: 'plugin', alg: Alg, cacheMax: number, store: Store }
   | { kind: 'jose', alg: Alg }
   | { kind: 'fastify-jwt', alg: Alg }

@@ -1,8 +1,12 @@
 import { acceptedAudiences, clientIdOf, scopesOf, subjectOf } from './claims.js'
 import type { ResolvedOptions } from './options.js'
 import type { Revocation } from './revocation.js'
+import type { JWTHeaderParameters, JWTPayload } from 'jose'
 import type { TokenCache, TokenRecord } from './token-cache.js'
 import { accessTokenVerifier, checkTokenTime, timeRulesHoldUntil, type VerifiedJwt } from './verify.js'
+
+/** Distinct protected headers shared between records (a key set has few); past this, each keeps its own. */
+const MAX_SHARED_HEADERS = 64
 
 /**
  * The order of checks for one token, cheapest first: verified-token cache or jose,
@@ -12,6 +16,10 @@ import { accessTokenVerifier, checkTokenTime, timeRulesHoldUntil, type VerifiedJ
 export class Authenticator {
   private readonly accepted: ReadonlySet<string>
   private readonly verify: (token: string) => Promise<VerifiedJwt>
+  /** `[aud]` for each accepted audience: most tokens carry one, and records share it. */
+  private readonly singleAudience: ReadonlyMap<string, string[]>
+  /** Parsed headers by their encoded text: every token of one key has the same bytes, so one frozen object serves them all. */
+  private readonly headers = new Map<string, JWTHeaderParameters>()
 
   constructor (
     private readonly options: ResolvedOptions,
@@ -20,6 +28,7 @@ export class Authenticator {
   ) {
     this.accepted = new Set(options.audiences)
     this.verify = accessTokenVerifier(options)
+    this.singleAudience = new Map(options.audiences.map((aud) => [aud, Object.freeze([aud]) as string[]]))
   }
 
   /** The token's record from the cache, or undefined: a miss. No allocation, no promise. */
@@ -43,9 +52,9 @@ export class Authenticator {
       const tokenScopes = scopesOf(payload)
       const record: TokenRecord = {
         token,
-        header,
+        header: this.sharedHeader(token, header),
         payload,
-        audiences: acceptedAudiences(payload, this.accepted),
+        audiences: this.audiencesOf(payload),
         clientId: clientIdOf(payload),
         subject: subjectOf(payload),
         tokenScopes,
@@ -61,5 +70,18 @@ export class Authenticator {
       const pending = this.revocation.check(record, now)
       return pending === undefined ? record : pending.then(() => record)
     })
+  }
+
+  private audiencesOf (payload: JWTPayload): string[] {
+    return (typeof payload.aud === 'string' ? this.singleAudience.get(payload.aud) : undefined) ??
+      acceptedAudiences(payload, this.accepted)
+  }
+
+  private sharedHeader (token: string, header: JWTHeaderParameters): JWTHeaderParameters {
+    const encoded = token.slice(0, token.indexOf('.'))
+    const known = this.headers.get(encoded)
+    if (known !== undefined) return known
+    if (this.headers.size < MAX_SHARED_HEADERS) this.headers.set(encoded, Object.freeze(header))
+    return header
   }
 }
