@@ -212,7 +212,19 @@ async function main (): Promise<void> {
     memory.push(await run('store', 1_000_000))
   }
 
-  const report = render(byId, propagation, memory)
+  const hookCosts: string[] = []
+  if (wanted('hook-cost')) {
+    // The hook alone, in one process pinned to CPU 1: CPU time per call, far steadier
+    // than whole requests on a busy machine.
+    for (const mode of ['hit', 'miss', 'jose']) {
+      const args = ['--import', 'tsx', join(here, 'hook-cost.ts'), mode, 'ES256']
+      const { stdout } = await promisify(execFile)(pinning ? 'taskset' : process.execPath, pinning ? ['-c', '1', process.execPath, ...args] : args)
+      process.stdout.write(stdout)
+      hookCosts.push(stdout.trim())
+    }
+  }
+
+  const report = render(byId, propagation, memory, hookCosts)
   process.stdout.write('\n' + report)
   if (only === undefined) {
     await writeFile(join(here, '..', 'BENCHMARKS.md'), report)
@@ -224,6 +236,7 @@ function render (
   byId: Map<string, Measured>,
   propagation: Array<{ kind: PropagationStore, p50: number, p99: number, samples: number }>,
   memory: Memory[],
+  hookCosts: string[],
 ): string {
   const bare = byId.get('bare')
   const lines = [
@@ -258,11 +271,15 @@ function render (
   ]
   const targets: string[] = []
   const verdict = (ok: boolean) => ok ? '**met**' : '**missed**'
+  // On a busy machine two rows' rounds can overlap by more than a target: say so rather than call it.
+  const overlap = (a: Measured, b: Measured) => Math.min(a.cpu.max, b.cpu.max) - Math.max(a.cpu.min, b.cpu.min)
+  const judged = (ok: boolean, a: Measured, b: Measured, margin: number) =>
+    overlap(a, b) > margin ? `not resolved by this run (their rounds overlap by ${overlap(a, b).toFixed(0)} µs; by the medians: ${ok ? 'met' : 'missed'})` : verdict(ok)
   const hit = byId.get('hit')
   if (bare && hit) {
     const added = hit.cpu.median - bare.cpu.median
     const floor = byId.get('bare-hook')
-    targets.push(`- Cache hit adds **${added.toFixed(1)} µs** per request over bare Fastify (${hit.cpu.median.toFixed(1)} vs ${bare.cpu.median.toFixed(1)}): target ≤ 3 µs ${verdict(added <= 3)}.` +
+    targets.push(`- Cache hit adds **${added.toFixed(1)} µs** per request over bare Fastify (${hit.cpu.median.toFixed(1)} vs ${bare.cpu.median.toFixed(1)}): target ≤ 3 µs ${judged(added <= 3, hit, bare, 3)}.` +
       (floor ? ` An empty onRequest hook alone adds ${(floor.cpu.median - bare.cpu.median).toFixed(1)} µs.` : ''))
   }
   for (const alg of ALGS) {
@@ -272,10 +289,10 @@ function render (
     const fjwt = byId.get(`fjwt-${a}`)
     if (miss && jose) {
       const ratio = jose.cpu.median / miss.cpu.median
-      targets.push(`- ${alg} miss: ${miss.cpu.median.toFixed(1)} µs vs bare jose ${jose.cpu.median.toFixed(1)} µs — **${ratio.toFixed(2)}** of bare jose's throughput per core: target ≥ 0.95 ${verdict(ratio >= 0.95)}.`)
+      targets.push(`- ${alg} miss: ${miss.cpu.median.toFixed(1)} µs vs bare jose ${jose.cpu.median.toFixed(1)} µs — **${ratio.toFixed(2)}** of bare jose's throughput per core: target ≥ 0.95 ${judged(ratio >= 0.95, miss, jose, jose.cpu.median * 0.05)}.`)
     }
     if (miss && fjwt) {
-      targets.push(`- ${alg} miss vs \`@fastify/jwt\` uncached: ${miss.cpu.median.toFixed(1)} vs ${fjwt.cpu.median.toFixed(1)} µs: target ≤ ${verdict(miss.cpu.median <= fjwt.cpu.median)}.`)
+      targets.push(`- ${alg} miss vs \`@fastify/jwt\` uncached: ${miss.cpu.median.toFixed(1)} vs ${fjwt.cpu.median.toFixed(1)} µs: target ≤ ${judged(miss.cpu.median <= fjwt.cpu.median, miss, fjwt, 0)}.`)
     }
   }
   for (const m of memory) {
@@ -287,6 +304,12 @@ function render (
     targets.push(`- Revocation propagation between two instances on ${p.kind === 'redis' ? 'Redis' : 'PostgreSQL'} (revoke on A, poll B over HTTP, ${p.samples} samples): p50 **${p.p50.toFixed(2)} ms**, p99 **${p.p99.toFixed(2)} ms**.`)
   }
   if (targets.length > 0) lines.push('## Against the targets', '', ...targets, '')
+  if (hookCosts.length > 0) {
+    lines.push('## The hook alone', '',
+      '`bench/hook-cost.ts` calls the plugin\'s onRequest hook in a loop on a real Fastify request, pinned to CPU 1, and reads ' +
+      'the process\'s CPU time (every thread); `jose` is jose\'s `jwtVerify` with the same checks on the same tokens. Medians of 7 runs:', '',
+      ...hookCosts.map((h) => `- ${h}`), '')
+  }
   return lines.join('\n')
 }
 
