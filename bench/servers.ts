@@ -1,49 +1,79 @@
-// One benchmark server per process: `node --import tsx bench/servers.ts <scenario>`.
-// Prints "PORT <n>" once listening. Every scenario serves the same route and response.
-import Fastify, { type FastifyInstance } from 'fastify'
-import jwtRevocation, { MemoryStore } from 'fastify-jwt-revocation'
+// One benchmark server per process: `node --import tsx bench/servers.ts <ServerKind JSON>`.
+// Prints "PORT <n>" once listening. Every server serves the same route and response and,
+// where it verifies tokens, does the same checks: signature with an allow-listed
+// algorithm, iss, aud, exp required and not passed, and a jti revocation lookup.
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import { createLocalJWKSet, jwtVerify } from 'jose'
+import jwtRevocation, { FileStore, MemoryStore } from 'fastify-jwt-revocation'
 import { RedisStore } from 'fastify-jwt-revocation/redis'
 import { Redis } from 'ioredis'
-
-import { AUDIENCE, ISSUER, SECRET, type ServerKind } from './config.js'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { AUDIENCE, ISSUER, REVOKED_JTI, type BenchKeys, type ServerKind, type Store } from './config.js'
 
 const route = async () => ({ ok: true })
+const keys = JSON.parse(process.env.BENCH_KEYS!) as BenchKeys
+const unauthorized = () => Object.assign(new Error('Unauthorized'), { statusCode: 401 })
 
-async function build (spec: ServerKind, env: NodeJS.ProcessEnv): Promise<FastifyInstance> {
+async function revocationStore (store: Store) {
+  if (store === 'redis') return new RedisStore({ client: new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'), prefix: `{bench-${process.pid}}:` })
+  if (store === 'file') return new FileStore({ path: await mkdtemp(join(tmpdir(), 'bench-file-store-')) })
+  return new MemoryStore()
+}
+
+async function build (spec: ServerKind): Promise<FastifyInstance> {
   const app = Fastify({ logger: false })
-  if (spec.kind === 'plugin') {
-    const store = spec.store === 'redis'
-      ? new RedisStore({ client: new Redis(env.REDIS_URL ?? 'redis://127.0.0.1:6379'), prefix: `{bench-${process.pid}}:` })
-      : new MemoryStore()
+  const revoked = new Set([REVOKED_JTI])
+  if (spec.kind === 'bare' && spec.hook === true) {
+    // What any onRequest hook costs before it does anything: Fastify's hook runner.
+    app.addHook('onRequest', (_request, _reply, done) => done())
+  } else if (spec.kind === 'plugin') {
+    const store = await revocationStore(spec.store)
     await app.register(jwtRevocation, {
-      ...(spec.source === 'jwks' ? { jwksUri: env.BENCH_JWKS_URI! } : { secret: SECRET }),
+      jwks: keys.jwks as never,
       issuer: ISSUER,
       audience: AUDIENCE,
-      algorithms: spec.algorithms,
+      algorithms: [spec.alg],
       store,
-      cache: spec.cacheMax === false ? false : { max: spec.cacheMax, ttl: 10_000 },
+      cache: { max: spec.cacheMax, ttl: 10_000 },
+    })
+    await app.revocation.revokeToken({ jti: REVOKED_JTI })
+  } else if (spec.kind === 'jose') {
+    // The ceiling of the chosen dependency: jose alone, in the simplest hook.
+    const jwks = createLocalJWKSet(keys.jwks as never)
+    const options = { issuer: ISSUER, audience: AUDIENCE, algorithms: [spec.alg], requiredClaims: ['exp'] }
+    app.addHook('onRequest', async (request: FastifyRequest) => {
+      const header = request.headers.authorization
+      if (header === undefined || !header.startsWith('Bearer ')) throw unauthorized()
+      const { payload } = await jwtVerify(header.slice(7), jwks, options)
+      if (typeof payload.jti === 'string' && revoked.has(payload.jti)) throw unauthorized()
     })
   } else if (spec.kind === 'fastify-jwt') {
-    // The closest peer with the same checks: iss, aud, exp, and a jti blacklist lookup.
+    // One PEM key (it cannot pick a key from a JWKS by kid), its verified-token cache off.
     const { default: fastifyJwt } = await import('@fastify/jwt')
-    const revoked = new Set<string>(['some-revoked-jti'])
     await app.register(fastifyJwt, {
-      secret: { public: env.BENCH_ES256_PEM! },
-      verify: { algorithms: ['ES256'], allowedIss: ISSUER, allowedAud: AUDIENCE, cache: spec.cache, requiredClaims: ['exp'] },
+      secret: { public: keys.pem[spec.alg] },
+      verify: { algorithms: [spec.alg], allowedIss: ISSUER, allowedAud: AUDIENCE, cache: false, requiredClaims: ['exp'] },
       trusted: (_request: unknown, decoded: { jti?: string }) => !revoked.has(decoded.jti ?? ''),
     } as never)
     app.addHook('onRequest', async (request) => { await request.jwtVerify() })
   } else if (spec.kind === 'fastify-jwt-jwks') {
+    // Keys from a JWKS URL (cached by kid); RS256 and EdDSA only; its options do not
+    // reach @fastify/jwt's `trusted`, so the jti lookup runs in a hook after it.
     const { default: fastifyJwtJwks } = await import('fastify-jwt-jwks')
-    await app.register(fastifyJwtJwks as never, { jwksUrl: env.BENCH_JWKS_URI!, issuer: ISSUER, audience: AUDIENCE })
+    await app.register(fastifyJwtJwks as never, { jwksUrl: keys.jwksUri, issuer: ISSUER, audience: AUDIENCE, cache: false, requiredClaims: ['exp'] })
     app.addHook('onRequest', (app as unknown as { authenticate: (r: unknown, s: unknown) => Promise<void> }).authenticate)
+    app.addHook('onRequest', async (request) => {
+      const jti = (request.user as { jti?: string }).jti
+      if (typeof jti === 'string' && revoked.has(jti)) throw unauthorized()
+    })
   }
   app.get('/orders', route)
   return app
 }
 
-const spec = JSON.parse(process.argv[2]!) as ServerKind
-const app = await build(spec, process.env)
+const app = await build(JSON.parse(process.argv[2]!) as ServerKind)
 await app.listen({ port: 0, host: '127.0.0.1' })
 process.stdout.write(`PORT ${(app.server.address() as import('node:net').AddressInfo).port}\n`)
 for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => { void app.close().finally(() => process.exit(0)) })

@@ -2,8 +2,12 @@ import { acceptedAudiences, clientIdOf, scopesOf, subjectOf } from './claims.js'
 import type { Metrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import type { Revocation } from './revocation.js'
+import type { JWTHeaderParameters, JWTPayload } from 'jose'
 import type { TokenCache, TokenRecord } from './token-cache.js'
-import { checkTokenTime, verifyAccessToken } from './verify.js'
+import { accessTokenVerifier, checkTokenTime, timeRulesHoldUntil, type VerifiedJwt } from './verify.js'
+
+/** Distinct protected headers shared between records (a key set has few); past this, each keeps its own. */
+const MAX_SHARED_HEADERS = 64
 
 /**
  * The order of checks for one token, cheapest first: verified-token cache or jose,
@@ -12,6 +16,11 @@ import { checkTokenTime, verifyAccessToken } from './verify.js'
  */
 export class Authenticator {
   private readonly accepted: ReadonlySet<string>
+  private readonly verify: (token: string) => Promise<VerifiedJwt>
+  /** `[aud]` for each accepted audience: most tokens carry one, and records share it. */
+  private readonly singleAudience: ReadonlyMap<string, string[]>
+  /** Parsed headers by their encoded text: every token of one key has the same bytes, so one frozen object serves them all. */
+  private readonly headers = new Map<string, JWTHeaderParameters>()
 
   constructor (
     private readonly options: ResolvedOptions,
@@ -20,42 +29,64 @@ export class Authenticator {
     private readonly metrics: Metrics,
   ) {
     this.accepted = new Set(options.audiences)
+    this.verify = accessTokenVerifier(options)
+    this.singleAudience = new Map(options.audiences.map((aud) => [aud, Object.freeze([aud]) as string[]]))
   }
 
-  authenticate (token: string): TokenRecord | Promise<TokenRecord> {
-    if (this.cache === null) return this.verifyAndCheck(token)
-    const cached = this.cache.get(token)
-    this.metrics.cacheLookup(cached !== undefined)
-    if (cached === undefined) return this.verifyAndCheck(token)
-    const now = Date.now()
-    checkTokenTime(cached.payload, Math.floor(now / 1000), this.options)
-    const pending = this.revocation.check(cached, now)
-    return pending === undefined ? cached : pending.then(() => cached)
-  }
-
-  private async verifyAndCheck (token: string): Promise<TokenRecord> {
-    const { header, payload } = await verifyAccessToken(token, this.options)
-    const now = Date.now()
-    checkTokenTime(payload, Math.floor(now / 1000), this.options)
-    const tokenScopes = scopesOf(payload)
-    const record: TokenRecord = {
-      header,
-      payload,
-      audiences: acceptedAudiences(payload, this.accepted),
-      clientId: clientIdOf(payload),
-      subject: subjectOf(payload),
-      tokenScopes,
-      scopes: tokenScopes,
-      revokedReason: null,
-      grantDenied: false,
-      state: null,
-      checkedAt: 0,
-      pending: null,
-    }
-    // An entry never outlives the token it describes.
-    const ttl = (payload.exp! + this.options.clockTolerance) * 1000 - now
-    if (this.cache !== null && ttl > 0) this.cache.set(token, record, ttl)
-    await this.revocation.check(record, now)
+  /** The token's record from the cache, or undefined: a miss. No allocation, no promise. */
+  cached (token: string): TokenRecord | undefined {
+    if (this.cache === null) return undefined
+    const record = this.cache.get(token)
+    this.metrics.cacheLookup(record !== undefined)
     return record
+  }
+
+  /** Time rules and revocation for a cached token; synchronous while its status is fresh. */
+  recheck (record: TokenRecord): TokenRecord | Promise<TokenRecord> {
+    const now = Date.now()
+    if (now >= record.recheckAt) checkTokenTime(record.payload, Math.floor(now / 1000), this.options)
+    const pending = this.revocation.check(record, now)
+    return pending === undefined ? record : pending.then(() => record)
+  }
+
+  /** A miss: jose verifies, the time rules run, the record is cached, the store is asked. */
+  verifyAndCheck (token: string): Promise<TokenRecord> {
+    return this.verify(token).then(({ header, payload }) => {
+      const now = Date.now()
+      checkTokenTime(payload, Math.floor(now / 1000), this.options)
+      const tokenScopes = scopesOf(payload)
+      const record: TokenRecord = {
+        token,
+        header: this.sharedHeader(token, header),
+        payload,
+        audiences: this.audiencesOf(payload),
+        clientId: clientIdOf(payload),
+        subject: subjectOf(payload),
+        tokenScopes,
+        scopes: tokenScopes,
+        recheckAt: timeRulesHoldUntil(payload, this.options) * 1000,
+        revokedReason: null,
+        grantDenied: false,
+        state: null,
+        checkedAt: 0,
+        pending: null,
+      }
+      this.cache?.set(record)
+      const pending = this.revocation.check(record, now)
+      return pending === undefined ? record : pending.then(() => record)
+    })
+  }
+
+  private audiencesOf (payload: JWTPayload): string[] {
+    return (typeof payload.aud === 'string' ? this.singleAudience.get(payload.aud) : undefined) ??
+      acceptedAudiences(payload, this.accepted)
+  }
+
+  private sharedHeader (token: string, header: JWTHeaderParameters): JWTHeaderParameters {
+    const encoded = token.slice(0, token.indexOf('.'))
+    const known = this.headers.get(encoded)
+    if (known !== undefined) return known
+    if (this.headers.size < MAX_SHARED_HEADERS) this.headers.set(encoded, Object.freeze(header))
+    return header
   }
 }

@@ -4,7 +4,7 @@ import type { JWTHeaderParameters, JWTPayload } from 'jose'
 import { Authenticator } from './authenticator.js'
 import { bearerChallenge } from './challenge.js'
 import { InsufficientScopeError, InvalidOptionError, InvalidTokenError, RouteMisconfiguredError } from './errors.js'
-import { checkTokenShape, extractBearerToken } from './extract.js'
+import { checkTokenCharacters, checkTokenShape, extractBearerToken } from './extract.js'
 import { Metrics } from './metrics.js'
 import { resolveOptions, type JwtRevocationOptions } from './options.js'
 import { HealthReporter } from './health.js'
@@ -140,13 +140,22 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
     let result: TokenRecord | Promise<TokenRecord>
     let token: string
     try {
-      token = options.extractToken === undefined
+      const fromHeader = options.extractToken === undefined
+      token = fromHeader
         ? extractBearerToken(request, options.maxTokenSize)
-        : checkTokenShape(options.extractToken(request), options.maxTokenSize)
-      result = authenticator.authenticate(token)
+        : checkTokenShape(options.extractToken!(request), options.maxTokenSize)
+      // A hit is the very token verified before: its characters passed then.
+      const cached = authenticator.cached(token)
+      if (cached === undefined) {
+        checkTokenCharacters(token, fromHeader)
+        result = authenticator.verifyAndCheck(token)
+      } else {
+        result = authenticator.recheck(cached)
+      }
     } catch (err) {
       return fail(reply, err as HttpError, policy, done)
     }
+    // A hit with a fresh revocation status is answered here, without a promise.
     if (result instanceof Promise) {
       result.then(
         (record) => admit(request, reply, token, record, policy, done),

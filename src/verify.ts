@@ -1,9 +1,10 @@
-import { jwtVerify, type JWTHeaderParameters, type JWTPayload } from 'jose'
+import { jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyOptions } from 'jose'
 import {
   InvalidTokenError, TokenExpiredError, TokenLifetimeError,
 } from './errors.js'
 import { hasCanonicalSegments } from './canonical-segments.js'
 import { hasDuplicateKeys } from './json-duplicates.js'
+import type { ResolvedKey } from './keys.js'
 import type { ResolvedOptions } from './options.js'
 
 export interface VerifiedJwt {
@@ -19,8 +20,6 @@ const MAX_FUTURE_IAT_SECONDS = 60
 /** Claims this package relies on must have the type RFC 7519 / RFC 9068 give them. */
 const STRING_CLAIMS = ['jti', 'sub', 'client_id', 'azp', 'scope'] as const
 
-const segmentText = (segment: string) => Buffer.from(segment, 'base64url').toString('utf8')
-
 /**
  * JWTs of other kinds the same issuer may sign with the same keys: a Security Event Token
  * (RFC 8417 §4.1: recognised by its `typ` or its `events` claim) or a Status List Token is
@@ -33,14 +32,16 @@ function checkNotAnotherKind (header: JWTHeaderParameters, payload: JWTPayload):
   if (OTHER_JWT_TYPES.has(typ) || payload.events !== undefined) throw new InvalidTokenError('The token has an unexpected type')
 }
 
-function checkClaimTypes (token: string, payload: JWTPayload): void {
+function checkClaimTypes (token: string, header: JWTHeaderParameters, payload: JWTPayload): void {
   for (const claim of STRING_CLAIMS) {
     if (payload[claim] !== undefined && typeof payload[claim] !== 'string') throw new InvalidTokenError('The token has an invalid claim')
   }
   if (payload.permissions !== undefined && !Array.isArray(payload.permissions)) throw new InvalidTokenError('The token has an invalid claim')
   const first = token.indexOf('.')
   const second = token.indexOf('.', first + 1)
-  if (hasDuplicateKeys(segmentText(token.slice(0, first))) || hasDuplicateKeys(segmentText(token.slice(first + 1, second)))) {
+  // jose keeps its decoded bytes to itself: decode again, natively, and only count.
+  if (hasDuplicateKeys(Buffer.from(token.slice(0, first), 'base64url'), header) ||
+    hasDuplicateKeys(Buffer.from(token.slice(first + 1, second), 'base64url'), payload)) {
     throw new InvalidTokenError('The token has duplicate members')
   }
 }
@@ -78,29 +79,51 @@ function mapJoseError (err: unknown): Error {
   }
 }
 
+const refuse = (err: unknown): never => { throw mapJoseError(err) }
+
 /**
  * Signature, algorithm, issuer, audience, typ, nbf and exp, all by jose. Only tokens
- * that pass reach the lifetime checks, the cache and the store.
+ * that pass reach the lifetime checks, the cache and the store. jose's options are
+ * built once (again only when discovery gives another issuer), and no promise is
+ * added around jose's beyond the one that maps a failure.
  */
-export async function verifyAccessToken (token: string, options: ResolvedOptions): Promise<VerifiedJwt> {
-  // JWS compact only: a JWE (five parts), nested or unsigned forms never reach jose.
-  if (!JWS_COMPACT.test(token) || !hasCanonicalSegments(token)) throw new InvalidTokenError('The token is malformed')
-  try {
-    const resolved = await options.keySource.resolve()
-    const issuer = options.issuer ?? (resolved.issuer === undefined ? undefined : [resolved.issuer])
-    const { payload, protectedHeader } = await jwtVerify(token, resolved.key, {
-      algorithms: options.keySource.algorithms,
-      audience: options.audiences,
-      issuer,
-      typ: options.typ,
-      clockTolerance: options.clockTolerance,
-      requiredClaims: options.requiredClaims,
+export function accessTokenVerifier (options: ResolvedOptions): (token: string) => Promise<VerifiedJwt> {
+  let discoveredIssuer: string | undefined
+  let joseOptions: JWTVerifyOptions | undefined
+  const joseOptionsFor = (resolved: ResolvedKey): JWTVerifyOptions => {
+    const discovered = options.issuer === undefined ? resolved.issuer : undefined
+    if (joseOptions === undefined || discovered !== discoveredIssuer) {
+      discoveredIssuer = discovered
+      joseOptions = {
+        algorithms: options.keySource.algorithms,
+        audience: options.audiences,
+        issuer: options.issuer ?? (discovered === undefined ? undefined : [discovered]),
+        typ: options.typ,
+        clockTolerance: options.clockTolerance,
+        requiredClaims: options.requiredClaims,
+      }
+    }
+    return joseOptions
+  }
+  const verifyWith = (token: string, resolved: ResolvedKey): Promise<VerifiedJwt> =>
+    jwtVerify(token, resolved.key, joseOptionsFor(resolved)).then(({ payload, protectedHeader }) => {
+      checkNotAnotherKind(protectedHeader, payload)
+      checkClaimTypes(token, protectedHeader, payload)
+      return { header: protectedHeader, payload }
     })
-    checkNotAnotherKind(protectedHeader, payload)
-    checkClaimTypes(token, payload)
-    return { header: protectedHeader, payload }
-  } catch (err) {
-    throw mapJoseError(err)
+
+  return function verifyAccessToken (token) {
+    // JWS compact only: a JWE (five parts), nested or unsigned forms never reach jose.
+    if (!JWS_COMPACT.test(token) || !hasCanonicalSegments(token)) return Promise.reject(new InvalidTokenError('The token is malformed'))
+    try {
+      const resolved = options.keySource.resolve()
+      const verified = 'then' in resolved
+        ? resolved.then((key) => verifyWith(token, key))
+        : verifyWith(token, resolved)
+      return verified.then(undefined, refuse)
+    } catch (err) {
+      return Promise.reject(mapJoseError(err))
+    }
   }
 }
 
@@ -126,3 +149,13 @@ export function checkTokenTime (payload: JWTPayload, nowSeconds: number, options
   }
 }
 
+
+/**
+ * The second (epoch) from which `checkTokenTime` can first refuse the token: its expiry
+ * or, with `maxTokenAge`, its age limit. The other rules only get easier with time.
+ */
+export function timeRulesHoldUntil (payload: JWTPayload, options: ResolvedOptions): number {
+  const expires = Math.ceil(payload.exp! + options.clockTolerance)
+  if (options.maxTokenAge === undefined) return expires
+  return Math.min(expires, Math.floor(payload.iat! + options.clockTolerance + options.maxTokenAge) + 1)
+}

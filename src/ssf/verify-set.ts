@@ -1,4 +1,5 @@
-import { jwtVerify, type JWTPayload } from 'jose'
+import { jwtVerify, type JWTHeaderParameters, type JWTPayload } from 'jose'
+import { hasCanonicalSegments } from '../canonical-segments.js'
 import { hasDuplicateKeys } from '../json-duplicates.js'
 import type { KeySource } from '../keys.js'
 import { SetRefusal } from './refusal.js'
@@ -52,19 +53,18 @@ function refusalOf (err: unknown): Error {
   }
 }
 
-const segmentText = (segment: string) => Buffer.from(segment, 'base64url').toString('utf8')
-
 /**
  * RFC 8417 validation of one pushed SET: a compact JWS signed by the transmitter (jose,
  * algorithms allow-listed), `typ` `secevent+jwt` — so an access token is never taken for
  * a SET — `iss`, `aud`, `jti`, `iat` and an `events` object present.
  */
 export async function verifySecurityEventToken (body: string, policy: SetPolicy, nowSeconds: number): Promise<SecurityEventToken> {
-  if (!JWS_COMPACT.test(body)) throw new SetRefusal('invalid_request', 'The request body is not a signed SET')
+  if (!JWS_COMPACT.test(body) || !hasCanonicalSegments(body)) throw new SetRefusal('invalid_request', 'The request body is not a signed SET')
   let payload: JWTPayload
+  let protectedHeader: JWTHeaderParameters
   try {
     const { key } = await policy.keySource.resolve()
-    ;({ payload } = await jwtVerify(body, key, {
+    ;({ payload, protectedHeader } = await jwtVerify(body, key, {
       algorithms: policy.keySource.algorithms,
       typ: 'secevent+jwt',
       issuer: policy.issuer,
@@ -76,7 +76,7 @@ export async function verifySecurityEventToken (body: string, policy: SetPolicy,
     throw refusalOf(err)
   }
   const [header, claims] = body.split('.') as [string, string]
-  if (hasDuplicateKeys(segmentText(header)) || hasDuplicateKeys(segmentText(claims))) {
+  if (hasDuplicateKeys(Buffer.from(header, 'base64url'), protectedHeader) || hasDuplicateKeys(Buffer.from(claims, 'base64url'), payload)) {
     throw new SetRefusal('invalid_request', 'The SET has duplicate members')
   }
   if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256) {

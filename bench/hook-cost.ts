@@ -1,0 +1,73 @@
+// The plugin's onRequest hook alone, in this process: CPU µs per call on a cache hit
+// (one token) or a miss (rotating tokens), or jose alone on the miss tokens.
+// Complements `npm run bench` (whole requests) when working on the hook:
+//   node --import tsx bench/hook-cost.ts [hit|miss|jose] [ES256|RS256|EdDSA]
+// (jose: jose's jwtVerify alone on the miss tokens, with the same checks: the ceiling.)
+//   node --cpu-prof --import tsx bench/hook-cost.ts hit   (then open the .cpuprofile)
+//   CACHE_MAX=1 … miss   (the token cache of the plugin, default 1,000)
+import Fastify, { type FastifyReply, type FastifyRequest, type onRequestHookHandler } from 'fastify'
+import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose'
+import jwtRevocation from 'fastify-jwt-revocation'
+import { AUDIENCE, ISSUER } from './config.js'
+
+const [mode = 'hit', alg = 'ES256'] = process.argv.slice(2)
+const { privateKey, publicKey } = await generateKeyPair(alg)
+const jwk = { ...(await exportJWK(publicKey)), kid: 'k', alg }
+const count = mode === 'hit' ? 1 : 5_000
+const tokens = await Promise.all(Array.from({ length: count }, (_, i) => new SignJWT({ scope: 'read:orders', azp: 'partner' })
+  .setProtectedHeader({ alg, kid: 'k' }).setIssuer(ISSUER).setAudience(AUDIENCE).setSubject('partner@clients')
+  .setIssuedAt().setExpirationTime('2h').setJti(`jti-${i}`).sign(privateKey)))
+
+const app = Fastify()
+let hook: onRequestHookHandler | undefined
+const addHook = app.addHook
+app.addHook = function (this: typeof app, name: string, fn: onRequestHookHandler) {
+  if (name === 'onRequest') hook ??= fn
+  return (addHook as (name: string, fn: unknown) => typeof app).call(this, name, fn)
+} as unknown as typeof app.addHook
+await app.register(jwtRevocation, { jwks: { keys: [jwk] }, issuer: ISSUER, audience: AUDIENCE, algorithms: [alg], cache: { max: Number(process.env.CACHE_MAX ?? 1_000), ttl: 60_000 } })
+let captured: { request: FastifyRequest, reply: FastifyReply } | undefined
+app.get('/orders', async (request, reply) => { captured = { request, reply }; return { ok: true } })
+await app.ready()
+const res = await app.inject({ url: '/orders', headers: { authorization: `Bearer ${tokens[0]}` } })
+if (res.statusCode !== 200 || !hook || !captured) throw new Error(`setup failed: ${res.statusCode}`)
+const { request, reply } = captured
+const headers = tokens.map((t) => `Bearer ${t}`)
+
+const localJwks = createLocalJWKSet({ keys: [jwk] })
+const revoked = new Set(['some-revoked-jti'])
+async function joseOnce (i: number): Promise<void> {
+  const { payload } = await jwtVerify(tokens[i % tokens.length]!, localJwks, { issuer: ISSUER, audience: AUDIENCE, algorithms: [alg], requiredClaims: ['exp'] })
+  if (revoked.has(payload.jti!)) throw new Error('revoked')
+}
+
+function once (i: number): Promise<void> {
+  request.headers.authorization = headers[i % headers.length]
+  return new Promise((resolve, reject) => hook!.call(app, request, reply, (err?: Error) => err ? reject(err) : resolve()))
+}
+
+// Sync loop for a hit (the hook must call done() before returning), awaited for a miss.
+// Process CPU time (every thread: jose's signature checks run on libuv's pool), in ns.
+const cpuNs = () => { const { user, system } = process.cpuUsage(); return (user + system) * 1000 }
+
+async function measure (n: number): Promise<number> {
+  const start = cpuNs()
+  if (mode === 'hit') {
+    let called = 0
+    const done = () => { called++ }
+    for (let i = 0; i < n; i++) hook!.call(app, request, reply, done)
+    if (called !== n) throw new Error('a hit did not complete synchronously')
+  } else if (mode === 'jose') {
+    for (let i = 0; i < n; i++) await joseOnce(i)
+  } else {
+    for (let i = 0; i < n; i++) await once(i)
+  }
+  return (cpuNs() - start) / n
+}
+
+const n = mode === 'hit' ? 1_000_000 : 5_000
+await measure(n)
+const samples = []
+for (let r = 0; r < 7; r++) samples.push(await measure(n))
+samples.sort((a, b) => a - b)
+process.stdout.write(`${mode} ${alg}: ${(samples[3]! / 1000).toFixed(3)} CPU µs per call (min ${(samples[0]! / 1000).toFixed(3)}, ${n} calls × 7)\n`)
