@@ -36,6 +36,7 @@ const rows: Row[] = [
   { id: 'bare', name: 'bare Fastify, one route, no auth', spec: { kind: 'bare' }, alg: 'ES256', tokens: 'one' },
   { id: 'bare-hook', name: 'bare Fastify with an empty onRequest hook (the floor of any hook)', spec: { kind: 'bare', hook: true }, alg: 'ES256', tokens: 'one' },
   { id: 'hit', name: 'plugin, ES256, one token (cache hit), MemoryStore', spec: { kind: 'plugin', alg: 'ES256', cacheMax: 10_000, store: 'memory' }, alg: 'ES256', tokens: 'one' },
+  { id: 'hit-otel', name: 'plugin, ES256, one token (cache hit), MemoryStore, an OpenTelemetry metrics SDK registered', spec: { kind: 'plugin', alg: 'ES256', cacheMax: 10_000, store: 'memory', otel: true }, alg: 'ES256', tokens: 'one' },
   ...ALGS.map((alg): Row => ({ id: `miss-${alg.toLowerCase()}`, name: `plugin, ${alg}, ${rotating}, LRU ${LRU.toLocaleString('en')} (every request a miss), MemoryStore`, spec: { kind: 'plugin', alg, cacheMax: LRU, store: 'memory' }, alg, tokens: 'rotation' })),
   ...ALGS.map((alg): Row => ({ id: `jose-${alg.toLowerCase()}`, name: `bare onRequest hook: jose jwtVerify, local JWKS, ${alg}, same checks, jti Set`, spec: { kind: 'jose', alg }, alg, tokens: 'rotation' })),
   ...ALGS.map((alg): Row => ({ id: `fjwt-${alg.toLowerCase()}`, name: `@fastify/jwt, ${alg}, its cache off, same checks, jti via trusted (one PEM key: no kid selection)`, spec: { kind: 'fastify-jwt', alg }, alg, tokens: 'rotation' })),
