@@ -157,7 +157,7 @@ async function main (): Promise<void> {
   const load = await startLoad(tokens)
 
   // Every server is up at once and rounds are interleaved, so a slow patch of the
-  // machine (teammates' test runs) weighs on every row alike instead of on one.
+  // machine (other processes) weighs on every row alike instead of on one.
   const servers: Array<{ row: Row, child: ChildProcess, port: number, tokens: string, runs: LoadResult[] }> = []
   for (const row of selected) {
     const server = await startServer(row.spec!, env)
