@@ -120,6 +120,9 @@ function applyEdit (target: string, e: { prefix: number, suffix: number, middle:
   return target.slice(0, target.length - e.suffix - replaced) + e.middle + target.slice(target.length - e.suffix)
 }
 
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+const nextBase64urlChar = (c: string) => BASE64URL[(BASE64URL.indexOf(c) + 1) % 64]!
+
 const isSmallEdit = (from: string, to: string) => {
   const e = edit(from, to)
   return e.middle.length <= 4 && from.length - e.prefix - e.suffix <= 4
@@ -195,7 +198,13 @@ export function rebuild (vector: string, reference: string | undefined, key: Gro
     return { token: `${input}.${b64u(createHmac(hashOf(claimed), der).update(input).digest())}`, how: 'public key as MAC key' }
   }
   if (isSmallEdit(ref[2]!, published)) {
-    return { token: `${input}.${applyEdit(fresh.signature, edit(ref[2]!, published), ref[2]!.length)}`, how: 'signature text edit' }
+    const e = edit(ref[2]!, published)
+    let edited = applyEdit(fresh.signature, e, ref[2]!.length)
+    // Our signature may already hold the vector's characters at that place (1 in 64 per
+    // character, as fresh claims make a fresh signature): then the edit would change nothing
+    // and the token stay valid. Move each replacement character one step along the alphabet.
+    if (edited === fresh.signature) edited = applyEdit(fresh.signature, { ...e, middle: [...e.middle].map(nextBase64urlChar).join('') }, ref[2]!.length)
+    return { token: `${input}.${edited}`, how: 'signature text edit' }
   }
   // Signed under another algorithm of the key's family (a wrong primitive): sign ours alike.
   // Asked first for PSS keys only: there a failed PSS search costs more than the verifications.
