@@ -5,7 +5,8 @@ import { PostgresStore } from '../src/stores/postgres.js'
 import { RedisStore } from '../src/stores/redis.js'
 import { AUDIENCE, bearer, sign } from './helpers.js'
 import { instance, key, scenario } from './propagation.js'
-import { connectPostgres, connectRedis, deleteKeys, privateRedis, uniqueName } from './services.js'
+import { privateRedis } from './redis-servers.js'
+import { connectPostgres, connectRedis, deleteKeys, uniqueName } from './services.js'
 
 t.test('two instances on one RedisStore agree on every revocation', async (t) => {
   const client = await connectRedis(t)

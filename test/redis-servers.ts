@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
-import { serviceMissing, type Skippable } from './services.js'
+import { connectRedis, serviceMissing, type Skippable } from './services.js'
 
 const run = promisify(execFile)
 const HOST = '127.0.0.1'
@@ -161,5 +161,28 @@ export async function startSentinelSet (t: Skippable): Promise<SentinelSet | und
     sentinel: { host: HOST, port: sentinelPort },
     master: master!,
     masterPort: async () => Number((await command(sentinelPort, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name) as string[])[1]),
+  }
+}
+
+export interface PrivateRedis {
+  port: number
+  /** Starts (or restarts) the server on the same port and data directory. */
+  start: () => Promise<void>
+  /** Stops it and waits for the process to exit. */
+  stop: () => Promise<void>
+}
+
+/** A redis-server of the test's own, not yet started; killed at teardown. Undefined (skipped) where Redis is not available. */
+export async function privateRedis (t: Skippable): Promise<PrivateRedis | undefined> {
+  if (!await connectRedis(t)) return undefined
+  const dir = await mkdtemp(join(tmpdir(), 'redis-private-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const port = await freePort()
+  let server: ChildProcess | undefined
+  t.teardown(() => { server?.kill('SIGKILL') })
+  return {
+    port,
+    start: async () => { server = await startRedisServer(['--port', String(port), '--bind', HOST, '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '']) },
+    stop: () => new Promise<void>((resolve) => { server!.once('exit', () => resolve()); server!.kill('SIGTERM') }),
   }
 }

@@ -1,11 +1,6 @@
 // Real Redis and PostgreSQL for the distributed-store tests, never mocks. Without a
 // reachable server the tests skip, naming the variable to set; with REQUIRE_SERVICES=1
 // (as in CI) a missing server fails instead.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { Redis as Redis6 } from 'ioredis6'
 import pg from 'pg'
@@ -89,47 +84,4 @@ export async function deleteKeys (client: Redis, prefix: string): Promise<void> 
     if (keys.length > 0) await client.del(...keys)
     cursor = next
   } while (cursor !== '0')
-}
-
-/** A loopback port nothing listens on (yet). */
-export async function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as import('node:net').AddressInfo
-      s.close(() => resolve(port))
-    })
-    s.on('error', reject)
-  })
-}
-
-/** A private redis-server on a loopback port, for outage tests; resolves once it accepts connections. */
-function startRedis (port: number, dir: string): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: ['ignore', 'pipe', 'ignore'] })
-    child.on('error', reject)
-    child.stdout!.on('data', (chunk: Buffer) => { if (chunk.toString().includes('Ready to accept connections')) resolve(child) })
-  })
-}
-
-export interface PrivateRedis {
-  port: number
-  /** Starts (or restarts) the server on the same port and data directory. */
-  start: () => Promise<void>
-  /** Stops it and waits for the process to exit. */
-  stop: () => Promise<void>
-}
-
-/** A redis-server of the test's own, not yet started; killed at teardown. Undefined (skipped) where Redis is not available. */
-export async function privateRedis (t: Skippable): Promise<PrivateRedis | undefined> {
-  if (!await connectRedis(t)) return undefined
-  const dir = await mkdtemp(join(tmpdir(), 'redis-private-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const port = await freePort()
-  let server: ChildProcess | undefined
-  t.teardown(() => { server?.kill('SIGKILL') })
-  return {
-    port,
-    start: async () => { server = await startRedis(port, dir) },
-    stop: () => new Promise<void>((resolve) => { server!.once('exit', () => resolve()); server!.kill('SIGTERM') }),
-  }
 }

@@ -15,7 +15,8 @@ import jwtRevocation, { FileStore, MemoryStore, type JwtRevocationOptions, type 
 import { PostgresStore } from '../src/stores/postgres.js'
 import { RedisStore } from '../src/stores/redis.js'
 import { AUDIENCE, bearer, ISSUER, makeKey, sign } from './helpers.js'
-import { connectPostgres, connectRedis, deleteKeys, PG_URL, privateRedis, uniqueName } from './services.js'
+import { privateRedis } from './redis-servers.js'
+import { connectPostgres, connectRedis, deleteKeys, PG_URL, uniqueName } from './services.js'
 
 const key = await makeKey('ES256')
 const jwks = { keys: [key.publicJwk] }

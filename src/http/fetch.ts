@@ -52,10 +52,19 @@ export function outboundOrigin (url: string | URL, what: string): string {
   throw new OutboundRequestError(`${what}: must be https (http only on a loopback host)`)
 }
 
-/** Calls `url` and parses its JSON answer, within the bounds of `request`. Never throws anything but OutboundRequestError. */
-export async function fetchJson (url: string, request: OutboundRequest): Promise<OutboundResponse> {
+/** An answer read whole, within the bounds of the request. */
+export interface OutboundText {
+  status: number
+  headers: Headers
+  text: string
+}
+
+const describe = (url: URL, request: OutboundRequest) => `${request.method ?? 'GET'} ${url.origin}${url.pathname}`
+
+/** Calls `url` and reads its answer as text, within the bounds of `request`. Never throws anything but OutboundRequestError. */
+export async function fetchText (url: string | URL, request: OutboundRequest): Promise<OutboundText> {
   const target = new URL(url)
-  const where = `${request.method ?? 'GET'} ${target.origin}${target.pathname}`
+  const where = describe(target, request)
   const origin = outboundOrigin(target, where)
   if (!request.allowedOrigins.includes(origin)) throw new OutboundRequestError(`${where}: origin not allowed`)
   const aborted = () => request.signal?.aborted === true
@@ -76,18 +85,7 @@ export async function fetchJson (url: string, request: OutboundRequest): Promise
       redirect: 'manual',
       signal: controller.signal,
     })
-    const text = await readBounded(response, request.maxBytes, where)
-    let body: unknown
-    if (text.length > 0) {
-      try {
-        body = JSON.parse(text)
-      } catch {
-        // Non-JSON answers (an HTML error page from a proxy) are left to the caller's status check.
-        body = undefined
-        if (response.ok) throw new OutboundRequestError(`${where}: answered ${response.status} with a body that is not JSON`)
-      }
-    }
-    return { status: response.status, headers: response.headers, body }
+    return { status: response.status, headers: response.headers, text: await readBounded(response, request.maxBytes, where) }
   } catch (err) {
     if ((err as { code?: string }).code === 'FST_JWT_REVOCATION_OUTBOUND') throw err
     if (timedOut) throw new OutboundRequestError(`${where}: no answer within ${request.timeout} ms`)
@@ -97,6 +95,21 @@ export async function fetchJson (url: string, request: OutboundRequest): Promise
     clearTimeout(timer)
     request.signal?.removeEventListener('abort', onAbort)
   }
+}
+
+/** Calls `url` and parses its JSON answer, within the bounds of `request`. Never throws anything but OutboundRequestError. */
+export async function fetchJson (url: string, request: OutboundRequest): Promise<OutboundResponse> {
+  const { status, headers, text } = await fetchText(url, request)
+  let body: unknown
+  if (text.length > 0) {
+    try {
+      body = JSON.parse(text)
+    } catch {
+      // Non-JSON answers (an HTML error page from a proxy) are left to the caller's status check.
+      if (status >= 200 && status < 300) throw new OutboundRequestError(`${describe(new URL(url), request)}: answered ${status} with a body that is not JSON`)
+    }
+  }
+  return { status, headers, body }
 }
 
 async function readBounded (response: Response, maxBytes: number, where: string): Promise<string> {

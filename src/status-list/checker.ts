@@ -48,8 +48,10 @@ export class StatusListChecker {
   private readonly loading = new Map<string, Promise<CachedList>>()
   private readonly failedUntil = new LRUCache<string, number>({ max: 1000 })
   private readonly algorithms: string[]
+  private readonly allowedOrigins: readonly string[]
 
   constructor (private readonly options: StatusListCheckerOptions, private readonly log: FastifyBaseLogger) {
+    this.allowedOrigins = [...options.statusList.allowedOrigins]
     // Token Status List §5.1: a Status List Token is signed with an asymmetric algorithm.
     this.algorithms = options.keySource.algorithms.filter((a) => !a.startsWith('HS'))
   }
@@ -119,7 +121,7 @@ export class StatusListChecker {
 
   private async fetchAndVerify (uri: string, url: URL): Promise<CachedList> {
     const fetchedAt = Date.now()
-    const jwt = await fetchStatusListToken(url, this.options.statusList.timeout, MAX_TOKEN_BYTES)
+    const jwt = await fetchStatusListToken(url, { timeout: this.options.statusList.timeout, maxBytes: MAX_TOKEN_BYTES, allowedOrigins: this.allowedOrigins })
     const { key } = await this.options.keySource.resolve()
     const { payload } = await jwtVerify(jwt, key, {
       algorithms: this.algorithms,
