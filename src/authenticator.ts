@@ -8,6 +8,8 @@ import { accessTokenVerifier, checkTokenTime, timeRulesHoldUntil, type VerifiedJ
 
 /** Distinct protected headers shared between records (a key set has few); past this, each keeps its own. */
 const MAX_SHARED_HEADERS = 64
+/** Distinct `scope` claims shared between records (clients ask for few combinations); past this, each keeps its own. */
+const MAX_SHARED_SCOPES = 1024
 
 /**
  * The order of checks for one token, cheapest first: verified-token cache or jose,
@@ -21,6 +23,8 @@ export class Authenticator {
   private readonly singleAudience: ReadonlyMap<string, string[]>
   /** Parsed headers by their encoded text: every token of one key has the same bytes, so one frozen object serves them all. */
   private readonly headers = new Map<string, JWTHeaderParameters>()
+  /** Scope lists by the `scope` claim's text, for tokens without `permissions`: one frozen array serves them all. */
+  private readonly scopeLists = new Map<string, string[]>()
 
   constructor (
     private readonly options: ResolvedOptions,
@@ -54,9 +58,8 @@ export class Authenticator {
     return this.verify(token).then(({ header, payload }) => {
       const now = Date.now()
       checkTokenTime(payload, Math.floor(now / 1000), this.options)
-      const tokenScopes = scopesOf(payload)
+      const tokenScopes = this.sharedScopes(payload)
       const record: TokenRecord = {
-        token,
         header: this.sharedHeader(token, header),
         payload,
         audiences: this.audiencesOf(payload),
@@ -67,11 +70,10 @@ export class Authenticator {
         recheckAt: timeRulesHoldUntil(payload, this.options) * 1000,
         revokedReason: null,
         grantDenied: false,
-        state: null,
         checkedAt: 0,
         pending: null,
       }
-      this.cache?.set(record)
+      this.cache?.set(token, record)
       const pending = this.revocation.check(record, now)
       return pending === undefined ? record : pending.then(() => record)
     })
@@ -80,6 +82,16 @@ export class Authenticator {
   private audiencesOf (payload: JWTPayload): string[] {
     return (typeof payload.aud === 'string' ? this.singleAudience.get(payload.aud) : undefined) ??
       acceptedAudiences(payload, this.accepted)
+  }
+
+  private sharedScopes (payload: JWTPayload): string[] {
+    const text = payload.scope
+    if (typeof text !== 'string' || payload.permissions !== undefined) return Object.freeze(scopesOf(payload)) as string[]
+    const known = this.scopeLists.get(text)
+    if (known !== undefined) return known
+    const scopes = Object.freeze(scopesOf(payload)) as string[]
+    if (this.scopeLists.size < MAX_SHARED_SCOPES) this.scopeLists.set(text, scopes)
+    return scopes
   }
 
   private sharedHeader (token: string, header: JWTHeaderParameters): JWTHeaderParameters {

@@ -14,7 +14,11 @@ import { StoreConnection } from './store-connection.js'
 import { StoreGuard } from './store-guard.js'
 import { TokenCache, type TokenRecord } from './token-cache.js'
 
-/** `request.auth` on a protected route. */
+/**
+ * `request.auth` on a protected route. `header`, `payload` and `scopes` are shared by
+ * every request carrying the same token (they come from the verified-token cache):
+ * read them, never modify them (`header` and `scopes` are frozen).
+ */
 export interface AuthContext {
   /** The raw token, for forwarding to another API; never log it. */
   token: string

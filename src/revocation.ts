@@ -8,9 +8,10 @@ import { Metrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import { StatusListChecker } from './status-list/checker.js'
 import { withTimeout, type StoreGuard } from './store-guard.js'
+import { inMemoryLookup, lookupNow, type InMemoryLookup } from './stores/state-backed.js'
 import type { TokenCache, TokenRecord } from './token-cache.js'
 import type {
-  ClientGrant, GrantFilter, RevocationChange, RevocationState, RevocationStore, RevokedToken,
+  ClientGrant, GrantFilter, RevocationChange, RevocationQuery, RevocationState, RevocationStore, RevokedToken,
 } from './stores/types.js'
 
 export interface RevokeTokenInput {
@@ -48,6 +49,8 @@ export class Revocation {
   private epoch = 0
   private readonly guard: StoreGuard
   private readonly statusList: StatusListChecker | null
+  /** The store, when it answers from memory at once (Memory, File) and no status list is read beside it. */
+  private readonly memory: InMemoryLookup | null
 
   constructor (
     options: ResolvedOptions, cache: TokenCache | null, guard: StoreGuard, log: FastifyBaseLogger,
@@ -59,6 +62,7 @@ export class Revocation {
     this.guard = guard
     this.ttl = options.cache === false ? 0 : options.cache.ttl
     this.statusList = options.statusList === null ? null : new StatusListChecker({ ...options, statusList: options.statusList }, log)
+    this.memory = this.statusList === null ? inMemoryLookup(this.store) : null
   }
 
   /** The access tokens' expected issuers, when the `issuer` option names them. */
@@ -234,14 +238,33 @@ export class Revocation {
    * answer is missing or older than `cache.ttl`. Synchronous on a fresh cache hit.
    */
   check (record: TokenRecord, now: number): void | Promise<void> {
-    if (record.state !== null && now - record.checkedAt < this.ttl) return verdict(record)
+    if (record.checkedAt !== 0 && now - record.checkedAt < this.ttl) return verdict(record)
     if (record.revokedReason !== null) return verdict(record)
     if (record.pending === null) {
+      if (this.memory !== null) {
+        const started = performance.now()
+        const state = this.memory[lookupNow](this.queryOf(record), now)
+        if (state !== undefined) {
+          this.metrics.storeAnswered(started)
+          this.apply(record, state, now)
+          return verdict(record)
+        }
+      }
       // While the store is failing, requests are answered at once, not after a timeout each.
       if (!this.guard.allow()) return this.unavailable()
       record.pending = this.refresh(record, now)
     }
     return record.pending.then(() => verdict(record))
+  }
+
+  private queryOf (record: TokenRecord): RevocationQuery {
+    return {
+      audiences: record.audiences,
+      jti: typeof record.payload.jti === 'string' ? record.payload.jti : undefined,
+      clientId: record.clientId ?? undefined,
+      subject: record.subject ?? undefined,
+      includeGrant: this.options.grants,
+    }
   }
 
   private async refresh (record: TokenRecord, now: number): Promise<void> {
@@ -251,13 +274,7 @@ export class Revocation {
     const listStatus = this.statusList?.statusOf(record.payload)
     listStatus?.catch(() => {})
     try {
-      state = await this.metrics.storeCall(withTimeout(() => this.store.lookup({
-        audiences: record.audiences,
-        jti: typeof record.payload.jti === 'string' ? record.payload.jti : undefined,
-        clientId: record.clientId ?? undefined,
-        subject: record.subject ?? undefined,
-        includeGrant: this.options.grants,
-      }), this.options.storeTimeout))
+      state = await this.metrics.storeCall(withTimeout(() => this.store.lookup(this.queryOf(record)), this.options.storeTimeout))
       checkStoreAnswer(state, this.options.grants)
     } catch (err) {
       record.pending = null
@@ -273,9 +290,8 @@ export class Revocation {
         return this.statusListFailed(err)
       }
     }
-    this.apply(record, state)
     // A revocation that landed while we were asking must not be hidden for `ttl`.
-    record.checkedAt = epoch === this.epoch ? now : 0
+    this.apply(record, state, epoch === this.epoch ? now : 0)
     record.pending = null
   }
 
@@ -290,8 +306,9 @@ export class Revocation {
     if (this.options.onStoreError === 'deny') throw err
   }
 
-  private apply (record: TokenRecord, state: RevocationState): void {
-    record.state = state
+  /** Applies the store's answer; `checkedAt` 0 keeps it from being reused. */
+  private apply (record: TokenRecord, state: RevocationState, checkedAt: number): void {
+    record.checkedAt = checkedAt
     const iat = typeof record.payload.iat === 'number' ? record.payload.iat : -Infinity
     // Second precision: a token issued in the same second as a revocation is refused.
     const issuedBy = (ms: number | null) => ms !== null && iat <= Math.floor(ms / 1000)
@@ -305,7 +322,7 @@ export class Revocation {
     record.grantDenied = !grant || iat < Math.floor(grant.created_at / 1000)
     if (grant) {
       const allowed = new Set(grant.scope)
-      record.scopes = record.tokenScopes.filter((s) => allowed.has(s))
+      record.scopes = Object.freeze(record.tokenScopes.filter((s) => allowed.has(s))) as string[]
     }
   }
 
@@ -315,7 +332,6 @@ export class Revocation {
     if (this.cache === null) return
     for (const record of this.cache.affected(change)) {
       if (record.revokedReason !== null) continue
-      record.state = null
       record.checkedAt = 0
       record.pending = null
     }

@@ -1,9 +1,9 @@
 import t from 'tap'
-import { TokenCache, type TokenRecord } from '../src/token-cache.js'
+import { createHash } from 'node:crypto'
+import { TokenCache, tokenDigest, type TokenRecord } from '../src/token-cache.js'
 
-function record (token: string, jti: string | undefined, clientId: string | null, subject: string | null, aud = 'a'): TokenRecord {
+function record (jti: string | undefined, clientId: string | null, subject: string | null, aud = 'a'): TokenRecord {
   return {
-    token,
     recheckAt: Infinity,
     header: { alg: 'HS256' },
     payload: jti === undefined ? {} : { jti },
@@ -14,7 +14,6 @@ function record (token: string, jti: string | undefined, clientId: string | null
     scopes: [],
     revokedReason: null,
     grantDenied: false,
-    state: null,
     checkedAt: 0,
     pending: null,
   }
@@ -22,12 +21,12 @@ function record (token: string, jti: string | undefined, clientId: string | null
 
 t.test('a change finds exactly the cached tokens it concerns', async (t) => {
   const cache = new TokenCache(100)
-  const r1 = record('t1', 'j1', 'c1', 's1')
-  const r2 = record('t2', 'j2', 'c1', 's2')
-  const r3 = record('t3', 'j3', 'c2', 's1', 'b')
-  cache.set(r1)
-  cache.set(r2)
-  cache.set(r3)
+  const r1 = record('j1', 'c1', 's1')
+  const r2 = record('j2', 'c1', 's2')
+  const r3 = record('j3', 'c2', 's1', 'b')
+  cache.set('t1', r1)
+  cache.set('t2', r2)
+  cache.set('t3', r3)
   t.same([...cache.affected({ type: 'token', aud: 'a', jti: 'j1' })], [r1])
   t.same([...cache.affected({ type: 'token', aud: 'b', jti: 'j1' })], [], 'the audience must match')
   t.same(new Set(cache.affected({ type: 'client', clientId: 'c1' })), new Set([r1, r2]))
@@ -38,42 +37,50 @@ t.test('a change finds exactly the cached tokens it concerns', async (t) => {
 
 t.test('evicted and replaced tokens leave the indexes', async (t) => {
   const cache = new TokenCache(2)
-  const r1 = record('t1', 'j1', 'c1', 's1')
-  cache.set(r1)
-  cache.set(record('t2', 'j2', 'c2', 's2'))
-  cache.set(record('t3', 'j3', 'c3', 's3'))
+  const r1 = record('j1', 'c1', 's1')
+  cache.set('t1', r1)
+  cache.set('t2', record('j2', 'c2', 's2'))
+  cache.set('t3', record('j3', 'c3', 's3'))
   t.equal(cache.size, 2)
   t.same([...cache.affected({ type: 'client', clientId: 'c1' })], [], 'the evicted token is no longer indexed')
-  const replacement = record('t2', 'j2', 'c2', 's2')
-  cache.set(replacement)
+  const replacement = record('j2', 'c2', 's2')
+  cache.set('t2', replacement)
   t.same([...cache.affected({ type: 'token', aud: 'a', jti: 'j2' })], [replacement], 'a replaced record is unindexed')
 })
 
-t.test('a hit is the exact token: same slot is not enough', async (t) => {
+t.test('a hit is the exact token', async (t) => {
   const cache = new TokenCache(100)
   const signature = 'S'.repeat(40)
-  const verified = record(`aaaa.bbbb.${signature}`, 'j1', 'c1', 's1')
-  cache.set(verified)
-  t.equal(cache.get(`aaaa.bbbb.${signature}`), verified, 'an equal string (another instance) hits')
+  const verified = record('j1', 'c1', 's1')
+  cache.set(`aaaa.bbbb.${signature}`, verified)
+  t.equal(cache.get(JSON.parse(JSON.stringify(`aaaa.bbbb.${signature}`)) as string), verified, 'an equal string (another instance) hits')
   t.equal(cache.get(`aaaa.bbbX.${signature}`), undefined, 'same length and signature, other signed bytes: a miss')
   t.equal(cache.get(`Xaaa.bbbb.${signature}`), undefined, 'a difference in the first character: a miss')
-  const other = record(`cccc.dddd.${signature}`, 'j2', 'c2', 's2')
-  cache.set(other)
-  t.equal(cache.get(`cccc.dddd.${signature}`), other, 'a token sharing the slot takes it over')
-  t.equal(cache.get(`aaaa.bbbb.${signature}`), undefined, 'and the one it displaced is a miss, never the other record')
-  t.same([...cache.affected({ type: 'client', clientId: 'c1' })], [], 'the displaced record left the indexes')
-  t.equal(cache.size, 1)
+  t.equal(cache.get(`aaaa.bbbb.${signature}X`), undefined, 'a longer token: a miss')
+  t.equal(cache.get(`aaaa.bbbb.${signature.slice(1)}`), undefined, 'a shorter token: a miss')
+  t.equal(cache.get(`aaaa.bbbb.${signature}`.replace('a', '\u0101')), undefined, 'a character outside Latin-1: a miss')
+  const other = record('j2', 'c2', 's2')
+  cache.set(`cccc.dddd.${signature}`, other)
+  t.equal(cache.get(`cccc.dddd.${signature}`), other, 'a token with the same signature segment has its own entry')
+  t.equal(cache.get(`aaaa.bbbb.${signature}`), verified, 'and displaces nothing')
+  t.equal(cache.size, 2)
+})
+
+t.test('the key is a digest: tokenDigest is SHA-256 of the text', async (t) => {
+  const token = 'aaaa.bbbb.cccc'
+  t.equal(Buffer.from(tokenDigest(token), 'latin1').toString('hex'), createHash('sha256').update(token).digest('hex'))
+  t.not(tokenDigest(token), tokenDigest('aaaa.bbbb.cccd'))
 })
 
 t.test('records sharing a jti, client or subject stay indexed one by one', async (t) => {
   const cache = new TokenCache(100)
-  const a = record('ta', 'j', 'c', 's')
-  const b = record('tb', 'j', 'c', 's', 'b')
-  cache.set(a)
-  cache.set(b)
+  const a = record('j', 'c', 's')
+  const b = record('j', 'c', 's', 'b')
+  cache.set('ta', a)
+  cache.set('tb', b)
   t.same([...cache.affected({ type: 'token', aud: 'b', jti: 'j' })], [b])
   t.same(new Set(cache.affected({ type: 'subject', subject: 's' })), new Set([a, b]))
-  cache.set(record('ta', 'j2', 'c2', 's2'))
+  cache.set('ta', record('j2', 'c2', 's2'))
   t.same([...cache.affected({ type: 'client', clientId: 'c' })], [b], 'the replaced record left the shared entry')
   t.same([...cache.affected({ type: 'token', aud: 'a', jti: 'j' })], [], 'audience a no longer holds jti j')
 })

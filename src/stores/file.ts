@@ -57,6 +57,10 @@ export class FileStore extends StateBackedStore {
     this.compactAfter = options.compactAfter ?? 10_000
   }
 
+  protected override get loaded (): boolean {
+    return this.log !== null && !this.closed
+  }
+
   override ready (): Promise<void> {
     if (this.closed) return Promise.reject(new StoreError(`FileStore ${this.path} is closed`))
     this.opening ??= this.open()

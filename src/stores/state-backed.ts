@@ -6,6 +6,23 @@ import type {
 } from './types.js'
 
 /**
+ * Package-internal: reads an in-process store's state without a promise, so a cache miss
+ * backed by a MemoryStore or a loaded FileStore costs no microtask chain. Returns
+ * undefined while the state is not in memory yet, or when `lookup` was replaced (the
+ * caller then takes `lookup`).
+ */
+export const lookupNow = Symbol('fastify-jwt-revocation.lookupNow')
+
+/** A store that can answer from memory at once (see `lookupNow`). */
+export interface InMemoryLookup {
+  [lookupNow](query: RevocationQuery, now: number): RevocationState | undefined
+}
+
+export function inMemoryLookup (store: object): InMemoryLookup | null {
+  return typeof (store as Partial<InMemoryLookup>)[lookupNow] === 'function' ? store as InMemoryLookup : null
+}
+
+/**
  * A store whose state lives in this process (MemoryStore, FileStore). Writes are
  * serialised, made durable by `commit` first and applied to memory after, so an
  * acknowledged write is never lost and a failed one changes nothing. Listeners in
@@ -49,6 +66,17 @@ export abstract class StateBackedStore implements RevocationStore {
   async lookup (query: RevocationQuery): Promise<RevocationState> {
     await this.ready()
     return this.state.lookup(query, Date.now())
+  }
+
+  /** Whether the state is in memory (a FileStore's once its log is read). */
+  protected get loaded (): boolean {
+    return true
+  }
+
+  [lookupNow] (query: RevocationQuery, now: number): RevocationState | undefined {
+    // A `lookup` replaced on the instance or a subclass (to wrap or instrument it) is honoured.
+    if (!this.loaded || this.lookup !== StateBackedStore.prototype.lookup) return undefined
+    return this.state.lookup(query, now)
   }
 
   async revokeToken (entry: RevokedToken): Promise<void> {
