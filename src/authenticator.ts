@@ -2,12 +2,10 @@ import { acceptedAudiences, clientIdOf, scopesOf, subjectOf } from './claims.js'
 import type { Metrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import type { Revocation } from './revocation.js'
-import type { JWTHeaderParameters, JWTPayload } from 'jose'
-import type { TokenCache, TokenRecord } from './token-cache.js'
+import type { JWTPayload } from 'jose'
+import { tokenDigest, type TokenCache, type TokenRecord } from './token-cache.js'
 import { accessTokenVerifier, checkTokenTime, timeRulesHoldUntil, type VerifiedJwt } from './verify.js'
 
-/** Distinct protected headers shared between records (a key set has few); past this, each keeps its own. */
-const MAX_SHARED_HEADERS = 64
 /** Distinct `scope` claims shared between records (clients ask for few combinations); past this, each keeps its own. */
 const MAX_SHARED_SCOPES = 1024
 
@@ -21,8 +19,6 @@ export class Authenticator {
   private readonly verify: (token: string) => Promise<VerifiedJwt>
   /** `[aud]` for each accepted audience: most tokens carry one, and records share it. */
   private readonly singleAudience: ReadonlyMap<string, string[]>
-  /** Parsed headers by their encoded text: every token of one key has the same bytes, so one frozen object serves them all. */
-  private readonly headers = new Map<string, JWTHeaderParameters>()
   /** Scope lists by the `scope` claim's text, for tokens without `permissions`: one frozen array serves them all. */
   private readonly scopeLists = new Map<string, string[]>()
 
@@ -37,10 +33,15 @@ export class Authenticator {
     this.singleAudience = new Map(options.audiences.map((aud) => [aud, Object.freeze([aud]) as string[]]))
   }
 
-  /** The token's record from the cache, or undefined: a miss. No allocation, no promise. */
-  cached (token: string): TokenRecord | undefined {
+  /** The token's key in the verified-token cache (its digest), computed once per request. */
+  cacheKey (token: string): string {
+    return this.cache === null ? '' : tokenDigest(token)
+  }
+
+  /** The record cached under `key`, or undefined: a miss. No promise. */
+  cached (key: string): TokenRecord | undefined {
     if (this.cache === null) return undefined
-    const record = this.cache.get(token)
+    const record = this.cache.get(key)
     this.metrics.cacheLookup(record !== undefined)
     return record
   }
@@ -53,14 +54,14 @@ export class Authenticator {
     return pending === undefined ? record : pending.then(() => record)
   }
 
-  /** A miss: jose verifies, the time rules run, the record is cached, the store is asked. */
-  verifyAndCheck (token: string): Promise<TokenRecord> {
+  /** A miss: jose verifies, the time rules run, the record is cached under `key`, the store is asked. */
+  verifyAndCheck (token: string, key: string): Promise<TokenRecord> {
     return this.verify(token).then(({ header, payload }) => {
       const now = Date.now()
       checkTokenTime(payload, Math.floor(now / 1000), this.options)
       const tokenScopes = this.sharedScopes(payload)
       const record: TokenRecord = {
-        header: this.sharedHeader(token, header),
+        header,
         payload,
         audiences: this.audiencesOf(payload),
         clientId: clientIdOf(payload),
@@ -73,7 +74,7 @@ export class Authenticator {
         checkedAt: 0,
         pending: null,
       }
-      this.cache?.set(token, record)
+      this.cache?.set(key, record)
       const pending = this.revocation.check(record, now)
       return pending === undefined ? record : pending.then(() => record)
     })
@@ -92,13 +93,5 @@ export class Authenticator {
     const scopes = Object.freeze(scopesOf(payload)) as string[]
     if (this.scopeLists.size < MAX_SHARED_SCOPES) this.scopeLists.set(text, scopes)
     return scopes
-  }
-
-  private sharedHeader (token: string, header: JWTHeaderParameters): JWTHeaderParameters {
-    const encoded = token.slice(0, token.indexOf('.'))
-    const known = this.headers.get(encoded)
-    if (known !== undefined) return known
-    if (this.headers.size < MAX_SHARED_HEADERS) this.headers.set(encoded, Object.freeze(header))
-    return header
   }
 }

@@ -149,10 +149,11 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
         ? extractBearerToken(request, options.maxTokenSize)
         : checkTokenShape(options.extractToken!(request), options.maxTokenSize)
       // A hit is the very token verified before: its characters passed then.
-      const cached = authenticator.cached(token)
+      const key = authenticator.cacheKey(token)
+      const cached = authenticator.cached(key)
       if (cached === undefined) {
         checkTokenCharacters(token, fromHeader)
-        result = authenticator.verifyAndCheck(token)
+        result = authenticator.verifyAndCheck(token, key)
       } else {
         result = authenticator.recheck(cached)
       }

@@ -84,14 +84,14 @@ export class TokenCache {
     })
   }
 
-  /** The record of exactly this token, or undefined. */
-  get (token: string): TokenRecord | undefined {
-    return this.lru.get(tokenDigest(token))
+  /** The record of exactly the token whose `tokenDigest` is `key`, or undefined. */
+  get (key: string): TokenRecord | undefined {
+    return this.lru.get(key)
   }
 
-  /** Caches the record of a verified token. */
-  set (token: string, record: TokenRecord): void {
-    this.lru.set(tokenDigest(token), record)
+  /** Caches the record of a verified token under its `tokenDigest`. */
+  set (key: string, record: TokenRecord): void {
+    this.lru.set(key, record)
     add(this.byJti, jtiOf(record), record)
     add(this.byClient, record.clientId, record)
     add(this.bySubject, record.subject, record)

@@ -28,23 +28,38 @@ const STRING_CLAIMS = ['jti', 'sub', 'client_id', 'azp', 'scope'] as const
  */
 const OTHER_JWT_TYPES = new Set(['secevent+jwt', 'statuslist+jwt'])
 
-function checkNotAnotherKind (header: JWTHeaderParameters, payload: JWTPayload): void {
-  const typ = typeof header.typ === 'string' ? header.typ.toLowerCase().replace(/^application\//, '') : ''
-  if (OTHER_JWT_TYPES.has(typ) || payload.events !== undefined) throw new InvalidTokenError('The token has an unexpected type')
+/** Distinct protected headers remembered as checked and shared (a key set has few); past this, each is checked again. */
+const MAX_KNOWN_HEADERS = 64
+
+/**
+ * The header's own checks, which depend on its bytes alone: no duplicate members, not a
+ * SET or Status List Token by `typ`. Every token of one key carries the same header
+ * bytes, so a header that passed is remembered by its encoded text and its parsed
+ * object, frozen, is shared by every token that carries it.
+ */
+class KnownHeaders {
+  private readonly known = new Map<string, JWTHeaderParameters>()
+
+  checked (encoded: string, header: JWTHeaderParameters): JWTHeaderParameters {
+    const known = this.known.get(encoded)
+    if (known !== undefined) return known
+    const typ = typeof header.typ === 'string' ? header.typ.toLowerCase().replace(/^application\//, '') : ''
+    if (OTHER_JWT_TYPES.has(typ)) throw new InvalidTokenError('The token has an unexpected type')
+    // jose keeps its decoded bytes to itself: decode again, natively, and only count.
+    if (hasDuplicateKeys(Buffer.from(encoded, 'base64url'), header)) throw new InvalidTokenError('The token has duplicate members')
+    if (this.known.size < MAX_KNOWN_HEADERS) this.known.set(encoded, Object.freeze(header))
+    return header
+  }
 }
 
-function checkClaimTypes (token: string, header: JWTHeaderParameters, payload: JWTPayload): void {
+/** The payload's checks: claims this package relies on have their types, no duplicate members, not a SET. */
+function checkPayload (encoded: string, payload: JWTPayload): void {
+  if (payload.events !== undefined) throw new InvalidTokenError('The token has an unexpected type')
   for (const claim of STRING_CLAIMS) {
     if (payload[claim] !== undefined && typeof payload[claim] !== 'string') throw new InvalidTokenError('The token has an invalid claim')
   }
   if (payload.permissions !== undefined && !Array.isArray(payload.permissions)) throw new InvalidTokenError('The token has an invalid claim')
-  const first = token.indexOf('.')
-  const second = token.indexOf('.', first + 1)
-  // jose keeps its decoded bytes to itself: decode again, natively, and only count.
-  if (hasDuplicateKeys(Buffer.from(token.slice(0, first), 'base64url'), header) ||
-    hasDuplicateKeys(Buffer.from(token.slice(first + 1, second), 'base64url'), payload)) {
-    throw new InvalidTokenError('The token has duplicate members')
-  }
+  if (hasDuplicateKeys(Buffer.from(encoded, 'base64url'), payload)) throw new InvalidTokenError('The token has duplicate members')
 }
 
 const claimDescriptions: Record<string, string> = {
@@ -106,12 +121,14 @@ export function accessTokenVerifier (options: ResolvedOptions): (token: string) 
     }
     return joseOptions
   }
+  const headers = new KnownHeaders()
   const verifyWith = (token: string, resolved: ResolvedKey): Promise<VerifiedJwt> =>
     jwtVerify(token, resolved.key, joseOptionsFor(resolved)).then(({ payload, protectedHeader }) => {
-      checkNotAnotherKind(protectedHeader, payload)
-      checkClaimTypes(token, protectedHeader, payload)
+      const first = token.indexOf('.')
+      const header = headers.checked(token.slice(0, first), protectedHeader)
+      checkPayload(token.slice(first + 1, token.indexOf('.', first + 1)), payload)
       refuseUnprovenBinding(payload)
-      return { header: protectedHeader, payload }
+      return { header, payload }
     })
 
   return function verifyAccessToken (token) {
