@@ -101,7 +101,7 @@ const refuse = (err: unknown): never => { throw mapJoseError(err) }
  * Signature, algorithm, issuer, audience, typ, nbf and exp, all by jose. Only tokens
  * that pass reach the lifetime checks, the cache and the store. jose's options are
  * built once (again only when discovery gives another issuer), and no promise is
- * added around jose's beyond the one that maps a failure.
+ * added around jose's: one reaction runs our checks or maps jose's failure.
  */
 export function accessTokenVerifier (options: ResolvedOptions): (token: string) => Promise<VerifiedJwt> {
   let discoveredIssuer: string | undefined
@@ -122,6 +122,7 @@ export function accessTokenVerifier (options: ResolvedOptions): (token: string) 
     return joseOptions
   }
   const headers = new KnownHeaders()
+  // One reaction per verification: jose's failures are mapped in it, ours are thrown mapped.
   const verifyWith = (token: string, resolved: ResolvedKey): Promise<VerifiedJwt> =>
     jwtVerify(token, resolved.key, joseOptionsFor(resolved)).then(({ payload, protectedHeader }) => {
       const first = token.indexOf('.')
@@ -129,17 +130,16 @@ export function accessTokenVerifier (options: ResolvedOptions): (token: string) 
       checkPayload(token.slice(first + 1, token.indexOf('.', first + 1)), payload)
       refuseUnprovenBinding(payload)
       return { header, payload }
-    })
+    }, refuse)
 
   return function verifyAccessToken (token) {
     // JWS compact only: a JWE (five parts), nested or unsigned forms never reach jose.
     if (!JWS_COMPACT.test(token) || !hasCanonicalSegments(token)) return Promise.reject(new InvalidTokenError('The token is malformed'))
     try {
       const resolved = options.keySource.resolve()
-      const verified = 'then' in resolved
-        ? resolved.then((key) => verifyWith(token, key))
+      return 'then' in resolved
+        ? resolved.then((key) => verifyWith(token, key), refuse)
         : verifyWith(token, resolved)
-      return verified.then(undefined, refuse)
     } catch (err) {
       return Promise.reject(mapJoseError(err))
     }
