@@ -3,7 +3,7 @@ import type { Metrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import type { Revocation } from './revocation.js'
 import type { JWTHeaderParameters, JWTPayload } from 'jose'
-import type { TokenCache, TokenRecord } from './token-cache.js'
+import { freshRecord, type TokenCache, type TokenRecord } from './token-cache.js'
 import { accessTokenVerifier, checkTokenTime, timeRulesHoldUntil, type VerifiedJwt } from './verify.js'
 
 /** Distinct protected headers shared between records (a key set has few); past this, each keeps its own. */
@@ -54,23 +54,8 @@ export class Authenticator {
     return this.verify(token).then(({ header, payload }) => {
       const now = Date.now()
       checkTokenTime(payload, Math.floor(now / 1000), this.options)
-      const tokenScopes = scopesOf(payload)
-      const record: TokenRecord = {
-        token,
-        header: this.sharedHeader(token, header),
-        payload,
-        audiences: this.audiencesOf(payload),
-        clientId: clientIdOf(payload),
-        subject: subjectOf(payload),
-        tokenScopes,
-        scopes: tokenScopes,
-        recheckAt: timeRulesHoldUntil(payload, this.options) * 1000,
-        revokedReason: null,
-        grantDenied: false,
-        state: null,
-        checkedAt: 0,
-        pending: null,
-      }
+      const record = freshRecord(token, this.sharedHeader(token, header), payload, this.audiencesOf(payload),
+        clientIdOf(payload), subjectOf(payload), scopesOf(payload), timeRulesHoldUntil(payload, this.options) * 1000)
       this.cache?.set(record)
       const pending = this.revocation.check(record, now)
       return pending === undefined ? record : pending.then(() => record)

@@ -9,6 +9,7 @@ import { Metrics } from './metrics.js'
 import { resolveOptions, type JwtRevocationOptions } from './options.js'
 import { HealthReporter } from './health.js'
 import { Revocation } from './revocation.js'
+import { Introspector } from './introspection/introspector.js'
 import { serveResourceMetadata } from './resource-metadata.js'
 import { routePolicy, type RouteAuthConfig, type RouteContext, type RoutePolicy } from './route-policy.js'
 import { StoreConnection } from './store-connection.js'
@@ -57,6 +58,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   })
   const revocation = new Revocation(options, cache, guard, fastify.log, metrics, health)
   const authenticator = new Authenticator(options, cache, revocation, metrics)
+  const introspector = options.introspection === null ? null : new Introspector({ ...options, introspection: options.introspection }, cache, revocation, fastify.log)
   const retryAfter = String(options.retryAfter)
 
   connection = new StoreConnection(options.store, guard, {
@@ -150,10 +152,11 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
       const cached = authenticator.cached(token)
       if (cached === undefined) {
         checkTokenCharacters(token, fromHeader)
-        result = authenticator.verifyAndCheck(token)
+        result = introspector?.isOpaque(token) === true ? introspector.admitOpaque(token) : authenticator.verifyAndCheck(token)
       } else {
         result = authenticator.recheck(cached)
       }
+      if (introspector !== null) result = introspector.confirm(result, policy)
     } catch (err) {
       return fail(reply, err as HttpError, policy, done)
     }

@@ -318,6 +318,8 @@ export class Revocation {
       record.state = null
       record.checkedAt = 0
       record.pending = null
+      // Revocation wins over caches: the issuer is asked again too.
+      if (record.introspectedUntil !== undefined) record.introspectedUntil = 0
     }
   }
 

@@ -31,6 +31,21 @@ export interface TokenRecord {
   state: RevocationState | null
   checkedAt: number
   pending: Promise<void> | null
+  /** An opaque token, known from the issuer's introspection answer (asked on every route). */
+  opaque?: boolean
+  /** ms until which the issuer's last `active` introspection answer is reused; 0: ask again. */
+  introspectedUntil?: number
+}
+
+/** A record for a token just verified (or introspected): its revocation status not read yet. */
+export function freshRecord (
+  token: string, header: JWTHeaderParameters, payload: JWTPayload, audiences: string[],
+  clientId: string | null, subject: string | null, tokenScopes: string[], recheckAt: number,
+): TokenRecord {
+  return {
+    token, header, payload, audiences, clientId, subject, tokenScopes, scopes: tokenScopes, recheckAt,
+    revokedReason: null, grantDenied: false, state: null, checkedAt: 0, pending: null,
+  }
 }
 
 /** How many trailing characters (in the signature) make a token's slot number. */
