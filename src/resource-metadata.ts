@@ -141,7 +141,8 @@ export function serveResourceMetadata (fastify: FastifyInstance, source: Metadat
   fastify.addHook('onRoute', (route) => {
     let policy
     try {
-      policy = routePolicy(route.config?.auth, source.global, source.audiences, route.url)
+      // Only the scopes matter here: the plugin's own check judges the rest, introspect included.
+      policy = routePolicy(route.config?.auth, source.global, source.audiences, route.url, { introspection: true })
     } catch {
       return // the plugin's own check refuses this route
     }
