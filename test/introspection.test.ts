@@ -181,6 +181,8 @@ t.test('opaque tokens: the answer passes the checks a JWT passes', async (t) => 
     expired: { active: true, aud: AUDIENCE, exp: now - 10 },
     issuer: { active: true, aud: AUDIENCE, exp: now + 60, iss: 'https://evil.test/' },
     gone: { active: false },
+    refresh: { active: true, aud: AUDIENCE, exp: now + 60, token_type: 'refresh_token' },
+    bound: { active: true, aud: AUDIENCE, exp: now + 60, token_type: 'DPoP', cnf: { jkt: 'thumbprint' } },
   }
   const issuer = await issuerWithIntrospection(t, (form) => ({ body: claims[form.get('token')!] }))
   const app = await api(t, introspection(issuer, { opaqueTokens: true }))
@@ -189,7 +191,7 @@ t.test('opaque tokens: the answer passes the checks a JWT passes', async (t) => 
   t.same(good.json(), { sub: null, client: 'partner', scopes: ['read:orders'], jti: createHash('sha256').update('good').digest('base64url') }, 'no sub; the digest stands for the missing jti')
   t.equal((await app.inject({ url: '/orders', headers: bearer('good') })).statusCode, 200)
   t.equal(issuer.calls.length, 1, 'cached like a JWT')
-  const refusals = Object.fromEntries(await Promise.all(['foreign', 'noexp', 'expired', 'issuer', 'gone'].map(async (name) =>
+  const refusals = Object.fromEntries(await Promise.all(['foreign', 'noexp', 'expired', 'issuer', 'gone', 'refresh', 'bound'].map(async (name) =>
     [name, (await app.inject({ url: '/orders', headers: bearer(name) })).json().message])))
   t.same(refusals, {
     foreign: 'The token has an unexpected audience',
@@ -197,6 +199,8 @@ t.test('opaque tokens: the answer passes the checks a JWT passes', async (t) => 
     expired: 'The token has expired',
     issuer: 'The token has an unexpected issuer',
     gone: 'The token is not active',
+    refresh: 'The token has an unexpected type',
+    bound: 'The token is bound to a key and this request does not prove it',
   })
   t.equal(await app.revocation.isTokenRevoked(createHash('sha256').update('gone').digest('base64url')), false, 'an unknown inactive token leaves nothing in the store')
 

@@ -27,6 +27,9 @@ const ANSWER_CLAIMS = ['iss', 'aud', 'exp', 'iat', 'nbf', 'scope', 'client_id', 
 const STRING_CLAIMS = ['iss', 'scope', 'client_id', 'sub', 'jti'] as const
 const TIME_CLAIMS = ['exp', 'iat', 'nbf'] as const
 
+/** RFC 7662 `token_type` (or Keycloak's `typ`) values of an access token. */
+const ACCESS_TOKEN_TYPES = new Set(['bearer', 'dpop', 'at+jwt', 'application/at+jwt'])
+
 /** An opaque token has no JOSE header: `request.auth.header` is empty. */
 const OPAQUE_HEADER = Object.freeze({}) as JWTHeaderParameters
 
@@ -128,7 +131,10 @@ export class Introspector {
   }
 
   private refusal (outcome: { down: true } | { misconfigured: true }, jwt: boolean): Error {
-    if ('misconfigured' in outcome && jwt) this.logOnce('jwt', 'fastify-jwt-revocation: the issuer cannot introspect JWTs (400 unsupported_token_type): introspect: true routes answer 503 until an endpoint that can is configured')
+    if ('misconfigured' in outcome) {
+      if (jwt) this.logOnce('jwt', 'fastify-jwt-revocation: the issuer cannot introspect JWTs (400 unsupported_token_type): introspect: true routes answer 503 until an endpoint that can is configured')
+      else this.logOnce('opaque', 'fastify-jwt-revocation: the issuer cannot introspect its opaque tokens (400 unsupported_token_type): they are answered 503')
+    }
     return unavailable()
   }
 
@@ -213,6 +219,9 @@ export class Introspector {
 
   /** An opaque token's record: the answer's claims pass the checks a JWT's claims pass. */
   private async opaqueRecord (token: string, claims: Record<string, unknown>, now: number): Promise<TokenRecord> {
+    // A refresh token (or any other kind) the issuer also introspects is not an access token.
+    const kind = claims.token_type ?? claims.typ
+    if (kind !== undefined && (typeof kind !== 'string' || !ACCESS_TOKEN_TYPES.has(kind.toLowerCase()))) throw new InvalidTokenError('The token has an unexpected type')
     const payload = payloadOf(claims)
     // Without a jti, the token's digest identifies it, so the store can revoke it.
     payload.jti ??= createHash('sha256').update(token).digest('base64url')
