@@ -74,7 +74,8 @@ function resourceOf (identifier: string): Resource | undefined {
   // §2: an https URL without fragment; plain http only for a server on this machine.
   if (url.hash !== '' || url.username !== '' || url.password !== '') return undefined
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) return undefined
-  const path = WELL_KNOWN + (url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, ''))
+  // The path as it is, a trailing slash included: clients build the URL the same way.
+  const path = WELL_KNOWN + (url.pathname === '/' ? '' : url.pathname)
   return { identifier, path, url: url.origin + path + url.search, host: url.host }
 }
 

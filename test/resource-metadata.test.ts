@@ -55,6 +55,13 @@ t.test('every challenge names the metadata of the route\'s resource (RFC 9728 §
   t.equal((await server.inject({ url: '/orders', headers: bearer(await sign(key, { aud: API })) })).statusCode, 200)
 })
 
+t.test('a trailing slash in the resource stays in the path, as clients build it', async (t) => {
+  const server = await app(t, { audience: ['https://api.test/tools/', MCP, 'urn:internal'] })
+  const doc = await server.inject({ url: '/.well-known/oauth-protected-resource/tools/' })
+  t.equal(doc.json().resource, 'https://api.test/tools/')
+  t.match((await server.inject({ url: '/orders' })).headers['www-authenticate'], /resource_metadata="https:\/\/api\.test\/\.well-known\/oauth-protected-resource\/tools\/"/)
+})
+
 t.test('without the option: no document, challenges unchanged', async (t) => {
   const server = await app(t, { resourceMetadata: false })
   t.equal((await server.inject({ url: '/.well-known/oauth-protected-resource' })).statusCode, 401, 'the path is just another protected route')
