@@ -66,6 +66,7 @@ t.test('introspect: true routes ask the issuer after local verification, with cl
   t.equal(issuer.calls[0]!.form.get('token_type_hint'), 'access_token')
   t.equal((await app.inject({ url: '/payments', headers: bearer(token) })).statusCode, 200)
   t.equal(issuer.calls.length, 1, 'the answer is cached')
+  t.same((await app.revocation.health()).checks.introspection, { status: 'up' })
   t.equal((await app.inject({ url: '/payments', headers: bearer('nope.nope.nope') })).statusCode, 401)
   t.equal(issuer.calls.length, 1, 'a token that fails locally is never sent to the issuer')
 })
@@ -147,6 +148,9 @@ t.test('endpoint down: 503 without a cached answer (onStoreError), the cached an
   t.notMatch(down.body, /500|server_error/, 'nothing of the endpoint\'s answer reaches the client')
   t.equal((await app.inject({ url: '/payments', headers: bearer(cached) })).statusCode, 200)
   t.equal(lines.filter((l) => l.includes('introspection failed')).length, 1, 'the outage is logged once')
+  const health = await app.revocation.health()
+  t.equal(health.status, 'degraded')
+  t.same(health.checks.introspection, { status: 'down' })
 
   const allow = await api(t, { ...introspection(issuer), onStoreError: 'allow' })
   t.equal((await allow.inject({ url: '/payments', headers: bearer(await sign(key, { iss: issuer.issuer })) })).statusCode, 200, 'onStoreError: allow lets a verified JWT through')

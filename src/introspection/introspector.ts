@@ -49,6 +49,8 @@ export class Introspector {
   private readonly breaker: Breaker
   /** One call per token at a time; every request for it waits on the same answer. */
   private readonly inflight = new Map<string, Promise<Outcome>>()
+  /** Whether the endpoint has answered yet (for the health report). */
+  private answered = false
   /** Configuration problems already logged (each once). */
   private readonly logged = new Set<string>()
 
@@ -61,6 +63,8 @@ export class Introspector {
     this.config = options.introspection
     this.accepted = new Set(options.audiences)
     this.breaker = new Breaker({ pause: Math.min(FIRST_PAUSE_MS, options.retryAfter * 1000), maxPause: options.retryAfter * 1000 })
+    // In `app.revocation.health()`: a failing endpoint makes the report `degraded`.
+    revocation.addHealthCheck('introspection', () => ({ status: this.breaker.isOpen ? 'down' : this.answered ? 'up' : 'unknown' }))
   }
 
   /** A token this introspector answers for instead of jose: not a JWS, with `opaqueTokens`. */
@@ -173,6 +177,7 @@ export class Introspector {
     }
     const answer = status === 200 ? answerOf(body) : undefined
     if (answer !== undefined) {
+      this.answered = true
       if (this.breaker.succeeded()) this.log.info('fastify-jwt-revocation: introspection endpoint reachable again')
       return answer
     }
