@@ -174,6 +174,11 @@ t.test('an issuer that cannot introspect JWTs: a configuration error, logged onc
   }
   t.equal(lines.filter((l) => l.includes('cannot introspect JWTs')).length, 1)
   t.equal((await app.inject({ url: '/orders', headers: bearer(await sign(key, { iss: issuer.issuer })) })).statusCode, 200, 'other routes keep working')
+  const opaqueLines: string[] = []
+  const opaque = await api(t, introspection(issuer, { opaqueTokens: true }), opaqueLines)
+  t.equal((await opaque.inject({ url: '/orders', headers: bearer('opaque-token') })).statusCode, 503)
+  t.ok(opaqueLines.some((l) => l.includes('cannot introspect its opaque tokens')))
+  t.notOk(opaqueLines.some((l) => l.includes('cannot introspect JWTs')))
 })
 
 t.test('opaque tokens: the answer passes the checks a JWT passes', async (t) => {

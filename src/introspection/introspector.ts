@@ -76,7 +76,7 @@ export class Introspector {
   admitOpaque (token: string): Promise<TokenRecord> {
     return this.ask(token).then((outcome) => {
       // Unknown to us and unknown to the issuer: a bad token, not a revocation to record.
-      if (!('active' in outcome)) throw this.refusal(outcome, true)
+      if (!('active' in outcome)) throw this.refusal(outcome, false)
       if (!outcome.active) throw new InvalidTokenError('The token is not active')
       const now = Date.now()
       return this.opaqueRecord(token, outcome.claims, now).then((record) => {
