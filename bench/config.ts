@@ -9,7 +9,7 @@ export type Store = 'memory' | 'file' | 'redis'
 
 export type ServerKind =
   | { kind: 'bare', hook?: boolean }
-  | { kind: 'plugin', alg: Alg, cacheMax: number, store: Store, otel?: boolean }
+  | { kind: 'plugin', alg: Alg, cacheMax: number, store: Store, otel?: boolean, introspect?: boolean }
   | { kind: 'jose', alg: Alg }
   | { kind: 'fastify-jwt', alg: Alg }
   | { kind: 'fastify-jwt-jwks', alg: Alg }

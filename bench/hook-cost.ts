@@ -2,18 +2,21 @@
 // (one token) or a miss (rotating tokens), or jose alone on the miss tokens.
 // Complements `npm run bench` (whole requests) when working on the hook:
 //   node --import tsx bench/hook-cost.ts [hit|miss|jose] [ES256|RS256|EdDSA]
-// (jose: jose's jwtVerify alone on the miss tokens, with the same checks: the ceiling.)
+// (jose: jose's jwtVerify alone on the miss tokens, with the same checks: the ceiling;
+// hit-introspect: a hit on an `introspect: true` route whose answer is cached.)
 //   node --cpu-prof --import tsx bench/hook-cost.ts hit   (then open the .cpuprofile)
 //   CACHE_MAX=1 … miss   (the token cache of the plugin, default 1,000)
 import Fastify, { type FastifyReply, type FastifyRequest, type onRequestHookHandler } from 'fastify'
 import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose'
 import jwtRevocation from 'fastify-jwt-revocation'
+import { createServer } from 'node:http'
 import { AUDIENCE, ISSUER } from './config.js'
 
 const [mode = 'hit', alg = 'ES256'] = process.argv.slice(2)
 const { privateKey, publicKey } = await generateKeyPair(alg)
 const jwk = { ...(await exportJWK(publicKey)), kid: 'k', alg }
-const count = mode === 'hit' ? 1 : 5_000
+const hitMode = mode === 'hit' || mode === 'hit-introspect'
+const count = hitMode ? 1 : 5_000
 const tokens = await Promise.all(Array.from({ length: count }, (_, i) => new SignJWT({ scope: 'read:orders', azp: 'partner' })
   .setProtectedHeader({ alg, kid: 'k' }).setIssuer(ISSUER).setAudience(AUDIENCE).setSubject('partner@clients')
   .setIssuedAt().setExpirationTime('2h').setJti(`jti-${i}`).sign(privateKey)))
@@ -25,14 +28,24 @@ app.addHook = function (this: typeof app, name: string, fn: onRequestHookHandler
   if (name === 'onRequest') hook ??= fn
   return (addHook as (name: string, fn: unknown) => typeof app).call(this, name, fn)
 } as unknown as typeof app.addHook
-await app.register(jwtRevocation, { jwks: { keys: [jwk] }, issuer: ISSUER, audience: AUDIENCE, algorithms: [alg], cache: { max: Number(process.env.CACHE_MAX ?? 1_000), ttl: 60_000 } })
+// An endpoint that finds every token active, asked once: the answer stays cached for the run.
+const introspection = mode === 'hit-introspect' ? await activeEverywhere() : undefined
+await app.register(jwtRevocation, { jwks: { keys: [jwk] }, issuer: ISSUER, audience: AUDIENCE, algorithms: [alg], cache: { max: Number(process.env.CACHE_MAX ?? 1_000), ttl: 60_000 }, ...(introspection ? { introspection } : {}) })
 let captured: { request: FastifyRequest, reply: FastifyReply } | undefined
-app.get('/orders', async (request, reply) => { captured = { request, reply }; return { ok: true } })
+app.get('/orders', { config: { auth: { introspect: introspection !== undefined } } }, async (request, reply) => { captured = { request, reply }; return { ok: true } })
 await app.ready()
 const res = await app.inject({ url: '/orders', headers: { authorization: `Bearer ${tokens[0]}` } })
 if (res.statusCode !== 200 || !hook || !captured) throw new Error(`setup failed: ${res.statusCode}`)
 const { request, reply } = captured
 const headers = tokens.map((t) => `Bearer ${t}`)
+
+async function activeEverywhere () {
+  const endpoint = createServer((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"active":true}') })
+  await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve))
+  endpoint.unref()
+  const origin = `http://127.0.0.1:${(endpoint.address() as import('node:net').AddressInfo).port}`
+  return { endpoint: `${origin}/introspect`, allowedOrigins: [origin], clientId: 'bench', clientSecret: 'bench', cache: '1h' }
+}
 
 const localJwks = createLocalJWKSet({ keys: [jwk] })
 const revoked = new Set(['some-revoked-jti'])
@@ -52,7 +65,7 @@ const cpuNs = () => { const { user, system } = process.cpuUsage(); return (user 
 
 async function measure (n: number): Promise<number> {
   const start = cpuNs()
-  if (mode === 'hit') {
+  if (hitMode) {
     let called = 0
     const done = () => { called++ }
     for (let i = 0; i < n; i++) hook!.call(app, request, reply, done)
@@ -65,7 +78,7 @@ async function measure (n: number): Promise<number> {
   return (cpuNs() - start) / n
 }
 
-const n = mode === 'hit' ? 1_000_000 : 5_000
+const n = hitMode ? 1_000_000 : 5_000
 await measure(n)
 const samples = []
 for (let r = 0; r < 7; r++) samples.push(await measure(n))

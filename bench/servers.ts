@@ -8,6 +8,7 @@ import jwtRevocation, { FileStore, MemoryStore } from 'fastify-jwt-revocation'
 import { RedisStore } from 'fastify-jwt-revocation/redis'
 import { Redis } from 'ioredis'
 import { mkdtemp } from 'node:fs/promises'
+import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { AUDIENCE, ISSUER, REVOKED_JTI, type BenchKeys, type ServerKind, type Store } from './config.js'
@@ -29,6 +30,17 @@ async function registerMetricsSdk (): Promise<void> {
   metrics.setGlobalMeterProvider(new sdk.MeterProvider({ readers: [new sdk.PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 1000 })] }))
 }
 
+/** A local RFC 7662 endpoint that finds every token active, closed with the app. */
+async function introspectionOf (app: FastifyInstance) {
+  const endpoint = createServer((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"active":true}') })
+  await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve))
+  app.addHook('onClose', () => { endpoint.close() })
+  const origin = `http://127.0.0.1:${(endpoint.address() as import('node:net').AddressInfo).port}`
+  return { endpoint: `${origin}/introspect`, allowedOrigins: [origin], clientId: 'bench', clientSecret: 'bench', cache: '1h' }
+}
+
+let routeConfig: { auth: { introspect: true } } | undefined
+
 async function build (spec: ServerKind): Promise<FastifyInstance> {
   const app = Fastify({ logger: false })
   const revoked = new Set([REVOKED_JTI])
@@ -46,7 +58,10 @@ async function build (spec: ServerKind): Promise<FastifyInstance> {
       algorithms: [spec.alg],
       store,
       cache: { max: spec.cacheMax, ttl: 10_000 },
+      // An issuer answering active for every token, asked once per token: the rows measure a warm answer cache.
+      ...(spec.introspect === true ? { introspection: await introspectionOf(app) } : {}),
     })
+    if (spec.introspect === true) routeConfig = { auth: { introspect: true } }
     await app.revocation.revokeToken({ jti: REVOKED_JTI })
   } else if (spec.kind === 'jose') {
     // The ceiling of the chosen dependency: jose alone, in the simplest hook.
@@ -78,7 +93,7 @@ async function build (spec: ServerKind): Promise<FastifyInstance> {
       if (typeof jti === 'string' && revoked.has(jti)) throw unauthorized()
     })
   }
-  app.get('/orders', route)
+  app.get('/orders', routeConfig === undefined ? {} : { config: routeConfig }, route)
   return app
 }
 

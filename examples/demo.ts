@@ -112,7 +112,7 @@ export async function runDemo (baseUrl: string, print: (line: string) => void = 
   return steps
 }
 
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer()
     server.on('error', reject)

@@ -47,7 +47,7 @@ function oauthError (reply: FastifyReply, status: number, error: string, descrip
   return reply.code(status).send({ error, error_description: description })
 }
 
-interface TokenRequest { grant_type?: string, client_id?: string, client_secret?: string, audience?: string }
+interface TokenRequest { grant_type?: string, client_id?: string, client_secret?: string, audience?: string, resource?: string }
 
 function basicCredentials (header: string | undefined): { id: string, secret: string } | undefined {
   if (header === undefined || !/^basic /i.test(header)) return undefined
@@ -122,14 +122,17 @@ export async function issuerRoutes (app: FastifyInstance, opts: IssuerOptions): 
 
   app.get('/.well-known/jwks.json', { config: open }, async () => ({ keys: [key.publicJwk] }))
 
-  app.get('/.well-known/openid-configuration', { config: open }, async () => ({
+  const metadata = {
     issuer,
     jwks_uri: `${issuer}.well-known/jwks.json`,
     token_endpoint: `${issuer}oauth/token`,
     grant_types_supported: ['client_credentials'],
     token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic'],
     id_token_signing_alg_values_supported: ['ES256'],
-  }))
+  }
+  // OIDC Discovery, and RFC 8414 for OAuth clients (MCP clients look there).
+  app.get('/.well-known/openid-configuration', { config: open }, async () => metadata)
+  app.get('/.well-known/oauth-authorization-server', { config: open }, async () => metadata)
 
   app.post<{ Body: TokenRequest }>('/oauth/token', { config: open, bodyLimit: 4096 }, async (request, reply) => {
     reply.header('cache-control', 'no-store')
@@ -142,8 +145,12 @@ export async function issuerRoutes (app: FastifyInstance, opts: IssuerOptions): 
     if (!client || typeof secret !== 'string' || !sameSecret(secret, client.client_secret)) {
       return oauthError(reply, 401, 'invalid_client', 'Unknown client or wrong secret')
     }
-    const api = config.apis.find((a) => a.identifier === body.audience)
-    if (!api) return oauthError(reply, 400, 'invalid_request', 'Unknown audience')
+    // RFC 8707 `resource` (what MCP clients send) or Auth0's `audience`: the same choice.
+    if (body.resource !== undefined && body.audience !== undefined && body.resource !== body.audience) {
+      return oauthError(reply, 400, 'invalid_target', 'resource and audience differ')
+    }
+    const api = config.apis.find((a) => a.identifier === (body.resource ?? body.audience))
+    if (!api) return body.resource === undefined ? oauthError(reply, 400, 'invalid_request', 'Unknown audience') : oauthError(reply, 400, 'invalid_target', 'Unknown resource')
     const [grant] = await app.revocation.listGrants({ client_id: client.client_id, audience: api.identifier })
     if (!grant) return oauthError(reply, 403, 'access_denied', 'The client has no grant for this audience')
     const now = Math.floor(Date.now() / 1000)

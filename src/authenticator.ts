@@ -3,7 +3,7 @@ import type { Metrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import type { Revocation } from './revocation.js'
 import type { JWTPayload } from 'jose'
-import { tokenDigest, type TokenCache, type TokenRecord } from './token-cache.js'
+import { freshRecord, tokenDigest, type TokenCache, type TokenRecord } from './token-cache.js'
 import { accessTokenVerifier, checkTokenTime, timeRulesHoldUntil, type VerifiedJwt } from './verify.js'
 
 /** Distinct `scope` claims shared between records (clients ask for few combinations); past this, each keeps its own. */
@@ -59,21 +59,8 @@ export class Authenticator {
     return this.verify(token).then(({ header, payload }) => {
       const now = Date.now()
       checkTokenTime(payload, Math.floor(now / 1000), this.options)
-      const tokenScopes = this.sharedScopes(payload)
-      const record: TokenRecord = {
-        header,
-        payload,
-        audiences: this.audiencesOf(payload),
-        clientId: clientIdOf(payload),
-        subject: subjectOf(payload),
-        tokenScopes,
-        scopes: tokenScopes,
-        recheckAt: timeRulesHoldUntil(payload, this.options) * 1000,
-        revokedReason: null,
-        grantDenied: false,
-        checkedAt: 0,
-        pending: null,
-      }
+      const record = freshRecord(header, payload, this.audiencesOf(payload), clientIdOf(payload), subjectOf(payload),
+        this.sharedScopes(payload), timeRulesHoldUntil(payload, this.options) * 1000)
       this.cache?.set(key, record)
       const pending = this.revocation.check(record, now)
       return pending === undefined ? record : pending.then(() => record)

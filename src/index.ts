@@ -6,6 +6,8 @@ export type { AuthContext, JwtRevocationOptions, RouteAuthConfig } from './plugi
 export type { CacheOptions } from './options.js'
 export type { HealthCheck, HealthContributor, HealthReport } from './health.js'
 export type { StatusListOptions } from './status-list/options.js'
+export type { IntrospectionOptions } from './introspection/options.js'
+export type { ResourceMetadataFields, ResourceMetadataOptions } from './resource-metadata.js'
 export type { RemoteJwksOptions } from './keys.js'
 export type { Duration } from './duration.js'
 export { Revocation, type RevokeTokenInput, type CreateGrantInput } from './revocation.js'

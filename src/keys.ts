@@ -15,6 +15,8 @@ export interface ResolvedKey {
   key: VerificationKey
   /** Issuer learned from discovery, when the user did not set one. */
   issuer?: string
+  /** RFC 7662 endpoint the discovery document names, if any (for the `introspection` option). */
+  introspectionEndpoint?: string
 }
 
 /** Resolves the verification key; async only for OIDC discovery before it first succeeds. */
@@ -341,7 +343,7 @@ function trustedKeysOnly (getKey: JWTVerifyGetKey, url: URL, log: KeyPolicyLog |
 
 const AUTH0_HOST = /\.auth0\.com$/i
 
-interface DiscoveryDocument { issuer: string, jwks_uri: string }
+interface DiscoveryDocument { issuer: string, jwks_uri: string, introspection_endpoint?: unknown }
 
 async function fetchDiscovery (base: URL, timeout: number): Promise<DiscoveryDocument> {
   const prefix = base.href.replace(/\/+$/, '')
@@ -383,6 +385,7 @@ function discoveredKeySource (base: URL, remote: RemoteKeySetting): Pick<KeySour
       pending = fetchDiscovery(base, options.timeoutDuration ?? 5000).then((doc) => {
         breaker.succeeded()
         resolved = { key: remoteKeySet(parseUrl(doc.jwks_uri, 'jwks_uri'), remote), issuer: doc.issuer }
+        if (typeof doc.introspection_endpoint === 'string') resolved.introspectionEndpoint = doc.introspection_endpoint
         return resolved
       }, (err) => {
         breaker.failed()

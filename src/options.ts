@@ -2,7 +2,9 @@ import type { FastifyRequest } from 'fastify'
 import { parseDuration, type Duration } from './duration.js'
 import { invalidOption } from './errors.js'
 import { createKeySource, type KeyPolicyLog, type KeySource, type KeySourceOptions } from './keys.js'
+import { resolveIntrospectionOptions, type IntrospectionOptions, type ResolvedIntrospectionOptions } from './introspection/options.js'
 import { optionKeys, refuseUnknownKeys, registerOptionKeys } from './option-keys.js'
+import { resolveResourceMetadata, type ResolvedResourceMetadata, type ResourceMetadataOptions } from './resource-metadata.js'
 import { resolveStatusListOptions, type ResolvedStatusListOptions, type StatusListOptions } from './status-list/options.js'
 import { MemoryStore } from './stores/memory.js'
 import { grantMethods, type RevocationStore } from './stores/types.js'
@@ -60,6 +62,10 @@ export interface JwtRevocationOptions extends KeySourceOptions {
   retryAfter?: number
   /** Check tokens carrying an IETF Token Status List reference (`status.status_list`). Default off. */
   statusList?: boolean | StatusListOptions
+  /** Serve RFC 9728 protected resource metadata and name it in every challenge: `true` derives it, an object adds or overrides fields. */
+  resourceMetadata?: ResourceMetadataOptions
+  /** Ask the issuer about tokens (RFC 7662): on `config.auth.introspect` routes, and for opaque tokens. */
+  introspection?: IntrospectionOptions
 }
 
 export interface ResolvedOptions {
@@ -83,6 +89,8 @@ export interface ResolvedOptions {
   retryAfter: number
   statusList: ResolvedStatusListOptions | null
   acceptForeignAudiences: boolean
+  resourceMetadata: ResolvedResourceMetadata | null
+  introspection: ResolvedIntrospectionOptions | null
 }
 
 // The one list of plugin options: the compiler holds it to JwtRevocationOptions, so a
@@ -92,7 +100,7 @@ const pluginOptionKeys = [...optionKeys<JwtRevocationOptions>({
   issuer: true, audience: true, typ: true, clockTolerance: true, requiredClaims: true, maxTokenLifetime: true,
   maxTokenAge: true, store: true, cache: true, grants: true, onStoreError: true, global: true, realm: true,
   extractToken: true, maxTokenSize: true, storeTimeout: true, retryAfter: true, statusList: true,
-  acceptForeignAudiences: true,
+  acceptForeignAudiences: true, resourceMetadata: true, introspection: true,
 }), ...registerOptionKeys]
 const cacheOptionKeys = optionKeys<CacheOptions>({ max: true, ttl: true })
 
@@ -172,10 +180,12 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
   const statusList = resolveStatusListOptions(options.statusList, issuer, options.issuerBaseURL)
   if (statusList !== null && keySource.option === 'secret') throw invalidOption('statusList', 'needs the issuer\'s public keys: status list tokens are signed asymmetrically')
 
+  const audiences = stringList(options.audience, 'audience', true)!
+
   return {
     keySource,
     issuer,
-    audiences: stringList(options.audience, 'audience', true)!,
+    audiences,
     typ: options.typ,
     clockTolerance: options.clockTolerance === undefined ? 0 : parseDuration(options.clockTolerance, 'clockTolerance'),
     requiredClaims,
@@ -193,5 +203,7 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
     retryAfter,
     statusList,
     acceptForeignAudiences,
+    resourceMetadata: resolveResourceMetadata(options.resourceMetadata, audiences, issuer, keySource),
+    introspection: resolveIntrospectionOptions(options.introspection, issuer, options.issuerBaseURL),
   }
 }

@@ -9,7 +9,9 @@ import { Metrics } from './metrics.js'
 import { resolveOptions, type JwtRevocationOptions } from './options.js'
 import { HealthReporter } from './health.js'
 import { Revocation } from './revocation.js'
-import { routePolicy, type RouteAuthConfig, type RoutePolicy } from './route-policy.js'
+import { Introspector } from './introspection/introspector.js'
+import { serveResourceMetadata } from './resource-metadata.js'
+import { routePolicy, type RouteAuthConfig, type RouteContext, type RoutePolicy } from './route-policy.js'
 import { StoreConnection } from './store-connection.js'
 import { StoreGuard } from './store-guard.js'
 import { TokenCache, type TokenRecord } from './token-cache.js'
@@ -60,6 +62,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   })
   const revocation = new Revocation(options, cache, guard, fastify.log, metrics, health)
   const authenticator = new Authenticator(options, cache, revocation, metrics)
+  const introspector = options.introspection === null ? null : new Introspector({ ...options, introspection: options.introspection }, cache, revocation, fastify.log)
   const retryAfter = String(options.retryAfter)
 
   connection = new StoreConnection(options.store, guard, {
@@ -81,14 +84,14 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
       // A bug or a throwing custom extractToken: log it, answer without its details.
       reply.log.error({ err }, 'fastify-jwt-revocation: unexpected error while authenticating')
       const refused = new InvalidTokenError('The token could not be verified')
-      reply.header('www-authenticate', bearerChallenge(options.realm, refused.code, refused.message))
+      reply.header('www-authenticate', bearerChallenge(options.realm, refused.code, refused.message, undefined, policy.resourceMetadata))
       return done(refused)
     }
     if (err.statusCode === 503) {
       reply.header('retry-after', retryAfter)
       if (err.cause !== undefined) reply.log.warn({ err: err.cause }, 'fastify-jwt-revocation: key source unreachable')
     } else {
-      reply.header('www-authenticate', bearerChallenge(options.realm, code, err.message, policy.scopes))
+      reply.header('www-authenticate', bearerChallenge(options.realm, code, err.message, policy.scopes, policy.resourceMetadata))
     }
     done(err)
   }
@@ -112,6 +115,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
     done()
   }
 
+  const routeContext: RouteContext = { metadataUrl: options.resourceMetadata?.urlFor, introspection: options.introspection !== null }
   // The route's policy, computed once per route from `config.auth` and kept with
   // the route's own config object, so the hit path pays one WeakMap lookup.
   const policies = new WeakMap<object, RoutePolicy | null | Error>()
@@ -121,7 +125,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
     let policy = policies.get(config)
     if (policy === undefined) {
       try {
-        policy = routePolicy((config as { auth?: unknown }).auth, options.global, options.audiences, request.routeOptions.url ?? '(not found handler)')
+        policy = routePolicy((config as { auth?: unknown }).auth, options.global, options.audiences, request.routeOptions.url ?? '(not found handler)', routeContext)
       } catch (err) {
         // Only a route declared before the plugin ran can get here (later ones
         // are refused when added): refuse its requests rather than open it.
@@ -153,10 +157,11 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
       const cached = authenticator.cached(key)
       if (cached === undefined) {
         checkTokenCharacters(token, fromHeader)
-        result = authenticator.verifyAndCheck(token, key)
+        result = introspector?.isOpaque(token) === true ? introspector.admitOpaque(token, key) : authenticator.verifyAndCheck(token, key)
       } else {
         result = authenticator.recheck(cached)
       }
+      if (introspector !== null) result = introspector.confirm(token, result, policy)
     } catch (err) {
       return fail(reply, err as HttpError, policy, done)
     }
@@ -173,8 +178,11 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   // Routes added from here on have their config.auth checked as they are
   // added, so a mistake fails boot naming the route.
   fastify.addHook('onRoute', (route) => {
-    routePolicy(route.config?.auth, options.global, options.audiences, route.url)
+    routePolicy(route.config?.auth, options.global, options.audiences, route.url, routeContext)
   })
+  if (options.resourceMetadata !== null) {
+    serveResourceMetadata(fastify, { metadata: options.resourceMetadata, issuers: options.issuer, keySource: options.keySource, global: options.global, audiences: options.audiences })
+  }
 }
 
 export type { JwtRevocationOptions, RouteAuthConfig }

@@ -334,6 +334,8 @@ export class Revocation {
       if (record.revokedReason !== null) continue
       record.checkedAt = 0
       record.pending = null
+      // Revocation wins over caches: the issuer is asked again too.
+      if (record.introspectedUntil !== undefined) record.introspectedUntil = 0
     }
   }
 

@@ -6,28 +6,43 @@ export type RouteAuthConfig = boolean | {
   scopes?: string[]
   /** The token's `aud` must include this one (it must be among the plugin's audiences). */
   audience?: string
+  /** After local verification, ask the issuer (RFC 7662 introspection; needs the `introspection` option). */
+  introspect?: boolean
 }
 
 export interface RoutePolicy {
   scopes: string[]
   audience: string | undefined
+  introspect: boolean
+  /** RFC 9728 §5.1 `resource_metadata` of this route's challenges, when the plugin serves the document. */
+  resourceMetadata: string | undefined
+}
+
+/** What the plugin offers a route beyond its own config: a metadata URL per audience, introspection. */
+export interface RouteContext {
+  metadataUrl?: ((audience: string | undefined) => string) | undefined
+  introspection?: boolean
 }
 
 // RFC 6749 §3.3 scope-token: printable ASCII without space, quote and backslash.
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/
 
 /** The route's policy, or null when the route is open. Throws at route registration on a bad config. */
-export function routePolicy (config: unknown, global: boolean, audiences: readonly string[], url: string): RoutePolicy | null {
+export function routePolicy (config: unknown, global: boolean, audiences: readonly string[], url: string, context: RouteContext = {}): RoutePolicy | null {
   if (config === false) return null
-  if (config === undefined || config === null) return global ? { scopes: [], audience: undefined } : null
-  if (config === true) return { scopes: [], audience: undefined }
-  if (typeof config !== 'object') throw invalidOption(`config.auth of route ${url}`, 'must be false, true or { scopes, audience }')
-  const { scopes = [], audience } = config as { scopes?: unknown, audience?: unknown }
+  const policy = (scopes: string[], audience: string | undefined, introspect: boolean): RoutePolicy =>
+    ({ scopes, audience, introspect, resourceMetadata: context.metadataUrl?.(audience) })
+  if (config === undefined || config === null) return global ? policy([], undefined, false) : null
+  if (config === true) return policy([], undefined, false)
+  if (typeof config !== 'object') throw invalidOption(`config.auth of route ${url}`, 'must be false, true or { scopes, audience, introspect }')
+  const { scopes = [], audience, introspect = false } = config as { scopes?: unknown, audience?: unknown, introspect?: unknown }
   if (!Array.isArray(scopes) || scopes.some((s) => typeof s !== 'string' || !SCOPE_TOKEN.test(s))) {
     throw invalidOption(`config.auth.scopes of route ${url}`, 'must be an array of scope tokens (no spaces, quotes or backslashes)')
   }
   if (audience !== undefined && (typeof audience !== 'string' || !audiences.includes(audience))) {
     throw invalidOption(`config.auth.audience of route ${url}`, `must be one of the plugin's audiences (${audiences.join(', ')})`)
   }
-  return { scopes: scopes as string[], audience: audience as string | undefined }
+  if (typeof introspect !== 'boolean') throw invalidOption(`config.auth.introspect of route ${url}`, 'must be a boolean')
+  if (introspect && context.introspection !== true) throw invalidOption(`config.auth.introspect of route ${url}`, 'needs the plugin\'s introspection option')
+  return policy(scopes as string[], audience as string | undefined, introspect)
 }

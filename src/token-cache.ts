@@ -31,6 +31,21 @@ export interface TokenRecord {
   /** ms when the store's answer was applied; 0 while there is none (new, or invalidated). */
   checkedAt: number
   pending: Promise<void> | null
+  /** An opaque token, known from the issuer's introspection answer (asked on every route). */
+  opaque?: boolean
+  /** ms until which the issuer's last `active` introspection answer is reused; 0: ask again. */
+  introspectedUntil?: number
+}
+
+/** A record for a token just verified (or introspected): its revocation status not read yet. */
+export function freshRecord (
+  header: JWTHeaderParameters, payload: JWTPayload, audiences: string[],
+  clientId: string | null, subject: string | null, tokenScopes: string[], recheckAt: number,
+): TokenRecord {
+  return {
+    header, payload, audiences, clientId, subject, tokenScopes, scopes: tokenScopes, recheckAt,
+    revokedReason: null, grantDenied: false, checkedAt: 0, pending: null,
+  }
 }
 
 /**

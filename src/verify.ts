@@ -13,7 +13,7 @@ export interface VerifiedJwt {
   payload: JWTPayload
 }
 
-const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+export const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
 /** An `iat` further ahead than this (or clockTolerance) would escape every not-before revocation. */
 const MAX_FUTURE_IAT_SECONDS = 60

@@ -1,6 +1,6 @@
 // Type tests: checked by `npm run typecheck` (tsc). Each @ts-expect-error line must be an error.
 import Fastify from 'fastify'
-import jwtRevocation, { MemoryStore, type AuthContext, type RevocationStore, type StatusListOptions } from '../src/index.js'
+import jwtRevocation, { MemoryStore, type AuthContext, type IntrospectionOptions, type ResourceMetadataOptions, type RevocationStore, type StatusListOptions } from '../src/index.js'
 import { ssfReceiver, type SubjectIdentifier } from '../src/ssf/index.js'
 
 const app = Fastify()
@@ -59,3 +59,15 @@ const synced: Promise<void> = app.auth0Sync.syncNow()
 const status: Auth0SyncStatus = app.auth0Sync.status()
 const lastSuccess: number | null = status.lastSuccessAt
 void synced; void lastSuccess
+
+const introspection: IntrospectionOptions = { clientId: 'api', clientSecret: 's', cache: '30s', opaqueTokens: true }
+const metadata: ResourceMetadataOptions = { resource_name: 'Orders', scopes_supported: ['read:orders'] }
+await app.register(jwtRevocation, { issuerBaseURL: 'https://issuer.example/', audience: 'https://api.example', introspection, resourceMetadata: metadata })
+await app.register(jwtRevocation, { issuerBaseURL: 'https://issuer.example/', audience: 'https://api.example', resourceMetadata: true })
+// @ts-expect-error clientSecret is required
+await app.register(jwtRevocation, { issuerBaseURL: 'https://issuer.example/', audience: 'a', introspection: { clientId: 'api' } })
+// @ts-expect-error RFC 9728 booleans are booleans
+await app.register(jwtRevocation, { issuerBaseURL: 'https://issuer.example/', audience: 'a', resourceMetadata: { dpop_bound_access_tokens_required: 'yes' } })
+app.post('/payments', { config: { auth: { introspect: true, scopes: ['pay'] } } }, async () => 'ok')
+// @ts-expect-error introspect is a boolean
+app.post('/bad-introspect', { config: { auth: { introspect: 'yes' } } }, async () => 'x')

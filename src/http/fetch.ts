@@ -10,6 +10,8 @@ export interface OutboundRequest {
   headers?: Record<string, string>
   /** Sent as JSON. */
   json?: unknown
+  /** Sent as `application/x-www-form-urlencoded` (OAuth endpoints); not with `json`. */
+  form?: Record<string, string>
   /** ms before the call is abandoned, connection and body included. */
   timeout: number
   /** Largest response body read, bytes. */
@@ -81,6 +83,8 @@ export async function fetchText (url: string | URL, request: OutboundRequest): P
       method: request.method ?? 'GET',
       headers: { accept: 'application/json', ...(request.json === undefined ? {} : { 'content-type': 'application/json' }), ...request.headers },
       ...(request.json === undefined ? {} : { body: JSON.stringify(request.json) }),
+      // A URLSearchParams body sets its own content type.
+      ...(request.form === undefined ? {} : { body: new URLSearchParams(request.form) }),
       // A redirect could lead off the allowed origins: treat it as an answer, not a hop.
       redirect: 'manual',
       signal: controller.signal,
