@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { randomBytes } from 'node:crypto'
 import {
   GrantNotFoundError, InvalidArgumentError, ServiceUnavailableError, StoreError, TokenRevokedError,
 } from './errors.js'
+import { newGrantId } from './grant-id.js'
 import type { HealthContributor, HealthReport, HealthReporter } from './health.js'
 import { Metrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
@@ -204,7 +204,7 @@ export class Revocation {
 
   async createGrant (input: CreateGrantInput): Promise<ClientGrant> {
     const grant: ClientGrant = {
-      id: 'cgr_' + randomBytes(12).toString('base64url'),
+      id: newGrantId(),
       client_id: nonEmpty(input?.client_id, 'client_id'),
       audience: this.ownAudience(input.audience, 'audience'),
       scope: [...new Set(input.scope ?? [])],
