@@ -135,65 +135,82 @@ function importSummary (report: ImportReport): string {
 
 interface Outcome { json: unknown, text: string, code?: number }
 
-async function run (parsed: Parsed, target: Target, io: Io): Promise<Outcome> {
+/** The command's arguments checked, before any target is opened; the returned step runs it. */
+type Step = (target: Target) => Promise<Outcome>
+
+function prepare (parsed: Parsed, io: Io): Step {
   const { spec, values } = parsed
   const name = spec.name
   switch (name) {
     case 'revoke-token': {
       noMorePositionals(parsed, 0)
       const entry = { aud: required(values, 'aud', name), jti: required(values, 'jti', name), expiresAt: expiryOf(values, name) }
-      await target.revokeTokens([entry])
-      return { json: { revoked: entry }, text: `revoked token ${entry.jti} for ${entry.aud} (entry kept until ${when(entry.expiresAt)})\n` }
+      return async (target) => {
+        await target.revokeTokens([entry])
+        return { json: { revoked: entry }, text: `revoked token ${entry.jti} for ${entry.aud} (entry kept until ${when(entry.expiresAt)})\n` }
+      }
     }
     case 'revoke-client': {
       const clientId = positional(parsed, 0, '<clientId>')
       noMorePositionals(parsed, 1)
       const audience = values.audience as string | undefined
-      await target.revokeClient(clientId, audience)
-      return {
-        json: { revokedClient: { clientId, audience: audience ?? '*' } },
-        text: `revoked client ${clientId}: its tokens for ${audience ?? 'every audience'} issued up to now are refused\n`,
+      return async (target) => {
+        await target.revokeClient(clientId, audience)
+        return {
+          json: { revokedClient: { clientId, audience: audience ?? '*' } },
+          text: `revoked client ${clientId}: its tokens for ${audience ?? 'every audience'} issued up to now are refused\n`,
+        }
       }
     }
     case 'revoke-subject': {
       const subject = positional(parsed, 0, '<sub>')
       noMorePositionals(parsed, 1)
-      await target.revokeSubject(subject)
-      return { json: { revokedSubject: subject }, text: `revoked subject ${subject}: its tokens issued up to now are refused\n` }
+      return async (target) => {
+        await target.revokeSubject(subject)
+        return { json: { revokedSubject: subject }, text: `revoked subject ${subject}: its tokens issued up to now are refused\n` }
+      }
     }
     case 'list-revoked': {
       noMorePositionals(parsed, 0)
-      const tokens = await target.listRevoked(values.aud as string | undefined)
-      return { json: tokens, text: tokensTable(tokens) }
+      return async (target) => {
+        const tokens = await target.listRevoked(values.aud as string | undefined)
+        return { json: tokens, text: tokensTable(tokens) }
+      }
     }
-    case 'grants': return grants(parsed, target)
+    case 'grants': return grants(parsed)
     case 'import': {
       const file = positional(parsed, 0, '<file|-> (a file of token ids, or - for stdin)')
       noMorePositionals(parsed, 1)
       const expiresAt = expiryOf(values, name)
-      const input = file === '-' ? io.stdin : createReadStream(file)
       const progress = io.stderr.isTTY === true
         ? (r: ImportReport) => io.stderr.write(`\r${r.lines.toLocaleString('en')} lines read, ${r.revoked.toLocaleString('en')} revoked, ${r.refused.length.toLocaleString('en')} refused`)
         : undefined
-      const report = await importTokens(input, target, { aud: values.aud as string | undefined, expiresAt, ...(progress ? { progress } : {}) })
-      if (progress) io.stderr.write('\n')
-      return { json: report, text: importSummary(report), code: report.refused.length > 0 ? EXIT.partial : EXIT.ok }
+      return async (target) => {
+        const input = file === '-' ? io.stdin : createReadStream(file)
+        const report = await importTokens(input, target, { aud: values.aud as string | undefined, expiresAt, ...(progress ? { progress } : {}) })
+        if (progress) io.stderr.write('\n')
+        return { json: report, text: importSummary(report), code: report.refused.length > 0 ? EXIT.partial : EXIT.ok }
+      }
     }
     case 'purge': {
       noMorePositionals(parsed, 0)
-      const purged = await target.purge()
-      return { json: { purged }, text: `purged ${purged} expired entries\n` }
+      return async (target) => {
+        const purged = await target.purge()
+        return { json: { purged }, text: `purged ${purged} expired entries\n` }
+      }
     }
     case 'status': {
       noMorePositionals(parsed, 0)
-      const status = await target.status()
-      return { json: status, text: Object.entries(status).map(([k, v]) => `${k}: ${v ?? '-'}`).join('\n') + '\n' }
+      return async (target) => {
+        const status = await target.status()
+        return { json: status, text: Object.entries(status).map(([k, v]) => `${k}: ${v ?? '-'}`).join('\n') + '\n' }
+      }
     }
   }
   throw new UsageError(`unknown command ${name}`)
 }
 
-async function grants (parsed: Parsed, target: Target): Promise<Outcome> {
+function grants (parsed: Parsed): Step {
   const { values } = parsed
   const command = 'grants'
   const action = positional(parsed, 0, 'the action: list, create, update or delete')
@@ -204,28 +221,38 @@ async function grants (parsed: Parsed, target: Target): Promise<Outcome> {
         ...(values.client === undefined ? {} : { client_id: values.client as string }),
         ...(values.audience === undefined ? {} : { audience: values.audience as string }),
       }
-      const list = await target.listGrants(filter)
-      return { json: list, text: grantsTable(list) }
+      return async (target) => {
+        const list = await target.listGrants(filter)
+        return { json: list, text: grantsTable(list) }
+      }
     }
     case 'create': {
       noMorePositionals(parsed, 1)
-      const grant = await target.createGrant({ client_id: required(values, 'client', command), audience: required(values, 'audience', command), scope: scopesOf(values.scope) })
-      return { json: grant, text: grantsTable([grant]) }
+      const input = { client_id: required(values, 'client', command), audience: required(values, 'audience', command), scope: scopesOf(values.scope) }
+      return async (target) => {
+        const grant = await target.createGrant(input)
+        return { json: grant, text: grantsTable([grant]) }
+      }
     }
     case 'update': {
       const id = positional(parsed, 1, '<grantId>')
       noMorePositionals(parsed, 2)
       if (values.scope === undefined) throw new UsageError('missing --scope (the scopes the grant keeps; "" for none)', command)
-      const grant = await target.updateGrant(id, scopesOf(values.scope))
-      if (grant === null) throw new NotFound(`no grant ${id}`)
-      return { json: grant, text: grantsTable([grant]) }
+      const scope = scopesOf(values.scope)
+      return async (target) => {
+        const grant = await target.updateGrant(id, scope)
+        if (grant === null) throw new NotFound(`no grant ${id}`)
+        return { json: grant, text: grantsTable([grant]) }
+      }
     }
     case 'delete': {
       const id = positional(parsed, 1, '<grantId>')
       noMorePositionals(parsed, 2)
-      const grant = await target.deleteGrant(id)
-      if (grant === null) throw new NotFound(`no grant ${id}`)
-      return { json: { deleted: grant }, text: `deleted grant ${grant.id} (${grant.client_id} for ${grant.audience}); the client's tokens for that audience issued up to now are refused\n` }
+      return async (target) => {
+        const grant = await target.deleteGrant(id)
+        if (grant === null) throw new NotFound(`no grant ${id}`)
+        return { json: { deleted: grant }, text: `deleted grant ${grant.id} (${grant.client_id} for ${grant.audience}); the client's tokens for that audience issued up to now are refused\n` }
+      }
     }
   }
   const meant = closestName(action, ['list', 'create', 'update', 'delete'])
@@ -253,8 +280,9 @@ export async function main (argv: string[], io: Io): Promise<number> {
   const json = parsed.values.json === true
   let target: Target | undefined
   try {
+    const step = prepare(parsed, io)
     target = await openTarget(parsed.values, parsed.spec.name, io.env)
-    const outcome = await run(parsed, target, io)
+    const outcome = await step(target)
     io.stdout.write(json ? JSON.stringify(outcome.json, null, 2) + '\n' : outcome.text)
     return outcome.code ?? EXIT.ok
   } catch (err) {
