@@ -4,7 +4,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { newGrantId } from '../grant-id.js'
-import { FileStore } from '../stores/file.js'
+import { FileStore, isAlive } from '../stores/file.js'
 import type { ClientGrant, GrantFilter, RevocationStore, RevokedToken } from '../stores/types.js'
 import { TargetRefusedError, UsageError } from './failures.js'
 import type { Target } from './target.js'
@@ -29,15 +29,6 @@ async function peer<T> (name: string, scheme: string): Promise<T> {
       throw new TargetRefusedError(`--store ${scheme}… needs the ${name} package, which is not installed here: npm install ${name}`)
     }
     throw err
-  }
-}
-
-function isAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

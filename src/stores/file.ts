@@ -19,7 +19,8 @@ const fileOptionKeys = optionKeys<FileStoreOptions>({ path: true, maxEntries: tr
 const LOG = 'revocations.log'
 const LOCK = 'lock'
 
-function isAlive (pid: number): boolean {
+/** Whether a process runs under `pid` (one of another user's counts). */
+export function isAlive (pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
