@@ -178,9 +178,13 @@ t.test('a FileStore held by a server is refused; --admin goes through the server
   const call = async () => (await app.inject({ url: '/api/orders', headers: { authorization: `Bearer ${partner}` } })).statusCode
   t.equal(await call(), 200)
   const jti = JSON.parse(Buffer.from(partner.split('.')[1]!, 'base64url').toString()).jti as string
-  const imported = await cli(['import', '-', '--aud', ORDERS, '--json', ...admin], { env, input: ['x-1', jti, 'x-2'].join('\n') })
-  t.equal(imported.code, 0, imported.stderr)
-  t.equal(JSON.parse(imported.stdout).revoked, 3)
+  const input = ['x-1', jti, '{"jti":"y-1","aud":"https://orders.example.com/"}', 'x-2'].join('\n')
+  const imported = await cli(['import', '-', '--aud', ORDERS, '--json', ...admin], { env, input })
+  t.equal(imported.code, 4, imported.stderr)
+  const report = JSON.parse(imported.stdout) as { revoked: number, refused: Array<{ line: number, reason: string }> }
+  t.equal(report.revoked, 3)
+  t.same(report.refused.map((r) => r.line), [3], 'an audience the server does not accept (a trailing slash) refuses that line only')
+  t.match(report.refused[0]!.reason, /must be an audience this API accepts/)
   t.equal(await call(), 401, 'the imported jti is refused on the next call')
   t.same((JSON.parse((await cli(['list-revoked', '--aud', ORDERS, '--json', ...admin], { env })).stdout) as Array<{ jti: string }>).map((e) => e.jti).sort(), [jti, 'x-1', 'x-2'].sort())
 

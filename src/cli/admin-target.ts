@@ -3,7 +3,7 @@
 import { MAX_BATCH } from '../admin/schemas.js'
 import { fetchJson, outboundOrigin, type OutboundResponse } from '../http/fetch.js'
 import type { GrantFilter, RevokedToken } from '../stores/types.js'
-import { TargetRefusedError, UsageError } from './failures.js'
+import { EntriesRefusedError, TargetRefusedError, UsageError } from './failures.js'
 import type { GrantView, RevokedView, Target } from './target.js'
 
 const TIMEOUT = 30_000
@@ -43,6 +43,7 @@ export class AdminTarget implements Target {
     const body = (response.body ?? {}) as Auth0Error
     const why = `${method} ${path.split('?')[0]} answered ${response.status}${body.message ? `: ${body.message}` : ''}`
     if (response.status === 401 || response.status === 403) throw new TargetRefusedError(`${why} (check --token and its scopes)`)
+    if (response.status === 400) throw new EntriesRefusedError(body.message ?? why)
     throw new Error(why)
   }
 

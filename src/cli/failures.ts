@@ -22,3 +22,6 @@ export class UsageError extends Error {
 
 /** The target refuses to be used this way; the message says what to do instead. */
 export class TargetRefusedError extends Error {}
+
+/** The target refused what was sent (a 400: an audience the server does not accept), not the connection. */
+export class EntriesRefusedError extends Error {}

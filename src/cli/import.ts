@@ -4,6 +4,7 @@
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
 import type { RevokedToken } from '../stores/types.js'
+import { EntriesRefusedError } from './failures.js'
 import type { Target } from './target.js'
 
 export interface ImportOptions {
@@ -67,22 +68,30 @@ function parseLine (text: string, options: ImportOptions, now: number): RevokedT
  */
 export async function importTokens (input: Readable, target: Target, options: ImportOptions): Promise<ImportReport> {
   const report: ImportReport = { lines: 0, revoked: 0, refused: [] }
-  let batch: RevokedToken[] = []
-  let batchStart = 1
+  let batch: Array<{ line: number, entry: RevokedToken }> = []
   let writing: Promise<void> = Promise.resolve()
   let lastProgress = 0
 
+  const write = async (items: Array<{ line: number, entry: RevokedToken }>) => {
+    try {
+      await target.revokeTokens(items.map((i) => i.entry))
+      report.revoked += items.length
+    } catch (err) {
+      if (!(err instanceof EntriesRefusedError)) {
+        throw new ImportStopped(`${(err as Error).message}; ${report.revoked} tokens were revoked before line ${items[0]!.line}: run the import again from that line`, report)
+      }
+      // The server refused an entry of the batch (an audience it does not accept): find which, one by one.
+      if (items.length === 1) report.refused.push({ line: items[0]!.line, reason: err.message })
+      else for (const item of items) await write([item])
+    }
+  }
+
   const flush = async () => {
     if (batch.length === 0) return
-    const entries = batch
-    const fromLine = batchStart
+    const items = batch
     batch = []
     await writing
-    writing = target.revokeTokens(entries).then(() => {
-      report.revoked += entries.length
-    }, (err: unknown) => {
-      throw new ImportStopped(`${(err as Error).message}; ${report.revoked} tokens were revoked before line ${fromLine}: run the import again from that line`, report)
-    })
+    writing = write(items)
     // Surfaced at the next flush or at the end; never left unhandled meanwhile.
     writing.catch(() => {})
   }
@@ -93,8 +102,7 @@ export async function importTokens (input: Readable, target: Target, options: Im
     const text = raw.trim()
     if (text === '' || text.startsWith('#')) continue
     try {
-      if (batch.length === 0) batchStart = line
-      batch.push(parseLine(text, options, Date.now()))
+      batch.push({ line, entry: parseLine(text, options, Date.now()) })
     } catch (err) {
       report.refused.push({ line, reason: (err as Error).message })
     }
@@ -106,6 +114,7 @@ export async function importTokens (input: Readable, target: Target, options: Im
   }
   await flush()
   await writing
+  report.refused.sort((a, b) => a.line - b.line)
   options.progress?.(report)
   return report
 }
