@@ -4,9 +4,11 @@ import { spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { PassThrough, Readable } from 'node:stream'
 import t from 'tap'
 import { startExampleServer } from '../examples/demo.js'
 import { MANAGEMENT, ORDERS } from '../examples/server.js'
+import { main } from '../src/cli/main.js'
 import { FileStore } from '../src/index.js'
 import { PostgresStore } from '../src/stores/postgres.js'
 import { RedisStore } from '../src/stores/redis.js'
@@ -201,4 +203,23 @@ t.test('a FileStore held by a server is refused; --admin goes through the server
   t.equal(wrong.code, 3, 'a refused token is exit 3')
   t.match(wrong.stderr, /answered 401/)
   t.notMatch(wrong.stderr, /not-a-token/, 'the token is not echoed')
+})
+
+t.test('import shows its progress on a terminal, and only there', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'cli-tty-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const run = async (isTTY: boolean) => {
+    const stderr = Object.assign(new PassThrough(), { isTTY })
+    let progress = ''
+    stderr.on('data', (c: Buffer) => { progress += c })
+    const stdout = new PassThrough()
+    stdout.resume()
+    const stdin = Readable.from(Array.from({ length: 20_000 }, (_, i) => `tty-${i}\n`))
+    const code = await main(['import', '-', '--aud', 'https://api', '--store', `file:${dir}`], { stdin, stdout, stderr, env: {} })
+    return { code, progress }
+  }
+  const tty = await run(true)
+  t.equal(tty.code, 0)
+  t.match(tty.progress, /\r20,000 lines read, 20,000 revoked, 0 refused\n$/, 'a progress line, rewritten in place')
+  t.equal((await run(false)).progress, '', 'nothing when stderr is not a terminal (a script, a pipe)')
 })
