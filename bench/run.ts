@@ -5,7 +5,8 @@
 // interleaved across servers; medians with their spread (min–max).
 //   BENCH_DURATION=3 BENCH_ROUNDS=5 BENCH_CONNECTIONS=32 npm run bench
 //   BENCH_ONLY=bare,hit,miss-es256 BENCH_DURATION=2 BENCH_ROUNDS=3 npm run bench   (quick; prints, writes nothing)
-// Row ids: see `rows` below; prop-redis, prop-pg and memory select the other measures.
+// Row ids: see `rows` below; prop-redis, prop-pg, memory, hook-cost, import-file, import-redis,
+// import-pg and file-concurrent select the other measures.
 import { execFile, execFileSync, fork, spawn, type ChildProcess } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
@@ -16,6 +17,7 @@ import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type J
 import { AUDIENCE, ISSUER, type Alg, type BenchKeys, type ServerKind } from './config.js'
 import { procAvailable } from './cpu.js'
 import type { LoadRequest, LoadResult } from './load.js'
+import { measureConcurrentRevocations, measureImport, type ConcurrentResult, type ImportResult, type ImportStore } from './operator.js'
 import { measurePropagation, type PropagationStore } from './propagation.js'
 
 const duration = Number(process.env.BENCH_DURATION ?? 3)
@@ -121,6 +123,7 @@ function stat (xs: number[]): Stat {
 const fmt = (s: Stat, digits = 0) => `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`
 
 interface Measured { row: Row, rps: Stat, cpu: Stat }
+interface Operator { imports: ImportResult[], concurrent?: ConcurrentResult }
 interface Memory { what: string, entries: number, rssMB: number, heapMB: number, heapBytes: number, bytesPerEntry: number, tokenChars?: number }
 const CACHED = 10_000
 
@@ -226,7 +229,19 @@ async function main (): Promise<void> {
     }
   }
 
-  const report = render(byId, propagation, memory, hookCosts)
+  const operator: Operator = { imports: [] }
+  for (const [id, store] of [['import-file', 'file'], ['import-redis', 'redis'], ['import-pg', 'postgres']] as const) {
+    if (!wanted(id)) continue
+    const result = await measureImport(store)
+    process.stdout.write(`import into ${store}: ${result.jtis.toLocaleString('en')} jtis in ${result.seconds.toFixed(2)} s\n`)
+    operator.imports.push(result)
+  }
+  if (wanted('file-concurrent')) {
+    operator.concurrent = await measureConcurrentRevocations()
+    process.stdout.write(`FileStore concurrent revocations: ${Math.round(operator.concurrent.perSecond).toLocaleString('en')}/s in ${operator.concurrent.fsyncs} fsyncs\n`)
+  }
+
+  const report = render(byId, propagation, memory, hookCosts, operator)
   process.stdout.write('\n' + report)
   if (only === undefined) {
     await writeFile(join(here, '..', 'BENCHMARKS.md'), report)
@@ -239,6 +254,7 @@ function render (
   propagation: Array<{ kind: PropagationStore, p50: number, p99: number, samples: number }>,
   memory: Memory[],
   hookCosts: string[],
+  operator: Operator,
 ): string {
   const bare = byId.get('bare')
   const lines = [
@@ -308,6 +324,15 @@ function render (
   }
   for (const p of propagation) {
     targets.push(`- Revocation propagation between two instances on ${p.kind === 'redis' ? 'Redis' : 'PostgreSQL'} (revoke on A, poll B over HTTP, ${p.samples} samples): p50 **${p.p50.toFixed(2)} ms**, p99 **${p.p99.toFixed(2)} ms**.`)
+  }
+  const importTarget: Record<ImportStore, number> = { file: 5, redis: 5, postgres: 10 }
+  const storeName: Record<ImportStore, string> = { file: 'a FileStore', redis: 'Redis', postgres: 'PostgreSQL' }
+  for (const i of operator.imports) {
+    targets.push(`- \`fastify-jwt-revocation import\` of ${i.jtis.toLocaleString('en')} jtis into ${storeName[i.store]}, timed from the shell (process start included): **${i.seconds.toFixed(2)} s**: target ≤ ${importTarget[i.store]} s ${verdict(i.seconds <= importTarget[i.store])}.`)
+  }
+  const c = operator.concurrent
+  if (c !== undefined) {
+    targets.push(`- FileStore single revocations from ${c.callers.toLocaleString('en')} concurrent callers, each acknowledged once durable: **${Math.round(c.perSecond).toLocaleString('en')}/s** (${c.revocations.toLocaleString('en')} in ${c.fsyncs.toLocaleString('en')} group commits, one fsync each): target ≥ 20,000/s ${verdict(c.perSecond >= 20_000)}.`)
   }
   if (targets.length > 0) lines.push('## Against the targets', '', ...targets, '')
   if (hookCosts.length > 0) {

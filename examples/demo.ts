@@ -133,6 +133,7 @@ export async function startExampleServer (options: Pick<ExampleOptions, 'auth0'>
   return {
     app,
     url: publicUrl,
+    dataDir,
     close: async () => {
       await app.close()
       await rm(dataDir, { recursive: true, force: true })

@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { adminConsole } from './console.js'
 import { issuerRoutes, loadSigningKey, StatusListPublisher, type ExampleConfig } from './issuer.js'
 import { metricsRoute } from './telemetry.js'
 
@@ -115,6 +116,13 @@ export async function buildExampleServer (options: ExampleOptions): Promise<Fast
     await app.register(auth0Sync, { ...options.auth0, audience: SYNCED_AUDIENCES })
   }
 
+  // The admin routes in a browser page: sign in with the admin client's credentials.
+  await app.register(adminConsole, {
+    audience: MANAGEMENT,
+    adminBase: '/api/v2',
+    tokenEndpoint: '/oauth/token',
+    apiAudiences: config.apis.map((a) => a.identifier).filter((a) => a !== MANAGEMENT),
+  })
   app.get('/health', { config: { auth: false } }, async () => ({ status: 'ok' }))
   // Readiness for a load balancer or Kubernetes: 503 while the store or the keys are unreachable.
   app.get('/health/ready', { config: { auth: false } }, async (_request, reply) => {
@@ -143,6 +151,7 @@ fastify-jwt-revocation example: issuer + protected API + admin routes
   API        ${url}/api/orders   (scope read:orders)
   Issuer     ${url}/oauth/token  ${url}/.well-known/openid-configuration
   Admin      ${url}/api/v2/blacklists/tokens  ${url}/api/v2/client-grants
+  Console    ${url}/admin   (Client ID admin, Client secret admin-secret)
   Feeds      ${url}/statuslists/1 (Token Status List)  ${url}/ssf/events (Shared Signals receiver)
 
 The partner story (copy and paste):

@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { randomBytes } from 'node:crypto'
 import {
   GrantNotFoundError, InvalidArgumentError, ServiceUnavailableError, StoreError, TokenRevokedError,
 } from './errors.js'
+import { newGrantId } from './grant-id.js'
 import type { HealthContributor, HealthReport, HealthReporter } from './health.js'
 import { Metrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
@@ -121,14 +121,35 @@ export class Revocation {
   // ---- strategy 1: blacklist one token -------------------------------------------
 
   async revokeToken (input: RevokeTokenInput): Promise<void> {
+    const entry = this.tokenEntry(input)
+    await this.call('revokeToken', () => this.store.revokeToken(entry))
+    this.invalidate({ type: 'token', aud: entry.aud, jti: entry.jti })
+  }
+
+  /**
+   * Blacklists many tokens: one store write when the store has `revokeTokens` (one by
+   * one otherwise) and one invalidation for all of them. Every input is checked first:
+   * one bad input refuses the whole batch.
+   */
+  async revokeTokens (inputs: RevokeTokenInput[]): Promise<void> {
+    if (!Array.isArray(inputs)) throw new InvalidArgumentError('revokeTokens takes an array of { jti, aud?, exp? }')
+    const entries = inputs.map((input) => this.tokenEntry(input))
+    if (entries.length === 0) return
+    const store = this.store
+    await this.call('revokeTokens', async () => {
+      if (store.revokeTokens) return store.revokeTokens(entries)
+      for (const entry of entries) await store.revokeToken(entry)
+    })
+    this.invalidate({ type: 'tokens', tokens: entries.map((e) => ({ aud: e.aud, jti: e.jti })) })
+  }
+
+  private tokenEntry (input: RevokeTokenInput): RevokedToken {
     const jti = nonEmpty(input?.jti, 'jti')
     const aud = input.aud === undefined ? this.options.audiences[0]! : this.ownAudience(input.aud, 'aud')
     if (input.exp !== undefined && (typeof input.exp !== 'number' || !Number.isFinite(input.exp))) {
       throw new InvalidArgumentError('exp must be a number of seconds since the epoch')
     }
-    const entry = { aud, jti, expiresAt: this.entryExpiry(input.exp) }
-    await this.call('revokeToken', () => this.store.revokeToken(entry))
-    this.invalidate({ type: 'token', aud, jti })
+    return { aud, jti, expiresAt: this.entryExpiry(input.exp) }
   }
 
   async isTokenRevoked (jti: string, aud?: string): Promise<boolean> {
@@ -187,7 +208,7 @@ export class Revocation {
 
   async createGrant (input: CreateGrantInput): Promise<ClientGrant> {
     const grant: ClientGrant = {
-      id: 'cgr_' + randomBytes(12).toString('base64url'),
+      id: newGrantId(),
       client_id: nonEmpty(input?.client_id, 'client_id'),
       audience: this.ownAudience(input.audience, 'audience'),
       scope: [...new Set(input.scope ?? [])],

@@ -122,10 +122,13 @@ export class TokenCache {
   affected (change: RevocationChange): Iterable<TokenRecord> {
     switch (change.type) {
       case 'token': return [...recordsOf(this.byJti, change.jti)].filter((r) => r.audiences.includes(change.aud))
+      case 'tokens': return !Array.isArray(change.tokens) ? this.lru.values() : change.tokens.flatMap((t) => [...recordsOf(this.byJti, t.jti)].filter((r) => r.audiences.includes(t.aud)))
       case 'client':
       case 'grant': return recordsOf(this.byClient, change.clientId)
       case 'subject': return recordsOf(this.bySubject, change.subject)
       case 'reset': return this.lru.values()
+      // A message from a newer version this one cannot read: drop everything, as for a reset.
+      default: return this.lru.values()
     }
   }
 

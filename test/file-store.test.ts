@@ -162,6 +162,42 @@ t.test('a revocation is acknowledged only after the data sync of its own write',
   t.same(events, ['write synced-jti', 'datasync', 'datasync done', 'acknowledged'])
 })
 
+t.test('group commit: revocations arriving during a sync share the next one, each acknowledged after it', async (t) => {
+  const store = new FileStore({ path: await tempDir(t) })
+  t.teardown(() => store.close())
+  await store.ready()
+  const log = (store as unknown as { log: FileHandle }).log
+  const datasync = log.datasync.bind(log)
+  let syncs = 0
+  let release: () => void = () => {}
+  let firstStarted: () => void = () => {}
+  const started = new Promise<void>((resolve) => { firstStarted = resolve })
+  log.datasync = async () => {
+    if (++syncs === 1) {
+      firstStarted()
+      await new Promise<void>((resolve) => { release = resolve })
+    }
+    await datasync()
+  }
+  const acknowledged = new Set<string>()
+  const revoke = (jti: string) => store.revokeToken({ aud: AUD, jti, expiresAt: null }).then(() => { acknowledged.add(jti) })
+  const first = revoke('first')
+  await started
+  const rest = Array.from({ length: 50 }, (_, i) => revoke(`queued-${i}`))
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(acknowledged.size, 0, 'nothing acknowledged while the sync is held')
+  t.equal(await store.lookup({ audiences: [AUD], jti: 'queued-0', includeGrant: false }).then((s) => s.tokenRevoked), false, 'nor visible before it is durable')
+  release()
+  await first
+  await Promise.all(rest)
+  t.equal(acknowledged.size, 51)
+  t.equal(syncs, 2, 'the 50 that queued during the first sync were made durable by one more')
+  const reopened = new FileStore({ path: store.path })
+  await store.close()
+  t.teardown(() => reopened.close())
+  t.equal((await reopened.listRevokedTokens({ aud: AUD })).length, 51, 'all of them are in the log')
+})
+
 t.test('a full MemoryStore refuses a new revocation instead of evicting one', async (t) => {
   const store = new MemoryStore({ maxEntries: 2 })
   await store.revokeToken({ aud: AUD, jti: 'a', expiresAt: null })

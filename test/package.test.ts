@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
+import { connectRedis, deleteKeys, REDIS_URL, uniqueName } from './services.js'
 
 const run = promisify(execFile)
 const root = join(import.meta.dirname, '..')
@@ -111,6 +112,29 @@ t.test('npm pack, install into a fresh Fastify app, use from ESM, CommonJS and T
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
   const typed = await run(process.execPath, [tsc, '-p', app], { cwd: app }).then(() => 'ok', (err: { stdout?: string }) => err.stdout ?? String(err))
   t.equal(typed, 'ok', 'the published types check in a strict TypeScript consumer')
+
+  // The command line, as an operator installing the package gets it.
+  t.ok(files.includes('dist/esm/cli/bin.js'), 'the bin is packed')
+  const npx = (...args: string[]) => run('npx', ['--no-install', 'fastify-jwt-revocation', ...args], { cwd: app }).then(
+    ({ stdout }) => ({ code: 0, stdout, stderr: '' }),
+    (err: { code: number, stdout: string, stderr: string }) => ({ code: err.code, stdout: err.stdout, stderr: err.stderr }))
+  t.match((await npx('--help')).stdout, /Usage: fastify-jwt-revocation <command>/)
+  await run('mkdir', ['-p', join(app, 'cli-store')])
+  t.equal((await npx('revoke-token', '--aud', 'https://api.example', '--jti', 'from-a-shell', '--store', 'file:cli-store')).code, 0)
+  t.same(JSON.parse((await npx('list-revoked', '--json', '--store', 'file:cli-store')).stdout).map((e: { jti: string }) => e.jti), ['from-a-shell'])
+  // This app installed ioredis but not pg: the PostgreSQL target says what to install.
+  const noPg = await npx('status', '--store', 'postgres://postgres@127.0.0.1:5432/test')
+  t.equal(noPg.code, 3)
+  t.match(noPg.stderr, /needs the pg package, which is not installed here: npm install pg/)
+  const redis = await connectRedis(t)
+  if (redis) {
+    // The issue's incident: a partner cut off from a shell, through the app's own ioredis (6 here).
+    const prefix = `{${uniqueName('npx')}}:`
+    t.teardown(() => deleteKeys(redis, prefix))
+    const cut = await npx('revoke-client', 'partner', '--audience', 'https://api.example', '--store', REDIS_URL, '--prefix', prefix)
+    t.equal(cut.code, 0, cut.stderr)
+    t.ok(await redis.exists(`${prefix}c:partner\u0000https://api.example`), 'the revocation is in Redis')
+  }
 })
 
 t.test('the public entry point exports the plugin, stores, admin routes and error classes only', async (t) => {

@@ -95,6 +95,25 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
     return entries.map((e) => ({ aud: e.aud, jti: e.jti }))
   })
 
+  // Beyond Auth0's API, for the command line and the console; same scopes as their nearest Auth0 route.
+  app.post<{ Body: { tokens: Array<{ aud?: string, jti: string, exp?: number }> } }>('/blacklists/tokens/batch', {
+    schema: schemas.postBlacklistBatch, config: auth('blacklist:tokens'), bodyLimit: Math.max(bodyLimit, 1 << 20),
+  }, async (request) => {
+    await revocation.revokeTokens(request.body.tokens)
+    return { revoked: request.body.tokens.length }
+  })
+
+  app.post<{ Body: { client_id: string, audience?: string } }>('/revocations/clients', { schema: schemas.postClientRevocation, config: auth(GRANT_SCOPES[3]), bodyLimit }, async (request, reply) => {
+    const { client_id: clientId, audience } = request.body
+    await revocation.revokeClient(clientId, audience === undefined ? {} : { audience })
+    return reply.code(204).send()
+  })
+
+  app.post<{ Body: { subject: string } }>('/revocations/subjects', { schema: schemas.postSubjectRevocation, config: auth('blacklist:tokens'), bodyLimit }, async (request, reply) => {
+    await revocation.revokeSubject(request.body.subject)
+    return reply.code(204).send()
+  })
+
   app.get<{ Querystring: GrantQuery }>('/client-grants', { schema: schemas.getGrants, config: auth(GRANT_SCOPES[1]) }, async (request, reply) => {
     const q = request.query
     const all = grantsMatching(await revocation.listGrants({

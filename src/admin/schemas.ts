@@ -156,3 +156,66 @@ export const deleteGrant = {
   params: grantParams,
   response: { 204: { type: 'null', description: 'Client grant deleted' }, ...errors },
 } as const
+
+// ---- beyond Auth0: what the command line and the console need --------------------------
+
+/** Largest batch the batch route takes; the command line sends its imports in batches this size. */
+export const MAX_BATCH = 1000
+
+export const postBlacklistBatch = {
+  tags: ['Blacklists'],
+  summary: 'Blacklist many tokens (not in Auth0)',
+  description: 'Blacklists every listed token with one store write. One bad entry refuses the whole batch (400).',
+  body: {
+    type: 'object',
+    required: ['tokens'],
+    additionalProperties: false,
+    properties: {
+      tokens: {
+        type: 'array',
+        minItems: 1,
+        maxItems: MAX_BATCH,
+        items: {
+          type: 'object',
+          required: ['jti'],
+          additionalProperties: false,
+          properties: {
+            aud: { ...id, description: 'Audience of the token (defaults to the API\'s first audience)' },
+            jti: { ...id, description: 'jti of the token to blacklist' },
+            exp: { type: 'integer', minimum: 0, description: 'The token\'s exp (seconds): the entry is dropped after it' },
+          },
+        },
+      },
+    },
+  },
+  response: { 200: { type: 'object', properties: { revoked: { type: 'integer' } } }, ...errors },
+} as const
+
+export const postClientRevocation = {
+  tags: ['Revocations'],
+  summary: 'Revoke a client (not in Auth0)',
+  description: 'Refuses every token of the client (for `audience`, or every audience) issued up to now. Needs delete:client_grants.',
+  body: {
+    type: 'object',
+    required: ['client_id'],
+    additionalProperties: false,
+    properties: {
+      client_id: { ...id, description: 'ID of the client' },
+      audience: { ...id, description: 'Only its tokens for this audience' },
+    },
+  },
+  response: { 204: { type: 'null', description: 'Client revoked' }, ...errors },
+} as const
+
+export const postSubjectRevocation = {
+  tags: ['Revocations'],
+  summary: 'Revoke a subject (not in Auth0)',
+  description: '"Log out everywhere": refuses every token of the subject issued up to now. Needs blacklist:tokens.',
+  body: {
+    type: 'object',
+    required: ['subject'],
+    additionalProperties: false,
+    properties: { subject: { ...id, description: 'The tokens\' sub' } },
+  },
+  response: { 204: { type: 'null', description: 'Subject revoked' }, ...errors },
+} as const

@@ -6,7 +6,7 @@ import { OutboundRequestError } from '../errors.js'
 // redirect elsewhere, never waiting forever, never reading an unbounded body.
 
 export interface OutboundRequest {
-  method?: 'GET' | 'POST'
+  method?: 'GET' | 'POST' | 'PATCH' | 'DELETE'
   headers?: Record<string, string>
   /** Sent as JSON. */
   json?: unknown

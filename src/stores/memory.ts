@@ -22,5 +22,5 @@ export class MemoryStore extends StateBackedStore {
     super(max)
   }
 
-  protected async commit (_operation: StoreOperation): Promise<void> {}
+  protected async commit (_operations: StoreOperation[]): Promise<void> {}
 }

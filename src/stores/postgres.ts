@@ -70,6 +70,24 @@ INSERT INTO ${p}schema (version) SELECT ${SCHEMA_VERSION} WHERE NOT EXISTS (SELE
 `
 }
 
+/** Largest NOTIFY payload PostgreSQL accepts (bytes, less one). */
+const NOTIFY_LIMIT = 7999
+
+/**
+ * One entry per (aud, jti), keeping the longest expiry (null: forever): one INSERT … ON
+ * CONFLICT may not touch the same row twice.
+ */
+function distinctTokens (entries: RevokedToken[]): RevokedToken[] {
+  const byPair = new Map<string, RevokedToken>()
+  for (const e of entries) {
+    const key = e.aud + '\u0000' + e.jti
+    const seen = byPair.get(key)
+    if (seen === undefined) byPair.set(key, { aud: e.aud, jti: e.jti, expiresAt: e.expiresAt })
+    else if (seen.expiresAt !== null && (e.expiresAt === null || e.expiresAt > seen.expiresAt)) seen.expiresAt = e.expiresAt
+  }
+  return [...byPair.values()]
+}
+
 interface GrantRow { id: string, client_id: string, audience: string, scope: string[], created_at: string }
 const grantOf = (r: GrantRow): ClientGrant => ({ id: r.id, client_id: r.client_id, audience: r.audience, scope: r.scope, created_at: Number(r.created_at) })
 
@@ -113,6 +131,10 @@ export class PostgresStore implements RevocationStore {
         (SELECT revoked_at FROM ${p}subjects WHERE subject = $4 AND (expires_at IS NULL OR expires_at > $5)) AS subject_revoked_at,
         CASE WHEN $6::boolean THEN (SELECT json_build_object('created_at', created_at, 'scope', scope) FROM ${p}grants WHERE client_id = $3 AND audience = ANY($1::text[]) ORDER BY created_at LIMIT 1) END AS grant`,
       revokeToken: `WITH w AS (INSERT INTO ${p}tokens (aud, jti, expires_at) VALUES ($1, $2, $3)
+        ON CONFLICT (aud, jti) DO UPDATE SET expires_at = CASE WHEN ${p}tokens.expires_at IS NULL OR EXCLUDED.expires_at IS NULL THEN NULL ELSE GREATEST(${p}tokens.expires_at, EXCLUDED.expires_at) END)
+        SELECT ${notify.replace('$N', '$4')}`,
+      // A batch as one statement: arrays unnested into rows (the entries are distinct pairs).
+      revokeTokens: `WITH w AS (INSERT INTO ${p}tokens (aud, jti, expires_at) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
         ON CONFLICT (aud, jti) DO UPDATE SET expires_at = CASE WHEN ${p}tokens.expires_at IS NULL OR EXCLUDED.expires_at IS NULL THEN NULL ELSE GREATEST(${p}tokens.expires_at, EXCLUDED.expires_at) END)
         SELECT ${notify.replace('$N', '$4')}`,
       revokeClient: `WITH w AS (INSERT INTO ${p}clients (client_id, audience, revoked_at, expires_at) VALUES ($1, $2, $3, $4)
@@ -186,6 +208,18 @@ export class PostgresStore implements RevocationStore {
 
   async revokeToken (entry: RevokedToken): Promise<void> {
     await this.query('revoke_token', this.sql.revokeToken!, [entry.aud, entry.jti, entry.expiresAt, encodeChange({ type: 'token', aud: entry.aud, jti: entry.jti })])
+  }
+
+  async revokeTokens (entries: RevokedToken[]): Promise<void> {
+    const distinct = distinctTokens(entries)
+    if (distinct.length === 0) return
+    const tokens = distinct.map((e) => ({ aud: e.aud, jti: e.jti }))
+    let change = encodeChange({ type: 'tokens', tokens })
+    // NOTIFY carries at most 8000 bytes: a larger batch tells every instance to drop its cache.
+    if (Buffer.byteLength(change) > NOTIFY_LIMIT) change = encodeChange({ type: 'reset' })
+    await this.query('revoke_tokens', this.sql.revokeTokens!, [
+      distinct.map((e) => e.aud), distinct.map((e) => e.jti), distinct.map((e) => e.expiresAt), change,
+    ])
   }
 
   async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {

@@ -63,6 +63,21 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1`
 
+// A batch: KEYS are the index then one key per token; ARGV the expiries, then the index
+// members, then now, channel and message. One script, so the batch and its one change
+// message are seen together.
+const REVOKE_TOKENS = `
+local n = #KEYS - 1
+for i = 1, n do
+  local expiresAt = ARGV[i]
+  redis.call('SET', KEYS[i + 1], '1')
+  if expiresAt ~= '' then redis.call('PEXPIREAT', KEYS[i + 1], expiresAt) end
+  redis.call('ZADD', KEYS[1], expiresAt == '' and '+inf' or expiresAt, ARGV[n + i])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2 * n + 1])
+redis.call('PUBLISH', ARGV[2 * n + 2], ARGV[2 * n + 3])
+return n`
+
 // Keeps the later revocation when one exists already.
 const REVOKE_LATEST = `
 local current = redis.call('GET', KEYS[1])
@@ -248,6 +263,18 @@ export class RedisStore implements RevocationStore {
     await this.write(REVOKE_TOKEN, 2, this.tokenKey(entry.aud, entry.jti), this.tokenIndex,
       expiry(entry.expiresAt), entry.aud + SEP + entry.jti, String(Date.now()), this.channel,
       encodeChange({ type: 'token', aud: entry.aud, jti: entry.jti }))
+  }
+
+  async revokeTokens (entries: RevokedToken[]): Promise<void> {
+    if (entries.length === 0) return
+    const keys = [this.tokenIndex, ...entries.map((e) => this.tokenKey(e.aud, e.jti))]
+    const args = [
+      ...entries.map((e) => expiry(e.expiresAt)),
+      ...entries.map((e) => e.aud + SEP + e.jti),
+      String(Date.now()), this.channel,
+      encodeChange({ type: 'tokens', tokens: entries.map((e) => ({ aud: e.aud, jti: e.jti })) }),
+    ]
+    await this.write(REVOKE_TOKENS, keys.length, ...keys, ...args)
   }
 
   async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {

@@ -1,9 +1,24 @@
 import { ChangeFeed } from './change-feed.js'
 import { copyGrant, StoreState, type StoreOperation } from './state.js'
 import type {
-  ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationQuery,
+  ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationChange, RevocationQuery,
   RevocationState, RevocationStore, RevokedToken, SubjectRevocation,
 } from './types.js'
+
+/** What one write puts in the log, and the change it announces (default: that of its last operation). */
+interface Staged {
+  operations: StoreOperation[]
+  change?: RevocationChange
+}
+
+interface QueuedWrite {
+  /** Runs when the write's batch is formed; null when there is nothing to write. */
+  prepare: (staged: number) => Staged | null
+  /** Reads the state to decide (grants): runs in a batch of its own, after every earlier write applied. */
+  alone: boolean
+  resolve: () => void
+  reject: (err: unknown) => void
+}
 
 /**
  * Package-internal: reads an in-process store's state without a promise, so a cache miss
@@ -24,43 +39,96 @@ export function inMemoryLookup (store: object): InMemoryLookup | null {
 
 /**
  * A store whose state lives in this process (MemoryStore, FileStore). Writes are
- * serialised, made durable by `commit` first and applied to memory after, so an
- * acknowledged write is never lost and a failed one changes nothing. Listeners in
- * this process hear every change: two apps sharing one store stay consistent.
+ * group-committed: those that arrive while a commit is in flight are made durable
+ * together by the next `commit` (one fsync for the FileStore), then applied to memory,
+ * then acknowledged. An acknowledged write is never lost and a failed one changes
+ * nothing. Listeners in this process hear every change: two apps sharing one store
+ * stay consistent.
  */
 export abstract class StateBackedStore implements RevocationStore {
   protected readonly state: StoreState
   private readonly feed = new ChangeFeed()
-  private writes: Promise<unknown> = Promise.resolve()
+  private readonly queue: QueuedWrite[] = []
+  private draining: Promise<void> | null = null
 
   constructor (maxEntries: number) {
     this.state = new StoreState(maxEntries)
   }
 
-  /** Makes `operation` durable; resolves only once it is. */
-  protected abstract commit (operation: StoreOperation): Promise<void>
+  /** Makes `operations` durable, in order; resolves only once they all are. */
+  protected abstract commit (operations: StoreOperation[]): Promise<void>
 
   async ready (): Promise<void> {}
   async close (): Promise<void> {}
 
   /** Resolves once every write queued so far has finished. */
-  protected idle (): Promise<void> {
-    return this.writes.then(() => {})
+  protected async idle (): Promise<void> {
+    while (this.draining !== null) await this.draining
   }
 
-  private write<T> (prepare: () => StoreOperation | T): Promise<T | undefined> {
-    const run = async () => {
-      await this.ready()
-      const operation = prepare()
-      if (!isOperation(operation)) return operation as T
-      await this.commit(operation)
-      const change = this.state.apply(operation)
-      if (change) this.feed.emit(change)
-      return undefined
+  private write (prepare: QueuedWrite['prepare'], alone = false): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ prepare, alone, resolve, reject })
+      this.draining ??= this.drain()
+    })
+  }
+
+  private async drain (): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        // Waiting here (also when ready) lets writes of the same tick join the batch.
+        try {
+          await this.ready()
+        } catch (err) {
+          for (const write of this.queue.splice(0)) write.reject(err)
+          return
+        }
+        const first = this.queue[0]!
+        const batch = first.alone ? this.queue.splice(0, 1) : this.queue.splice(0, this.leadingShared())
+        await this.commitBatch(batch)
+      }
+    } finally {
+      this.draining = null
     }
-    const result = this.writes.then(run, run)
-    this.writes = result.catch(() => {})
-    return result
+  }
+
+  /** How many writes at the head of the queue can share one commit. */
+  private leadingShared (): number {
+    const n = this.queue.findIndex((w) => w.alone)
+    return n === -1 ? this.queue.length : n
+  }
+
+  private async commitBatch (batch: QueuedWrite[]): Promise<void> {
+    const accepted: Array<{ write: QueuedWrite, staged: Staged }> = []
+    const operations: StoreOperation[] = []
+    for (const write of batch) {
+      let staged: Staged | null
+      try {
+        staged = write.prepare(operations.length)
+      } catch (err) {
+        write.reject(err)
+        continue
+      }
+      if (staged === null) write.resolve()
+      else {
+        accepted.push({ write, staged })
+        for (const operation of staged.operations) operations.push(operation)
+      }
+    }
+    if (accepted.length === 0) return
+    try {
+      await this.commit(operations)
+    } catch (err) {
+      for (const { write } of accepted) write.reject(err)
+      return
+    }
+    for (const { write, staged } of accepted) {
+      let change: RevocationChange | undefined
+      for (const operation of staged.operations) change = this.state.apply(operation)
+      change = staged.change ?? change
+      if (change) this.feed.emit(change)
+      write.resolve()
+    }
   }
 
   async lookup (query: RevocationQuery): Promise<RevocationState> {
@@ -80,9 +148,19 @@ export abstract class StateBackedStore implements RevocationStore {
   }
 
   async revokeToken (entry: RevokedToken): Promise<void> {
-    await this.write(() => {
-      this.state.ensureRoom(Date.now())
-      return { op: 'token', entry: { aud: entry.aud, jti: entry.jti, expiresAt: entry.expiresAt } }
+    await this.write((staged) => {
+      this.state.ensureRoom(Date.now(), 1, staged)
+      return { operations: [{ op: 'token', entry: { aud: entry.aud, jti: entry.jti, expiresAt: entry.expiresAt } }] }
+    })
+  }
+
+  async revokeTokens (entries: RevokedToken[]): Promise<void> {
+    const operations: StoreOperation[] = entries.map((e) => ({ op: 'token', entry: { aud: e.aud, jti: e.jti, expiresAt: e.expiresAt } }))
+    if (operations.length === 0) return
+    const change: RevocationChange = { type: 'tokens', tokens: entries.map((e) => ({ aud: e.aud, jti: e.jti })) }
+    await this.write((staged) => {
+      this.state.ensureRoom(Date.now(), operations.length, staged)
+      return { operations, change }
     })
   }
 
@@ -92,16 +170,16 @@ export abstract class StateBackedStore implements RevocationStore {
   }
 
   async revokeClient (entry: ClientRevocation): Promise<void> {
-    await this.write(() => {
-      this.state.ensureRoom(Date.now())
-      return { op: 'client', entry: { ...entry } }
+    await this.write((staged) => {
+      this.state.ensureRoom(Date.now(), 1, staged)
+      return { operations: [{ op: 'client', entry: { ...entry } }] }
     })
   }
 
   async revokeSubject (entry: SubjectRevocation): Promise<void> {
-    await this.write(() => {
-      this.state.ensureRoom(Date.now())
-      return { op: 'subject', entry: { ...entry } }
+    await this.write((staged) => {
+      this.state.ensureRoom(Date.now(), 1, staged)
+      return { operations: [{ op: 'subject', entry: { ...entry } }] }
     })
   }
 
@@ -109,8 +187,8 @@ export abstract class StateBackedStore implements RevocationStore {
     await this.write(() => {
       this.state.checkGrantCreatable(grant)
       this.state.ensureRoom(Date.now())
-      return { op: 'grant', grant: copyGrant(grant) }
-    })
+      return { operations: [{ op: 'grant', grant: copyGrant(grant) }] }
+    }, true)
     return copyGrant(grant)
   }
 
@@ -131,8 +209,8 @@ export abstract class StateBackedStore implements RevocationStore {
       const g = this.state.grants.get(id)
       if (!g) return null
       updated = { ...copyGrant(g), scope: [...scope] }
-      return { op: 'grant', grant: updated }
-    })
+      return { operations: [{ op: 'grant', grant: updated }] }
+    }, true)
     return updated === null ? null : copyGrant(updated)
   }
 
@@ -142,8 +220,8 @@ export abstract class StateBackedStore implements RevocationStore {
       const g = this.state.grants.get(id)
       if (!g) return null
       deleted = copyGrant(g)
-      return { op: 'ungrant', id }
-    })
+      return { operations: [{ op: 'ungrant', id }] }
+    }, true)
     return deleted
   }
 
@@ -168,8 +246,3 @@ export abstract class StateBackedStore implements RevocationStore {
     return this.state.purgeExpired(now)
   }
 }
-
-function isOperation (value: unknown): value is StoreOperation {
-  return typeof value === 'object' && value !== null && typeof (value as { op?: unknown }).op === 'string'
-}
-

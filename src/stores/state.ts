@@ -39,11 +39,14 @@ export class StoreState {
     return this.tokenCount + this.clients.size + this.subjects.size + this.grants.size
   }
 
-  /** Refuses an operation that would grow the state past its bound; never evicts a revocation. */
-  ensureRoom (now: number): void {
-    if (this.size < this.maxEntries) return
+  /**
+   * Refuses `adding` entries that would grow the state past its bound (counting `staged`
+   * ones written but not applied yet); never evicts a revocation.
+   */
+  ensureRoom (now: number, adding = 1, staged = 0): void {
+    if (this.size + staged + adding <= this.maxEntries) return
     this.purgeExpired(now)
-    if (this.size >= this.maxEntries) {
+    if (this.size + staged + adding > this.maxEntries) {
       throw new StoreError(`revocation store is full (${this.maxEntries} live entries); raise maxEntries or shorten token lifetimes`)
     }
   }

@@ -64,6 +64,8 @@ export interface RevocationState {
 /** What changed, so every process can drop the cache entries it affects. */
 export type RevocationChange =
   | { type: 'token', aud: string, jti: string }
+  /** A batch (`revokeTokens`): one message for all of it. */
+  | { type: 'tokens', tokens: Array<{ aud: string, jti: string }> }
   | { type: 'client', clientId: string }
   | { type: 'subject', subject: string }
   | { type: 'grant', clientId: string }
@@ -81,6 +83,11 @@ export interface RevocationStore {
   lookup(query: RevocationQuery): Promise<RevocationState>
 
   revokeToken(entry: RevokedToken): Promise<void>
+  /**
+   * Blacklists many tokens at once (optional; without it, callers revoke one by one):
+   * acknowledged once every entry is durable, announced by one `tokens` change.
+   */
+  revokeTokens?(entries: RevokedToken[]): Promise<void>
   listRevokedTokens(filter: { aud?: string | undefined }): Promise<RevokedToken[]>
   /** Keeps the later `revokedAt` when the pair is already revoked. */
   revokeClient(entry: ClientRevocation): Promise<void>

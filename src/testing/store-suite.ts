@@ -210,4 +210,50 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     t.ok(await waitFor(events, (c) => c.type === 'client' && c.clientId === clientId, feedTimeout), 'client change')
     t.ok(await waitFor(events, (c) => c.type === 'subject' && c.subject === subject, feedTimeout), 'subject change')
   })
+
+  t.test('revokeTokens: a batch is stored whole and announced by one change', async (t: SuiteTest) => {
+    const store = await fresh(t)
+    if (typeof store.revokeTokens !== 'function') return
+    const a = unique('https://a')
+    const b = unique('https://b')
+    const later = Date.now() + HOUR
+    const batch = [
+      ...Array.from({ length: 50 }, (_, i) => ({ aud: a, jti: `batch-${i}`, expiresAt: later })),
+      { aud: b, jti: 'batch-0', expiresAt: null },
+      { aud: a, jti: 'batch-0', expiresAt: later + HOUR },
+      { aud: a, jti: 'gone', expiresAt: Date.now() - 1000 },
+    ]
+    const events: RevocationChange[] = []
+    const unsubscribe = typeof store.subscribe === 'function' ? await store.subscribe((c) => events.push(c)) : undefined
+    if (unsubscribe) t.teardown(unsubscribe)
+    await store.revokeTokens(batch)
+    await store.revokeTokens([])
+    for (const jti of ['batch-0', 'batch-17', 'batch-49']) {
+      t.equal((await store.lookup({ audiences: [a], jti, includeGrant: false })).tokenRevoked, true, `${jti} is revoked`)
+    }
+    t.equal((await store.lookup({ audiences: [b], jti: 'batch-0', includeGrant: false })).tokenRevoked, true, 'an entry for another audience in the same batch')
+    t.equal((await store.lookup({ audiences: [b], jti: 'batch-1', includeGrant: false })).tokenRevoked, false, 'only the pairs listed')
+    t.equal((await store.lookup({ audiences: [a], jti: 'gone', includeGrant: false })).tokenRevoked, false, 'an expired entry is not reported')
+    const listed = await store.listRevokedTokens({ aud: a })
+    t.equal(listed.length, 50, 'a pair given twice is listed once')
+    t.equal(listed.find((e) => e.jti === 'batch-0')?.expiresAt, later + HOUR, 'the longer expiry of a pair given twice is kept')
+    t.same((await store.listRevokedTokens({ aud: b })).map((e) => e.expiresAt), [null], 'no expiry: kept until removed')
+    if (unsubscribe === undefined) return
+    const covers = (c: RevocationChange) => c.type === 'reset' ||
+      (c.type === 'tokens' && batch.every((e) => c.tokens.some((x) => x.aud === e.aud && x.jti === e.jti)))
+    t.ok(await waitFor(events, covers, feedTimeout), 'one change covers every entry of the batch (or flushes every cache)')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    t.equal(events.filter((c) => c.type === 'tokens' || c.type === 'token' || c.type === 'reset').length, 1, 'one message for the batch')
+  })
+
+  t.test('concurrent revocations are each acknowledged once stored', async (t: SuiteTest) => {
+    const store = await fresh(t)
+    const aud = unique('https://c')
+    const jtis = Array.from({ length: 200 }, (_, i) => `c-${i}`)
+    await Promise.all(jtis.map((jti) => store.revokeToken({ aud, jti, expiresAt: Date.now() + HOUR }).then(async () => {
+      // Acknowledged means readable at once, whatever batch it was written in.
+      if (!(await store.lookup({ audiences: [aud], jti, includeGrant: false })).tokenRevoked) throw new Error(`${jti} acknowledged but not stored`)
+    })))
+    t.equal((await store.listRevokedTokens({ aud })).length, jtis.length, 'every one of them is stored')
+  })
 }

@@ -1,0 +1,305 @@
+// The command line: parse (Node's util.parseArgs, strict), open the target, run one
+// command, print a table or JSON, and exit with a documented code.
+import { createReadStream } from 'node:fs'
+import type { Readable, Writable } from 'node:stream'
+import { parseArgs } from 'node:util'
+import { closestName } from '../did-you-mean.js'
+import { parseDuration } from '../duration.js'
+import { AdminTarget } from './admin-target.js'
+import { commandHelp, commandNames, commands, PROGRAM, programHelp, targetOptions, type CommandSpec } from './commands.js'
+import { EXIT, TargetRefusedError, UsageError } from './failures.js'
+import { importTokens, ImportStopped, type ImportReport } from './import.js'
+import { openStoreTarget } from './store-target.js'
+import type { GrantView, RevokedView, Target } from './target.js'
+
+export interface Io {
+  stdin: Readable
+  stdout: Writable & { isTTY?: boolean }
+  stderr: Writable & { isTTY?: boolean }
+  env: NodeJS.ProcessEnv
+}
+
+type Values = Record<string, string | boolean | undefined>
+
+interface Parsed { spec: CommandSpec, values: Values, positionals: string[] }
+
+function parse (argv: string[]): Parsed | 'help' {
+  const name = argv[0]
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    if (name === 'help' && argv[1] !== undefined) return parse([argv[1], '--help'])
+    return 'help'
+  }
+  const spec = commands.find((c) => c.name === name)
+  if (spec === undefined) {
+    const meant = closestName(name, commandNames)
+    throw new UsageError(`unknown command ${JSON.stringify(name)}${meant ? ` (did you mean ${meant}?)` : ''}`)
+  }
+  const options = { ...targetOptions, ...spec.options }
+  try {
+    const { values, positionals } = parseArgs({ args: argv.slice(1), options, allowPositionals: true, strict: true })
+    return { spec, values: values as Values, positionals }
+  } catch (err) {
+    const message = (err as Error).message
+    const unknown = /Unknown option '(--?[^']+)'/.exec(message)?.[1]
+    if (unknown !== undefined) {
+      const meant = closestName(unknown.replace(/^-+/, ''), Object.keys(options))
+      throw new UsageError(`unknown option ${unknown}${meant ? ` (did you mean --${meant}?)` : ''}`, spec.name)
+    }
+    throw new UsageError(message.split('\n')[0]!.replace(/\. To specify.*$/, ''), spec.name)
+  }
+}
+
+function required (values: Values, name: string, command: string): string {
+  const value = values[name]
+  if (typeof value !== 'string' || value === '') throw new UsageError(`missing --${name}`, command)
+  return value
+}
+
+function positional (parsed: Parsed, index: number, what: string): string {
+  const value = parsed.positionals[index]
+  if (value === undefined || value === '') throw new UsageError(`missing ${what}`, parsed.spec.name)
+  return value
+}
+
+function noMorePositionals (parsed: Parsed, count: number): void {
+  if (parsed.positionals.length > count) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[count])}`, parsed.spec.name)
+}
+
+/** `--exp` (seconds since the epoch) or `--expires-in` (a duration) as ms; null when neither. */
+function expiryOf (values: Values, command: string): number | null {
+  const exp = values.exp as string | undefined
+  const within = values['expires-in'] as string | undefined
+  if (exp !== undefined && within !== undefined) throw new UsageError('give --exp or --expires-in, not both', command)
+  if (exp !== undefined) {
+    if (!/^\d+$/.test(exp) || Number(exp) === 0) throw new UsageError(`--exp must be seconds since the epoch (got ${JSON.stringify(exp)})`, command)
+    return Number(exp) * 1000
+  }
+  if (within !== undefined) {
+    try {
+      return Date.now() + parseDuration(within, '--expires-in') * 1000
+    } catch {
+      throw new UsageError(`--expires-in must be a duration such as 30d or 12h (got ${JSON.stringify(within)})`, command)
+    }
+  }
+  return null
+}
+
+const scopesOf = (value: string | boolean | undefined) => typeof value === 'string' ? [...new Set(value.split(/[\s,]+/).filter(Boolean))] : []
+
+async function openTarget (values: Values, command: string, env: NodeJS.ProcessEnv): Promise<Target> {
+  const store = values.store as string | undefined
+  const admin = values.admin as string | undefined
+  if (store !== undefined && admin !== undefined) throw new UsageError('give --store or --admin, not both', command)
+  if (store !== undefined) {
+    if (values.token !== undefined) throw new UsageError('--token goes with --admin, not --store', command)
+    return openStoreTarget(store, values.prefix as string | undefined)
+  }
+  if (admin !== undefined) {
+    if (values.prefix !== undefined) throw new UsageError('--prefix goes with --store, not --admin', command)
+    const token = (values.token as string | undefined) ?? env.FASTIFY_JWT_REVOCATION_TOKEN
+    if (token === undefined || token === '') throw new UsageError('missing --token (or FASTIFY_JWT_REVOCATION_TOKEN) for --admin', command)
+    return new AdminTarget(admin, token)
+  }
+  throw new UsageError('missing the target: --store file:<dir> | redis://… | postgres://…, or --admin <url> --token <t>', command)
+}
+
+// ---- output ------------------------------------------------------------------------------
+
+function table (rows: string[][], header: string[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const line = (cells: string[]) => cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i]!)).join('  ').trimEnd()
+  return [line(header), ...rows.map(line)].join('\n') + '\n'
+}
+
+const when = (ms: number | null | undefined) => ms === undefined ? '-' : ms === null ? 'never' : new Date(ms).toISOString()
+
+function grantsTable (grants: GrantView[]): string {
+  return table(grants.map((g) => [g.id, g.client_id, g.audience, g.scope.join(' ')]), ['ID', 'CLIENT', 'AUDIENCE', 'SCOPE'])
+}
+
+function tokensTable (tokens: RevokedView[]): string {
+  return table(tokens.map((e) => [e.aud, e.jti, when(e.expiresAt)]), ['AUDIENCE', 'JTI', 'EXPIRES'])
+}
+
+function importSummary (report: ImportReport): string {
+  const shown = report.refused.slice(0, 20)
+  return [
+    `revoked ${report.revoked.toLocaleString('en')} tokens from ${report.lines.toLocaleString('en')} lines; refused ${report.refused.length.toLocaleString('en')} lines`,
+    ...shown.map((r) => `  line ${r.line}: ${r.reason}`),
+    ...(report.refused.length > shown.length ? [`  … and ${report.refused.length - shown.length} more (--json lists them all)`] : []),
+    '',
+  ].join('\n')
+}
+
+// ---- commands ----------------------------------------------------------------------------
+
+interface Outcome { json: unknown, text: string, code?: number }
+
+/** The command's arguments checked, before any target is opened; the returned step runs it. */
+type Step = (target: Target) => Promise<Outcome>
+
+function prepare (parsed: Parsed, io: Io): Step {
+  const { spec, values } = parsed
+  const name = spec.name
+  switch (name) {
+    case 'revoke-token': {
+      noMorePositionals(parsed, 0)
+      const entry = { aud: required(values, 'aud', name), jti: required(values, 'jti', name), expiresAt: expiryOf(values, name) }
+      return async (target) => {
+        await target.revokeTokens([entry])
+        return { json: { revoked: entry }, text: `revoked token ${entry.jti} for ${entry.aud} (entry kept until ${when(entry.expiresAt)})\n` }
+      }
+    }
+    case 'revoke-client': {
+      const clientId = positional(parsed, 0, '<clientId>')
+      noMorePositionals(parsed, 1)
+      const audience = values.audience as string | undefined
+      return async (target) => {
+        await target.revokeClient(clientId, audience)
+        return {
+          json: { revokedClient: { clientId, audience: audience ?? '*' } },
+          text: `revoked client ${clientId}: its tokens for ${audience ?? 'every audience'} issued up to now are refused\n`,
+        }
+      }
+    }
+    case 'revoke-subject': {
+      const subject = positional(parsed, 0, '<sub>')
+      noMorePositionals(parsed, 1)
+      return async (target) => {
+        await target.revokeSubject(subject)
+        return { json: { revokedSubject: subject }, text: `revoked subject ${subject}: its tokens issued up to now are refused\n` }
+      }
+    }
+    case 'list-revoked': {
+      noMorePositionals(parsed, 0)
+      return async (target) => {
+        const tokens = await target.listRevoked(values.aud as string | undefined)
+        return { json: tokens, text: tokensTable(tokens) }
+      }
+    }
+    case 'grants': return grants(parsed)
+    case 'import': {
+      const file = positional(parsed, 0, '<file|-> (a file of token ids, or - for stdin)')
+      noMorePositionals(parsed, 1)
+      const expiresAt = expiryOf(values, name)
+      const progress = io.stderr.isTTY === true
+        ? (r: ImportReport) => io.stderr.write(`\r${r.lines.toLocaleString('en')} lines read, ${r.revoked.toLocaleString('en')} revoked, ${r.refused.length.toLocaleString('en')} refused`)
+        : undefined
+      return async (target) => {
+        const input = file === '-' ? io.stdin : createReadStream(file)
+        const report = await importTokens(input, target, { aud: values.aud as string | undefined, expiresAt, ...(progress ? { progress } : {}) })
+        if (progress) io.stderr.write('\n')
+        return { json: report, text: importSummary(report), code: report.refused.length > 0 ? EXIT.partial : EXIT.ok }
+      }
+    }
+    case 'purge': {
+      noMorePositionals(parsed, 0)
+      return async (target) => {
+        const purged = await target.purge()
+        return { json: { purged }, text: `purged ${purged} expired entries\n` }
+      }
+    }
+    case 'status': {
+      noMorePositionals(parsed, 0)
+      return async (target) => {
+        const status = await target.status()
+        return { json: status, text: Object.entries(status).map(([k, v]) => `${k}: ${v ?? '-'}`).join('\n') + '\n' }
+      }
+    }
+  }
+  throw new UsageError(`unknown command ${name}`)
+}
+
+function grants (parsed: Parsed): Step {
+  const { values } = parsed
+  const command = 'grants'
+  const action = positional(parsed, 0, 'the action: list, create, update or delete')
+  switch (action) {
+    case 'list': {
+      noMorePositionals(parsed, 1)
+      const filter = {
+        ...(values.client === undefined ? {} : { client_id: values.client as string }),
+        ...(values.audience === undefined ? {} : { audience: values.audience as string }),
+      }
+      return async (target) => {
+        const list = await target.listGrants(filter)
+        return { json: list, text: grantsTable(list) }
+      }
+    }
+    case 'create': {
+      noMorePositionals(parsed, 1)
+      const input = { client_id: required(values, 'client', command), audience: required(values, 'audience', command), scope: scopesOf(values.scope) }
+      return async (target) => {
+        const grant = await target.createGrant(input)
+        return { json: grant, text: grantsTable([grant]) }
+      }
+    }
+    case 'update': {
+      const id = positional(parsed, 1, '<grantId>')
+      noMorePositionals(parsed, 2)
+      if (values.scope === undefined) throw new UsageError('missing --scope (the scopes the grant keeps; "" for none)', command)
+      const scope = scopesOf(values.scope)
+      return async (target) => {
+        const grant = await target.updateGrant(id, scope)
+        if (grant === null) throw new NotFound(`no grant ${id}`)
+        return { json: grant, text: grantsTable([grant]) }
+      }
+    }
+    case 'delete': {
+      const id = positional(parsed, 1, '<grantId>')
+      noMorePositionals(parsed, 2)
+      return async (target) => {
+        const grant = await target.deleteGrant(id)
+        if (grant === null) throw new NotFound(`no grant ${id}`)
+        return { json: { deleted: grant }, text: `deleted grant ${grant.id} (${grant.client_id} for ${grant.audience}); the client's tokens for that audience issued up to now are refused\n` }
+      }
+    }
+  }
+  const meant = closestName(action, ['list', 'create', 'update', 'delete'])
+  throw new UsageError(`unknown grants action ${JSON.stringify(action)}${meant ? ` (did you mean ${meant}?)` : ''}`, command)
+}
+
+class NotFound extends Error {}
+
+/** Runs one command line; resolves to the exit code. Never throws. */
+export async function main (argv: string[], io: Io): Promise<number> {
+  let parsed: Parsed | 'help'
+  try {
+    parsed = parse(argv)
+  } catch (err) {
+    return usage(io, err as UsageError)
+  }
+  if (parsed === 'help') {
+    io.stdout.write(programHelp())
+    return argv.length === 0 ? EXIT.usage : EXIT.ok
+  }
+  if (parsed.values.help === true) {
+    io.stdout.write(commandHelp(parsed.spec))
+    return EXIT.ok
+  }
+  const json = parsed.values.json === true
+  let target: Target | undefined
+  try {
+    const step = prepare(parsed, io)
+    target = await openTarget(parsed.values, parsed.spec.name, io.env)
+    const outcome = await step(target)
+    io.stdout.write(json ? JSON.stringify(outcome.json, null, 2) + '\n' : outcome.text)
+    return outcome.code ?? EXIT.ok
+  } catch (err) {
+    if (err instanceof UsageError) return usage(io, err)
+    if (err instanceof ImportStopped && json) io.stdout.write(JSON.stringify(err.report, null, 2) + '\n')
+    io.stderr.write(`${PROGRAM}: ${(err as Error)?.message ?? String(err)}\n`)
+    return err instanceof TargetRefusedError ? EXIT.refused : EXIT.failed
+  } finally {
+    await target?.close().catch(() => {})
+  }
+}
+
+function usage (io: Io, err: UsageError): number {
+  const spec = commands.find((c) => c.name === err.command)
+  const line = spec === undefined
+    ? `usage: ${PROGRAM} <command> [options] (commands: ${commandNames.join(', ')}; --help for more)`
+    : `usage: ${PROGRAM} ${spec.name}${spec.args.length > 0 ? ' ' + spec.args.join(' ') : ''} [options] --store <store> | --admin <url> --token <t>  (${PROGRAM} ${spec.name} --help)`
+  io.stderr.write(`${PROGRAM}: ${err.message}\n${line}\n`)
+  return EXIT.usage
+}
