@@ -1,4 +1,8 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { bindingOf, type SenderBinding } from './binding/sender.js'
 import { acceptedAudiences, clientIdOf, scopesOf, subjectOf } from './claims.js'
+import type { DpopProof } from './dpop/proof.js'
+import { checkTokenCharacters } from './extract.js'
 import type { Metrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import type { Revocation } from './revocation.js'
@@ -27,6 +31,7 @@ export class Authenticator {
     private readonly cache: TokenCache | null,
     private readonly revocation: Revocation,
     private readonly metrics: Metrics,
+    private readonly senders: SenderBinding,
   ) {
     this.accepted = new Set(options.audiences)
     this.verify = accessTokenVerifier(options)
@@ -42,18 +47,43 @@ export class Authenticator {
   }
 
   /** Time rules and revocation for a cached token; synchronous while its status is fresh. */
-  recheck (record: TokenRecord): TokenRecord | Promise<TokenRecord> {
+  recheck (record: TokenRecord, request: FastifyRequest): TokenRecord | Promise<TokenRecord> {
+    if (record.binding !== null) this.senders.checkBearer(record.binding, request)
+    return this.recheckStatus(record)
+  }
+
+  /**
+   * A request with the DPoP scheme: the proof first (signature, claims, nonce, replay),
+   * then the token from the cache or jose, bound to the proof's key, then revocation.
+   */
+  async authenticateDpop (request: FastifyRequest, reply: FastifyReply): Promise<TokenRecord> {
+    const { token, proof } = await this.senders.proveDpop(request, reply)
+    const cached = this.cached(token)
+    if (cached !== undefined) {
+      this.senders.checkDpop(cached.binding, proof, request)
+      return this.recheckStatus(cached)
+    }
+    checkTokenCharacters(token, true)
+    return this.verifyAndCheck(token, request, proof)
+  }
+
+  private recheckStatus (record: TokenRecord): TokenRecord | Promise<TokenRecord> {
     const now = Date.now()
     if (now >= record.recheckAt) checkTokenTime(record.payload, Math.floor(now / 1000), this.options)
     const pending = this.revocation.check(record, now)
     return pending === undefined ? record : pending.then(() => record)
   }
 
-  /** A miss: jose verifies, the time rules run, the record is cached, the store is asked. */
-  verifyAndCheck (token: string): Promise<TokenRecord> {
+  /**
+   * A miss: jose verifies, the time rules run, the record is cached, the binding is
+   * proven (`proof` for a DPoP request), the store is asked: never for a token whose
+   * binding this request does not prove.
+   */
+  verifyAndCheck (token: string, request: FastifyRequest, proof?: DpopProof): Promise<TokenRecord> {
     return this.verify(token).then(({ header, payload }) => {
       const now = Date.now()
       checkTokenTime(payload, Math.floor(now / 1000), this.options)
+      const binding = bindingOf(payload)
       const tokenScopes = scopesOf(payload)
       const record: TokenRecord = {
         token,
@@ -64,6 +94,8 @@ export class Authenticator {
         subject: subjectOf(payload),
         tokenScopes,
         scopes: tokenScopes,
+        binding,
+        confirmation: (payload.cnf as Record<string, unknown> | undefined) ?? null,
         recheckAt: timeRulesHoldUntil(payload, this.options) * 1000,
         revokedReason: null,
         grantDenied: false,
@@ -72,6 +104,8 @@ export class Authenticator {
         pending: null,
       }
       this.cache?.set(record)
+      if (proof !== undefined) this.senders.checkDpop(binding, proof, request)
+      else if (binding !== null) this.senders.checkBearer(binding, request)
       const pending = this.revocation.check(record, now)
       return pending === undefined ? record : pending.then(() => record)
     })

@@ -1,12 +1,29 @@
 import { bearerErrorOf } from './errors.js'
 
-/** RFC 6750 §3 `WWW-Authenticate` value for an error of this package. */
-export function bearerChallenge (realm: string, code: string, description: string, scopes?: readonly string[]): string {
+/** Which scheme a request presented its token with: the error attribute goes on that challenge. */
+export type AuthScheme = 'Bearer' | 'DPoP'
+
+/**
+ * The `WWW-Authenticate` value for an error of this package: RFC 6750 §3 `Bearer` first,
+ * then, when DPoP is on (`dpopAlgs` not null), RFC 9449 §7.1 `DPoP` with the accepted
+ * proof algorithms. The error attribute is on the scheme the request used.
+ */
+export function challenge (realm: string, code: string, description: string, scopes?: readonly string[], dpopAlgs: string | null = null, scheme: AuthScheme = 'Bearer'): string {
+  const error = errorAttributes(code, description, scopes)
   let value = `Bearer realm="${realm}"`
+  if (scheme === 'Bearer') value += error
+  if (dpopAlgs !== null) {
+    value += `, DPoP algs="${dpopAlgs}"`
+    if (scheme === 'DPoP') value += error
+  }
+  return value
+}
+
+function errorAttributes (code: string, description: string, scopes?: readonly string[]): string {
   const error = bearerErrorOf(code)
-  if (error === undefined) return value
+  if (error === undefined) return ''
   // Descriptions are this package's own fixed sentences: never token content.
-  value += `, error="${error}", error_description="${description}"`
+  let value = `, error="${error}", error_description="${description}"`
   if (error === 'insufficient_scope' && scopes !== undefined && scopes.length > 0) value += `, scope="${scopes.join(' ')}"`
   return value
 }

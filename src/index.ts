@@ -18,6 +18,7 @@ export {
   GrantNotFoundError,
   InsufficientScopeError,
   InvalidArgumentError,
+  InvalidDpopProofError,
   InvalidOptionError,
   InvalidRequestError,
   InvalidTokenError,
@@ -29,5 +30,6 @@ export {
   TokenLifetimeError,
   TokenMissingError,
   TokenRevokedError,
+  UseDpopNonceError,
   type BearerErrorCode,
 } from './errors.js'

@@ -1,4 +1,8 @@
 import type { FastifyRequest } from 'fastify'
+import {
+  resolveDpopOptions, resolveMtlsOptions, resolvePublicUrl,
+  type DpopOptions, type MtlsOptions, type ResolvedDpopOptions, type ResolvedMtlsOptions,
+} from './dpop/options.js'
 import { parseDuration, type Duration } from './duration.js'
 import { invalidOption } from './errors.js'
 import { createKeySource, type KeyPolicyLog, type KeySource, type KeySourceOptions } from './keys.js'
@@ -60,6 +64,22 @@ export interface JwtRevocationOptions extends KeySourceOptions {
   retryAfter?: number
   /** Check tokens carrying an IETF Token Status List reference (`status.status_list`). Default off. */
   statusList?: boolean | StatusListOptions
+  /**
+   * DPoP sender-constrained tokens (RFC 9449): `Authorization: DPoP <token>` with a `DPoP` proof.
+   * Default true; `false` answers the DPoP scheme like any unknown scheme. A DPoP-bound token
+   * is never accepted as a plain Bearer token, whatever this says.
+   */
+  dpop?: boolean | DpopOptions
+  /**
+   * Certificate-bound tokens (RFC 8705): `true` for the TLS peer certificate of an `https`
+   * server with `requestCert`, `{ header }` for one a trusted proxy forwards. Default false.
+   */
+  mtls?: boolean | MtlsOptions
+  /**
+   * The URL clients call this API at (origin plus any path prefix a proxy strips): what DPoP
+   * proofs' `htu` is compared with. Default: the request's own scheme and host.
+   */
+  publicUrl?: string | URL
 }
 
 export interface ResolvedOptions {
@@ -83,6 +103,9 @@ export interface ResolvedOptions {
   retryAfter: number
   statusList: ResolvedStatusListOptions | null
   acceptForeignAudiences: boolean
+  dpop: ResolvedDpopOptions | null
+  mtls: ResolvedMtlsOptions | null
+  publicUrl: string | null
 }
 
 // The one list of plugin options: the compiler holds it to JwtRevocationOptions, so a
@@ -92,7 +115,7 @@ const pluginOptionKeys = [...optionKeys<JwtRevocationOptions>({
   issuer: true, audience: true, typ: true, clockTolerance: true, requiredClaims: true, maxTokenLifetime: true,
   maxTokenAge: true, store: true, cache: true, grants: true, onStoreError: true, global: true, realm: true,
   extractToken: true, maxTokenSize: true, storeTimeout: true, retryAfter: true, statusList: true,
-  acceptForeignAudiences: true,
+  acceptForeignAudiences: true, dpop: true, mtls: true, publicUrl: true,
 }), ...registerOptionKeys]
 const cacheOptionKeys = optionKeys<CacheOptions>({ max: true, ttl: true })
 
@@ -193,5 +216,8 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
     retryAfter,
     statusList,
     acceptForeignAudiences,
+    dpop: resolveDpopOptions(options.dpop, options.algorithms),
+    mtls: resolveMtlsOptions(options.mtls),
+    publicUrl: resolvePublicUrl(options.publicUrl),
   }
 }

@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import fp from 'fastify-plugin'
 import type { JWTHeaderParameters, JWTPayload } from 'jose'
 import { Authenticator } from './authenticator.js'
-import { bearerChallenge } from './challenge.js'
+import { SenderBinding, type ProvenBinding } from './binding/sender.js'
+import { challenge, type AuthScheme } from './challenge.js'
 import { InsufficientScopeError, InvalidOptionError, InvalidTokenError, RouteMisconfiguredError } from './errors.js'
 import { checkTokenCharacters, checkTokenShape, extractBearerToken } from './extract.js'
 import { Metrics } from './metrics.js'
@@ -24,6 +25,10 @@ export interface AuthContext {
   subject: string | null
   /** The token's scopes (`scope` and `permissions`), narrowed to the client grant's when `grants: true`. */
   scopes: string[]
+  /** How this request proved the key the token is bound to: a DPoP proof, a client certificate, or nothing (a plain bearer token). */
+  binding: ProvenBinding
+  /** The token's `cnf` claim (RFC 7800), or null. */
+  confirmation: Record<string, unknown> | null
 }
 
 declare module 'fastify' {
@@ -55,7 +60,9 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
     store: options.store, guard, audience: options.audiences[0]!, keySource: options.keySource, feedConnected: () => connection?.connected ?? false,
   })
   const revocation = new Revocation(options, cache, guard, fastify.log, metrics, health)
-  const authenticator = new Authenticator(options, cache, revocation, metrics)
+  const senders = new SenderBinding(options, guard, fastify.log)
+  const authenticator = new Authenticator(options, cache, revocation, metrics, senders)
+  const dpopDefault = options.dpop === null ? 'off' : options.dpop.required ? 'required' : 'on'
   const retryAfter = String(options.retryAfter)
 
   connection = new StoreConnection(options.store, guard, {
@@ -70,26 +77,29 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   fastify.decorate('revocation', revocation)
   if (!fastify.hasRequestDecorator('auth')) fastify.decorateRequest('auth', null)
 
-  function fail (reply: FastifyReply, err: HttpError, policy: RoutePolicy, done: HookHandlerDoneFunction): void {
+  function fail (reply: FastifyReply, err: HttpError, policy: RoutePolicy, done: HookHandlerDoneFunction, scheme: AuthScheme = 'Bearer'): void {
     const code = err.code ?? ''
     metrics.refused(err.code, err.cause !== undefined)
     if (!code.startsWith('FST_JWT_REVOCATION_')) {
       // A bug or a throwing custom extractToken: log it, answer without its details.
       reply.log.error({ err }, 'fastify-jwt-revocation: unexpected error while authenticating')
       const refused = new InvalidTokenError('The token could not be verified')
-      reply.header('www-authenticate', bearerChallenge(options.realm, refused.code, refused.message))
+      reply.header('www-authenticate', challenge(options.realm, refused.code, refused.message, undefined, senders.dpopAlgs, scheme))
       return done(refused)
     }
     if (err.statusCode === 503) {
       reply.header('retry-after', retryAfter)
       if (err.cause !== undefined) reply.log.warn({ err: err.cause }, 'fastify-jwt-revocation: key source unreachable')
     } else {
-      reply.header('www-authenticate', bearerChallenge(options.realm, code, err.message, policy.scopes))
+      reply.header('www-authenticate', challenge(options.realm, code, err.message, policy.scopes, senders.dpopAlgs, scheme))
     }
     done(err)
   }
 
-  function admit (request: FastifyRequest, reply: FastifyReply, token: string, record: TokenRecord, policy: RoutePolicy, done: HookHandlerDoneFunction): void {
+  function admit (request: FastifyRequest, reply: FastifyReply, token: string, record: TokenRecord, policy: RoutePolicy, done: HookHandlerDoneFunction, binding: ProvenBinding): void {
+    if (policy.dpopRequired && binding !== 'dpop') {
+      return fail(reply, new InvalidTokenError('This route requires a DPoP-bound token'), policy, done, binding === null ? 'Bearer' : 'DPoP')
+    }
     if (policy.audience !== undefined && !record.audiences.includes(policy.audience)) {
       return fail(reply, new InvalidTokenError('The token has an unexpected audience'), policy, done)
     }
@@ -103,6 +113,8 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
       clientId: record.clientId,
       subject: record.subject,
       scopes: record.scopes,
+      binding,
+      confirmation: record.confirmation,
     }
     metrics.accepted()
     done()
@@ -117,7 +129,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
     let policy = policies.get(config)
     if (policy === undefined) {
       try {
-        policy = routePolicy((config as { auth?: unknown }).auth, options.global, options.audiences, request.routeOptions.url ?? '(not found handler)')
+        policy = routePolicy((config as { auth?: unknown }).auth, options.global, options.audiences, request.routeOptions.url ?? '(not found handler)', dpopDefault)
       } catch (err) {
         // Only a route declared before the plugin ran can get here (later ones
         // are refused when added): refuse its requests rather than open it.
@@ -148,27 +160,33 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
       const cached = authenticator.cached(token)
       if (cached === undefined) {
         checkTokenCharacters(token, fromHeader)
-        result = authenticator.verifyAndCheck(token)
+        result = authenticator.verifyAndCheck(token, request)
       } else {
-        result = authenticator.recheck(cached)
+        result = authenticator.recheck(cached, request)
       }
     } catch (err) {
+      if (options.extractToken === undefined && (err as HttpError).code === 'FST_JWT_REVOCATION_TOKEN_MISSING' && senders.takesDpop(request)) {
+        authenticator.authenticateDpop(request, reply).then(
+          (record) => admit(request, reply, record.token, record, policy, done, 'dpop'),
+          (err: HttpError) => fail(reply, err, policy, done, 'DPoP'))
+        return
+      }
       return fail(reply, err as HttpError, policy, done)
     }
     // A hit with a fresh revocation status is answered here, without a promise.
     if (result instanceof Promise) {
       result.then(
-        (record) => admit(request, reply, token, record, policy, done),
+        (record) => admit(request, reply, token, record, policy, done, record.binding === null ? null : 'mtls'),
         (err: HttpError) => fail(reply, err, policy, done))
     } else {
-      admit(request, reply, token, result, policy, done)
+      admit(request, reply, token, result, policy, done, result.binding === null ? null : 'mtls')
     }
   })
 
   // Routes added from here on have their config.auth checked as they are
   // added, so a mistake fails boot naming the route.
   fastify.addHook('onRoute', (route) => {
-    routePolicy(route.config?.auth, options.global, options.audiences, route.url)
+    routePolicy(route.config?.auth, options.global, options.audiences, route.url, dpopDefault)
   })
 }
 

@@ -6,28 +6,38 @@ export type RouteAuthConfig = boolean | {
   scopes?: string[]
   /** The token's `aud` must include this one (it must be among the plugin's audiences). */
   audience?: string
+  /** `'required'`: only DPoP-bound tokens, proven with a DPoP proof (needs the plugin's `dpop` on). */
+  dpop?: 'required'
 }
 
 export interface RoutePolicy {
   scopes: string[]
   audience: string | undefined
+  /** Only a DPoP request with a DPoP-bound token is admitted. */
+  dpopRequired: boolean
 }
+
+/** What the plugin's options say about DPoP on every route: off, on, or required. */
+export type DpopDefault = 'off' | 'on' | 'required'
 
 // RFC 6749 §3.3 scope-token: printable ASCII without space, quote and backslash.
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/
 
 /** The route's policy, or null when the route is open. Throws at route registration on a bad config. */
-export function routePolicy (config: unknown, global: boolean, audiences: readonly string[], url: string): RoutePolicy | null {
+export function routePolicy (config: unknown, global: boolean, audiences: readonly string[], url: string, dpop: DpopDefault = 'on'): RoutePolicy | null {
+  const dpopRequired = dpop === 'required'
   if (config === false) return null
-  if (config === undefined || config === null) return global ? { scopes: [], audience: undefined } : null
-  if (config === true) return { scopes: [], audience: undefined }
-  if (typeof config !== 'object') throw invalidOption(`config.auth of route ${url}`, 'must be false, true or { scopes, audience }')
-  const { scopes = [], audience } = config as { scopes?: unknown, audience?: unknown }
+  if (config === undefined || config === null) return global ? { scopes: [], audience: undefined, dpopRequired } : null
+  if (config === true) return { scopes: [], audience: undefined, dpopRequired }
+  if (typeof config !== 'object') throw invalidOption(`config.auth of route ${url}`, 'must be false, true or { scopes, audience, dpop }')
+  const { scopes = [], audience, dpop: routeDpop } = config as { scopes?: unknown, audience?: unknown, dpop?: unknown }
+  if (routeDpop !== undefined && routeDpop !== 'required') throw invalidOption(`config.auth.dpop of route ${url}`, "must be 'required'")
+  if (routeDpop === 'required' && dpop === 'off') throw invalidOption(`config.auth.dpop of route ${url}`, 'needs the plugin option "dpop" on')
   if (!Array.isArray(scopes) || scopes.some((s) => typeof s !== 'string' || !SCOPE_TOKEN.test(s))) {
     throw invalidOption(`config.auth.scopes of route ${url}`, 'must be an array of scope tokens (no spaces, quotes or backslashes)')
   }
   if (audience !== undefined && (typeof audience !== 'string' || !audiences.includes(audience))) {
     throw invalidOption(`config.auth.audience of route ${url}`, `must be one of the plugin's audiences (${audiences.join(', ')})`)
   }
-  return { scopes: scopes as string[], audience: audience as string | undefined }
+  return { scopes: scopes as string[], audience: audience as string | undefined, dpopRequired: dpopRequired || routeDpop === 'required' }
 }

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import type { JWTHeaderParameters, JWTPayload } from 'jose'
+import type { Binding } from './binding/sender.js'
 import type { RevocationChange, RevocationState } from './stores/types.js'
 
 /**
@@ -15,6 +16,10 @@ export interface TokenRecord {
   clientId: string | null
   subject: string | null
   tokenScopes: string[]
+  /** The key the token is bound to (`cnf.jkt`, `cnf["x5t#S256"]`); null for a plain bearer token. */
+  readonly binding: Binding | null
+  /** The token's `cnf` as given, for `request.auth.confirmation`; null when absent. */
+  readonly confirmation: Record<string, unknown> | null
   /** Scopes after intersecting with the client grant (equal to tokenScopes without grants). */
   scopes: string[]
   /**

@@ -2,7 +2,6 @@ import { jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyOpt
 import {
   InvalidTokenError, TokenExpiredError, TokenLifetimeError,
 } from './errors.js'
-import { refuseUnprovenBinding } from './binding/unproven.js'
 import { hasCanonicalSegments } from './canonical-segments.js'
 import { hasDuplicateKeys } from './json-duplicates.js'
 import type { ResolvedKey } from './keys.js'
@@ -110,7 +109,6 @@ export function accessTokenVerifier (options: ResolvedOptions): (token: string) 
     jwtVerify(token, resolved.key, joseOptionsFor(resolved)).then(({ payload, protectedHeader }) => {
       checkNotAnotherKind(protectedHeader, payload)
       checkClaimTypes(token, protectedHeader, payload)
-      refuseUnprovenBinding(payload)
       return { header: protectedHeader, payload }
     })
 

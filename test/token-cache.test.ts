@@ -5,6 +5,8 @@ function record (token: string, jti: string | undefined, clientId: string | null
   return {
     token,
     recheckAt: Infinity,
+    binding: null,
+    confirmation: null,
     header: { alg: 'HS256' },
     payload: jti === undefined ? {} : { jti },
     audiences: [aud],
