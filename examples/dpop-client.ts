@@ -60,14 +60,18 @@ export class DpopPartner {
     return status
   }
 
-  /** Calls the API with `token` (default: its own), a fresh proof signed with its own key. */
-  call (path: string, token = this.accessToken, baseUrl = this.baseUrl): Promise<ApiAnswer> {
-    return answerOf(() => oauth.protectedResourceRequest(token, 'GET', new URL(path, baseUrl), undefined, undefined, {
+  /**
+   * Calls the API at its public URL with `token` (default: its own) and a fresh proof signed
+   * with its own key. `deliverTo` sends the request to another origin, as a load balancer
+   * in front of several instances would.
+   */
+  call (path: string, token = this.accessToken, deliverTo?: string): Promise<ApiAnswer> {
+    return answerOf(() => oauth.protectedResourceRequest(token, 'GET', new URL(path, this.baseUrl), undefined, undefined, {
       DPoP: this.dpop,
       [oauth.allowInsecureRequests]: true,
       [oauth.customFetch]: (url, init) => {
         this.lastSent = new Headers(init.headers)
-        return fetch(url, init as RequestInit)
+        return fetch(deliverTo === undefined ? url : new URL(new URL(url).pathname, deliverTo), init as RequestInit)
       },
     }), () => this.lastSent)
   }
