@@ -10,7 +10,7 @@ import { Redis } from 'ioredis'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { AUDIENCE, ISSUER, REVOKED_JTI, type BenchKeys, type ServerKind, type Store } from './config.js'
+import { AUDIENCE, DPOP_PUBLIC_URL, ISSUER, REVOKED_JTI, type BenchKeys, type ServerKind, type Store } from './config.js'
 
 const route = async () => ({ ok: true })
 const keys = JSON.parse(process.env.BENCH_KEYS!) as BenchKeys
@@ -46,6 +46,8 @@ async function build (spec: ServerKind): Promise<FastifyInstance> {
       algorithms: [spec.alg],
       store,
       cache: { max: spec.cacheMax, ttl: 10_000 },
+      // Proofs are signed before the run starts, so they must stay fresh for all of it.
+      ...(spec.dpop === true ? { dpop: { required: true, proofMaxAge: '1h' }, publicUrl: DPOP_PUBLIC_URL } : {}),
     })
     await app.revocation.revokeToken({ jti: REVOKED_JTI })
   } else if (spec.kind === 'jose') {

@@ -53,18 +53,23 @@ export class Authenticator {
   }
 
   /**
-   * A request with the DPoP scheme: the proof first (signature, claims, nonce, replay),
-   * then the token from the cache or jose, bound to the proof's key, then revocation.
+   * A request with the DPoP scheme: the proof first (signature, claims, nonce), then the
+   * token from the cache or jose, bound to the proof's key, then revocation, and last the
+   * proof's `jti`, claimed once across instances.
    */
   async authenticateDpop (request: FastifyRequest, reply: FastifyReply): Promise<TokenRecord> {
     const { token, proof } = await this.senders.proveDpop(request, reply)
     const cached = this.cached(token)
+    let record: TokenRecord
     if (cached !== undefined) {
       this.senders.checkDpop(cached.binding, proof, request)
-      return this.recheckStatus(cached)
+      record = await this.recheckStatus(cached)
+    } else {
+      checkTokenCharacters(token, true)
+      record = await this.verifyAndCheck(token, request, proof)
     }
-    checkTokenCharacters(token, true)
-    return this.verifyAndCheck(token, request, proof)
+    await this.senders.claimProof(proof)
+    return record
   }
 
   private recheckStatus (record: TokenRecord): TokenRecord | Promise<TokenRecord> {

@@ -363,3 +363,20 @@ t.test('bad options fail ready() naming the option', async (t) => {
   t.throws(() => app.get('/x', { config: { auth: { dpop: 'required' } } }, async () => ({})), /config.auth.dpop of route \/x" needs the plugin option "dpop" on/)
   t.throws(() => app.get('/y', { config: { auth: { dpop: 'yes' as 'required' } } }, async () => ({})), /must be 'required'/)
 })
+
+t.test('the replay cache is written only for a verified token bound to the proof key', async (t) => {
+  const store = new MemoryStore()
+  const keys: string[] = []
+  const claimOnce = store.claimOnce.bind(store)
+  store.claimOnce = (key, expiresAt) => { keys.push(key); return claimOnce(key, expiresAt) }
+  const app = await dpopApp(t, { store })
+  const h = await holder()
+  const forger = await makeKey('ES256')
+  const forged = await sign(forger, { cnf: { jkt: h.jkt } })
+  t.equal((await app.inject({ url: '/orders', headers: await dpopHeaders(h, forged) })).statusCode, 401, 'a token the issuer did not sign')
+  t.equal((await app.inject({ url: '/orders', headers: await dpopHeaders(h, await boundToken(await holder())) })).statusCode, 401, "a token bound to someone else's key")
+  t.equal(keys.length, 0, 'nothing was claimed')
+  const headers = await dpopHeaders(h, await boundToken(h))
+  t.equal((await app.inject({ url: '/orders', headers })).statusCode, 200)
+  t.same(keys, [`${h.jkt}:${JSON.parse(Buffer.from(headers.dpop.split('.')[1]!, 'base64url').toString()).jti}`], 'claimed by key and jti')
+})

@@ -78,8 +78,9 @@ export class SenderBinding {
   }
 
   /**
-   * The DPoP access token of this request, once its proof has passed every check of
-   * RFC 9449 §4.3 and its `jti` was never seen before. Every answer carries the current nonce.
+   * The DPoP access token of this request and its proof, once the proof has passed the
+   * checks of RFC 9449 §4.3 that need no token (`claimProof` does the `jti`). Every answer
+   * carries the current nonce.
    */
   async proveDpop (request: FastifyRequest, reply: FastifyReply): Promise<{ token: string, proof: DpopProof }> {
     if (this.nonces !== null) reply.header('dpop-nonce', this.nonces.issue())
@@ -91,9 +92,17 @@ export class SenderBinding {
     const nowSeconds = Math.floor(Date.now() / 1000)
     const proof = await this.proofs!.verify(header, request.method, requestUri(request, this.options.publicUrl), token, nowSeconds)
     if (this.nonces !== null && !this.nonces.accepts(proof.nonce)) throw new UseDpopNonceError()
-    // Kept until the proof's `iat` leaves the window: past that, the proof is refused anyway.
-    await this.replay!.claim(`${proof.jkt}:${proof.jti}`, (proof.iat + this.iatWindow + 1) * 1000)
     return { token, proof }
+  }
+
+  /**
+   * Records the proof's `jti` (with its key) as used, refusing it when it was used before.
+   * Called once the token is verified and bound to the proof's key: proofs with no valid
+   * token behind them never reach the store, nor crowd out the claims that matter.
+   */
+  claimProof (proof: DpopProof): Promise<void> {
+    // Kept until the proof's `iat` leaves the window: past that, the proof is refused anyway.
+    return this.replay!.claim(`${proof.jkt}:${proof.jti}`, (proof.iat + this.iatWindow + 1) * 1000)
   }
 
   /** A DPoP request: the token must be bound to the proof's key (and to the certificate too, if it says so). */
