@@ -4,6 +4,8 @@ export { jwtRevocation }
 export default jwtRevocation
 export type { AuthContext, JwtRevocationOptions, RouteAuthConfig } from './plugin.js'
 export type { CacheOptions } from './options.js'
+export type { DpopOptions, DpopNonceOptions, MtlsOptions } from './dpop/options.js'
+export type { ProvenBinding } from './binding/sender.js'
 export type { HealthCheck, HealthContributor, HealthReport } from './health.js'
 export type { StatusListOptions } from './status-list/options.js'
 export type { RemoteJwksOptions } from './keys.js'

@@ -98,7 +98,8 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
 
   function admit (request: FastifyRequest, reply: FastifyReply, token: string, record: TokenRecord, policy: RoutePolicy, done: HookHandlerDoneFunction, binding: ProvenBinding): void {
     if (policy.dpopRequired && binding !== 'dpop') {
-      return fail(reply, new InvalidTokenError('This route requires a DPoP-bound token'), policy, done, binding === null ? 'Bearer' : 'DPoP')
+      // Only a request with the Bearer scheme gets here: a DPoP request's binding is 'dpop'.
+      return fail(reply, new InvalidTokenError('This route requires a DPoP-bound token'), policy, done)
     }
     if (policy.audience !== undefined && !record.audiences.includes(policy.audience)) {
       return fail(reply, new InvalidTokenError('The token has an unexpected audience'), policy, done)
