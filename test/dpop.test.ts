@@ -9,6 +9,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
 import jwtRevocation, { MemoryStore, type JwtRevocationOptions, type RevocationStore } from '../src/index.js'
 import { NonceWindows } from '../src/dpop/nonce.js'
+import { BoundedClaims } from '../src/stores/claims.js'
 import { normalizeHttpUri } from '../src/dpop/url.js'
 import { RedisStore } from '../src/stores/redis.js'
 import { PostgresStore } from '../src/stores/postgres.js'
@@ -379,4 +380,18 @@ t.test('the replay cache is written only for a verified token bound to the proof
   const headers = await dpopHeaders(h, await boundToken(h))
   t.equal((await app.inject({ url: '/orders', headers })).statusCode, 200)
   t.same(keys, [`${h.jkt}:${JSON.parse(Buffer.from(headers.dpop.split('.')[1]!, 'base64url').toString()).jti}`], 'claimed by key and jti')
+})
+
+t.test('the in-process claims are bounded: expired ones go first, then the oldest', async (t) => {
+  const claims = new BoundedClaims(3)
+  const now = 1_000_000
+  t.ok(claims.claimOnce('a', now + 10, now))
+  t.notOk(claims.claimOnce('a', now + 10, now), 'a replay')
+  t.ok(claims.claimOnce('a', now + 30, now + 11), 'free again once expired')
+  t.ok(claims.claimOnce('b', now + 50, now + 11))
+  t.ok(claims.claimOnce('c', now + 60, now + 11))
+  t.ok(claims.claimOnce('d', now + 70, now + 12), 'full: room is made')
+  t.equal(claims.size, 3, 'never more than its bound')
+  t.notOk(claims.claimOnce('d', now + 70, now + 12), 'the newest is kept')
+  t.notOk(claims.claimOnce('c', now + 70, now + 12))
 })

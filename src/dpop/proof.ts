@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import { hasCanonicalSegments } from '../canonical-segments.js'
 import { InvalidDpopProofError } from '../errors.js'
 import { hasDuplicateKeys } from '../json-duplicates.js'
-import { normalizeHttpUri } from './url.js'
+import { sameHttpUri } from './url.js'
 
 /** What a valid proof establishes: who holds the key, and the proof's identity for the replay cache. */
 export interface DpopProof {
@@ -50,8 +50,8 @@ export class ProofVerifier {
 
   /**
    * The proof of `header` (the request's one `DPoP` header) for `method` `uri` carrying
-   * `token`, or a thrown InvalidDpopProofError. `uri` is already normalised, or null when
-   * the request has no URL a proof could name.
+   * `token`, or a thrown InvalidDpopProofError. `uri` is the request's (see `requestUri`), or
+   * null when the request has no URL a proof could name.
    */
   async verify (header: string, method: string, uri: string | null, token: string, nowSeconds: number): Promise<DpopProof> {
     if (header.length > MAX_PROOF_SIZE || !JWS_COMPACT.test(header) || !hasCanonicalSegments(header)) refuse('The DPoP proof is malformed')
@@ -72,7 +72,7 @@ export class ProofVerifier {
     const { jti, htm, htu, iat, ath } = payload as { jti?: unknown, htm?: unknown, htu?: unknown, iat?: unknown, ath?: unknown }
     if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) refuse('The DPoP proof has an invalid jti')
     if (htm !== method) refuse('The DPoP proof is for another method')
-    if (uri === null || typeof htu !== 'string' || normalizeHttpUri(htu) !== uri) refuse('The DPoP proof is for another URL')
+    if (uri === null || typeof htu !== 'string' || !sameHttpUri(htu, uri)) refuse('The DPoP proof is for another URL')
     if (typeof iat !== 'number' || Math.abs(nowSeconds - iat) > this.rules.iatWindow) refuse('The DPoP proof is outside its time window')
     if (ath !== accessTokenHash(token)) refuse('The DPoP proof is not for this access token')
     return { jkt: proofKey.jkt, jti: jti as string, iat: iat as number, nonce: payload.nonce }

@@ -24,9 +24,9 @@ export function normalizeHttpUri (value: string): string | null {
 }
 
 /**
- * The URL the client called, as it signed it: `publicUrl` (external origin and any prefix a
- * proxy strips) followed by the request's path, or the scheme and host Fastify sees
- * (`X-Forwarded-Proto`/`-Host` only from a peer `trustProxy` trusts).
+ * The URL the client called, as it signed it (not yet normalised): `publicUrl` (external
+ * origin and any prefix a proxy strips) followed by the request's path, or the scheme and
+ * host Fastify sees (`X-Forwarded-Proto`/`-Host` only from a peer `trustProxy` trusts).
  */
 export function requestUri (request: FastifyRequest, publicUrl: string | null): string | null {
   const raw = request.url
@@ -34,6 +34,15 @@ export function requestUri (request: FastifyRequest, publicUrl: string | null): 
   const path = query === -1 ? raw : raw.slice(0, query)
   // An absolute-form or asterisk request target is not a path on this origin.
   if (path.charCodeAt(0) !== 47 /* / */) return null
-  const base = publicUrl ?? `${request.protocol}://${request.host}`
-  return normalizeHttpUri(base + path)
+  return (publicUrl ?? `${request.protocol}://${request.host}`) + path
+}
+
+/**
+ * Whether a proof's `htu` names `uri` (as `requestUri` gives it). Equal texts normalise
+ * alike, so the usual case (the client signed exactly the URL it called) parses nothing.
+ */
+export function sameHttpUri (htu: string, uri: string): boolean {
+  if (htu === uri) return true
+  const normalized = normalizeHttpUri(htu)
+  return normalized !== null && normalized === normalizeHttpUri(uri)
 }
