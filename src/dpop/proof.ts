@@ -25,7 +25,11 @@ export interface ProofRules {
 /** Compact JWS, each part non-empty; a proof is small, and a bound on it bounds the work. */
 const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 const MAX_PROOF_SIZE = 8192
-const MAX_JTI_LENGTH = 256
+/**
+ * A `jti` becomes part of a store key: printable ASCII only (no NUL, which PostgreSQL text
+ * refuses, so a client could otherwise turn its proofs into store failures), at most 256.
+ */
+const JTI = /^[\x20-\x7e]{1,256}$/
 /** RFC 9449 §4.2: a public key only. Members that would carry a private or symmetric key. */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
 
@@ -70,7 +74,7 @@ export class ProofVerifier {
     const first = header.indexOf('.')
     if (hasDuplicateKeys(Buffer.from(header.slice(first + 1, header.indexOf('.', first + 1)), 'base64url'), payload)) refuse('The DPoP proof has duplicate members')
     const { jti, htm, htu, iat, ath } = payload as { jti?: unknown, htm?: unknown, htu?: unknown, iat?: unknown, ath?: unknown }
-    if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) refuse('The DPoP proof has an invalid jti')
+    if (typeof jti !== 'string' || !JTI.test(jti)) refuse('The DPoP proof has an invalid jti')
     if (htm !== method) refuse('The DPoP proof is for another method')
     if (uri === null || typeof htu !== 'string' || !sameHttpUri(htu, uri)) refuse('The DPoP proof is for another URL')
     if (typeof iat !== 'number' || Math.abs(nowSeconds - iat) > this.rules.iatWindow) refuse('The DPoP proof is outside its time window')
