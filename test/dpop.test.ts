@@ -110,6 +110,7 @@ t.test('every check of RFC 9449 §4.3 refuses on its own: 401 invalid_dpop_proof
     ['no jti', await dpopHeaders(h, token, { claims: { jti: undefined } }), 'The DPoP proof lacks a required claim'],
     ['a jti with a NUL', await dpopHeaders(h, token, { jti: 'a\u0000b' }), 'The DPoP proof has an invalid jti'],
     ['a jti too long', await dpopHeaders(h, token, { jti: 'x'.repeat(257) }), 'The DPoP proof has an invalid jti'],
+    ['nbf in the future', await dpopHeaders(h, token, { claims: { nbf: now + 600 } }), 'The DPoP proof has an invalid claim'],
     ['iat too old', await dpopHeaders(h, token, { iat: now - 120 }), 'The DPoP proof is outside its time window'],
     ['iat in the future', await dpopHeaders(h, token, { iat: now + 120 }), 'The DPoP proof is outside its time window'],
     ['no ath', await dpopHeaders(h, token, { token: null }), 'The DPoP proof is not for this access token'],

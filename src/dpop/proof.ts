@@ -114,13 +114,14 @@ export class ProofVerifier {
 }
 
 function describe (err: unknown): string {
-  const e = err as { code?: string, claim?: string }
+  const e = err as { code?: string, claim?: string, reason?: string }
   switch (e?.code) {
     case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED': return 'The DPoP proof signature is invalid'
     case 'ERR_JOSE_ALG_NOT_ALLOWED': return 'The DPoP proof is signed with an algorithm that is not allowed'
     case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
       if (e.claim === 'typ') return 'The DPoP proof has an unexpected type'
-      return 'The DPoP proof lacks a required claim'
+      if (e.reason === 'missing') return 'The DPoP proof lacks a required claim'
+      return 'The DPoP proof has an invalid claim'
     case 'ERR_JWT_EXPIRED': return 'The DPoP proof is outside its time window'
     default: return 'The DPoP proof is malformed'
   }
