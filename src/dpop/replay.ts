@@ -4,6 +4,8 @@ import type { StoreGuard } from '../store-guard.js'
 import { BoundedClaims } from '../stores/claims.js'
 import type { RevocationStore } from '../stores/types.js'
 
+const UNAVAILABLE = 'The DPoP replay check is unavailable'
+
 /**
  * "Each proof once" (RFC 9449 §11.1), across every instance when the store has
  * `claimOnce`, else within this process (and said so once at boot). The store call goes
@@ -40,17 +42,18 @@ export class ReplayCache {
     if (this.guard.allow()) {
       try {
         claimed = await this.guard.call('DPoP replay check', () => this.store.claimOnce!(key, expiresAt))
-      } catch (err) {
-        if (this.onStoreError === 'deny') throw err
+      } catch {
+        // The guard has logged it (once per outage); the request gets the revocation check's answer.
+        if (this.onStoreError === 'deny') throw new ServiceUnavailableError(UNAVAILABLE)
         return false
       }
       if (claimed === true) return true
       if (claimed === false) throw new InvalidDpopProofError('The DPoP proof has been used before')
       // Anything else is a broken store: refused, never guessed.
-      if (this.onStoreError === 'deny') throw new ServiceUnavailableError('The DPoP replay check is unavailable')
+      if (this.onStoreError === 'deny') throw new ServiceUnavailableError(UNAVAILABLE)
       return false
     }
-    if (this.onStoreError === 'deny') throw new ServiceUnavailableError('The DPoP replay check is unavailable')
+    if (this.onStoreError === 'deny') throw new ServiceUnavailableError(UNAVAILABLE)
     return false
   }
 }
