@@ -59,7 +59,8 @@ export class ProofVerifier {
    */
   async verify (header: string, method: string, uri: string | null, token: string, nowSeconds: number): Promise<DpopProof> {
     if (header.length > MAX_PROOF_SIZE || !JWS_COMPACT.test(header) || !hasCanonicalSegments(header)) refuse('The DPoP proof is malformed')
-    const encodedHeader = header.slice(0, header.indexOf('.'))
+    const first = header.indexOf('.')
+    const encodedHeader = header.slice(0, first)
     const proofKey = this.keys.get(encodedHeader) ?? await this.importKey(encodedHeader)
     let payload: JWTPayload
     try {
@@ -71,7 +72,6 @@ export class ProofVerifier {
     } catch (err) {
       return refuse(describe(err))
     }
-    const first = header.indexOf('.')
     if (hasDuplicateKeys(Buffer.from(header.slice(first + 1, header.indexOf('.', first + 1)), 'base64url'), payload)) refuse('The DPoP proof has duplicate members')
     const { jti, htm, htu, iat, ath } = payload as { jti?: unknown, htm?: unknown, htu?: unknown, iat?: unknown, ath?: unknown }
     if (typeof jti !== 'string' || !JTI.test(jti)) refuse('The DPoP proof has an invalid jti')
