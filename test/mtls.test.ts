@@ -2,7 +2,8 @@
 // certificates made here, and through a TLS-terminating proxy's header, which only a
 // peer that trustProxy trusts may send.
 import Fastify, { type FastifyInstance } from 'fastify'
-import { createHash, X509Certificate } from 'node:crypto'
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose'
+import { createHash, randomUUID, X509Certificate } from 'node:crypto'
 import { request as httpsRequest } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { generate } from 'selfsigned'
@@ -32,10 +33,10 @@ async function mtlsServer (t: Test): Promise<string> {
 }
 
 /** One request on a connection of its own, presenting `client`'s certificate (or none). */
-function call (url: string, token: string, client?: { cert: string, private: string }): Promise<{ status: number, body: string, challenge: string | undefined }> {
+function call (url: string, token: string, client?: { cert: string, private: string }, headers: Record<string, string> = bearer(token)): Promise<{ status: number, body: string, challenge: string | undefined }> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(`${url}/orders`, {
-      headers: bearer(token),
+      headers,
       agent: false,
       // The server's certificate is self-signed and not what is under test here.
       rejectUnauthorized: false,
@@ -66,6 +67,23 @@ t.test('over mutual TLS: the token works with its certificate, not with another 
   const unbound = await call(url, await sign(issuerKey), mallory)
   t.equal(unbound.status, 200, 'an unbound token needs no certificate')
   t.same(JSON.parse(unbound.body), { binding: null, confirmation: null })
+})
+
+t.test('a token bound to a DPoP key and a certificate needs both', async (t) => {
+  const url = await mtlsServer(t)
+  const { privateKey, publicKey } = await generateKeyPair('ES256')
+  const jwk = await exportJWK(publicKey)
+  const token = await sign(issuerKey, { cnf: { jkt: await calculateJwkThumbprint(jwk), 'x5t#S256': x5t(alice.cert) } })
+  const dpop = async () => ({
+    authorization: `DPoP ${token}`,
+    dpop: await new SignJWT({ htm: 'GET', htu: `${url}/orders`, jti: randomUUID(), ath: createHash('sha256').update(token).digest('base64url') })
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk }).setIssuedAt().sign(privateKey),
+  })
+  const both = await call(url, token, alice, await dpop())
+  t.equal(both.status, 200, both.body)
+  t.equal(JSON.parse(both.body).binding, 'dpop')
+  t.equal((await call(url, token, mallory, await dpop())).status, 401, 'the proof without the certificate')
+  t.equal((await call(url, token, alice)).status, 401, 'the certificate without the proof')
 })
 
 t.test('mtls off: a certificate-bound token is refused even with the right certificate', async (t) => {
