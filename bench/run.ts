@@ -13,8 +13,8 @@ import { createServer } from 'node:http'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
-import { AUDIENCE, ISSUER, type Alg, type BenchKeys, type ServerKind } from './config.js'
+import { calculateJwkThumbprint, exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
+import { AUDIENCE, ISSUER, type Alg, type BenchKeys, type DpopLoad, type ServerKind } from './config.js'
 import { procAvailable } from './cpu.js'
 import type { LoadRequest, LoadResult } from './load.js'
 import { measureConcurrentRevocations, measureImport, type ConcurrentResult, type ImportResult, type ImportStore } from './operator.js'
@@ -30,7 +30,7 @@ const LRU = 1_000
 const here = import.meta.dirname
 const ALGS: Alg[] = ['ES256', 'RS256', 'EdDSA']
 
-interface Row { id: string, name: string, spec: ServerKind | null, alg: Alg, tokens: 'none' | 'one' | 'rotation', note?: string }
+interface Row { id: string, name: string, spec: ServerKind | null, alg: Alg, tokens: 'none' | 'one' | 'rotation' | 'dpop-one' | 'dpop-rotation', note?: string }
 
 const rotating = `${ROTATION.toLocaleString('en')} rotating tokens`
 const rows: Row[] = [
@@ -47,6 +47,8 @@ const rows: Row[] = [
     ? { id: 'jwks-es256', name: 'fastify-jwt-jwks, ES256', spec: null, alg, tokens: 'rotation', note: 'cannot: it verifies RS256 and EdDSA only (its `algorithms` option is refused)' }
     : { id: `jwks-${alg.toLowerCase()}`, name: `fastify-jwt-jwks, ${alg}, JWKS URL, uncached, same checks, jti in a second hook (its options do not reach \`trusted\`)`, spec: { kind: 'fastify-jwt-jwks', alg }, alg, tokens: 'rotation' }),
   { id: 'file-es256', name: `plugin, ES256, ${rotating}, LRU ${LRU.toLocaleString('en')}, FileStore`, spec: { kind: 'plugin', alg: 'ES256', cacheMax: LRU, store: 'file' }, alg: 'ES256', tokens: 'rotation' },
+  { id: 'dpop-hit', name: 'plugin, ES256 DPoP-bound token (cache hit) + an ES256 DPoP proof per request (verified, jti claimed once), MemoryStore', spec: { kind: 'plugin', alg: 'ES256', cacheMax: 10_000, store: 'memory', dpop: true }, alg: 'ES256', tokens: 'dpop-one' },
+  { id: 'dpop-miss', name: `plugin, ES256 DPoP-bound, ${rotating}, LRU ${LRU.toLocaleString('en')} (every token a miss) + an ES256 DPoP proof per request, MemoryStore`, spec: { kind: 'plugin', alg: 'ES256', cacheMax: LRU, store: 'memory', dpop: true }, alg: 'ES256', tokens: 'dpop-rotation' },
   { id: 'redis-es256', name: `plugin, ES256, ${rotating}, LRU ${LRU.toLocaleString('en')}, RedisStore (a round trip per request)`, spec: { kind: 'plugin', alg: 'ES256', cacheMax: LRU, store: 'redis' }, alg: 'ES256', tokens: 'rotation' },
 ]
 const wanted = (id: string) => only === undefined || only.includes(id)
@@ -72,8 +74,8 @@ async function signer (alg: Alg): Promise<Signer> {
   return { alg, kid, key: privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' }, pem: await exportSPKI(publicKey) }
 }
 
-function sign (s: Signer, i: number): Promise<string> {
-  return new SignJWT({ scope: 'read:orders', azp: 'partner' })
+function sign (s: Signer, i: number, jkt?: string): Promise<string> {
+  return new SignJWT({ scope: 'read:orders', azp: 'partner', ...(jkt === undefined ? {} : { cnf: { jkt } }) })
     .setProtectedHeader({ alg: s.alg, kid: s.kid })
     .setIssuer(ISSUER).setAudience(AUDIENCE).setSubject('partner@clients')
     .setIssuedAt().setExpirationTime('2h').setJti(`jti-${i}`)
@@ -92,7 +94,7 @@ function startServer (spec: ServerKind, env: NodeJS.ProcessEnv): Promise<{ child
   })
 }
 
-function startLoad (tokens: Record<string, string[]>): Promise<{ run: (r: LoadRequest) => Promise<LoadResult>, stop: () => void }> {
+function startLoad (tokens: Record<string, string[]>, dpop: DpopLoad | undefined): Promise<{ run: (r: LoadRequest) => Promise<LoadResult>, stop: () => void }> {
   const child = fork(join(here, 'load.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   children.push(child)
   let pending: { resolve: (r: LoadResult) => void, reject: (e: Error) => void } | undefined
@@ -101,13 +103,14 @@ function startLoad (tokens: Record<string, string[]>): Promise<{ run: (r: LoadRe
     child.on('message', (m: { started?: true, ready?: true, result?: LoadResult, error?: string }) => {
       if (m.started) {
         pin(child.pid!, 0)
-        child.send({ tokens })
+        child.send({ tokens, dpop })
       } else if (m.ready) {
         resolve({
           run: (r) => new Promise((resolve, reject) => { pending = { resolve, reject }; child.send({ run: r }) }),
           stop: () => child.kill('SIGTERM'),
         })
       } else if (m.result) pending?.resolve(m.result)
+      else if (m.error && pending === undefined) reject(new Error(m.error))
       else if (m.error) pending?.reject(new Error(m.error))
     })
   })
@@ -158,7 +161,28 @@ async function main (): Promise<void> {
     tokens[`${alg}:rotation`] = rotation
     tokens[`${alg}:one`] = [rotation[0]!]
   }
-  const load = await startLoad(tokens)
+  // DPoP rows: tokens bound to one client key, and a proof signed for every request the
+  // run can make (each proof is accepted once). The load generator signs them before it starts.
+  let dpop: DpopLoad | undefined
+  const dpopRows = selected.filter((r) => r.tokens.startsWith('dpop-'))
+  if (dpopRows.length > 0) {
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true })
+    const publicJwk = await exportJWK(publicKey)
+    const jkt = await calculateJwkThumbprint(publicJwk)
+    const rotation = await Promise.all(Array.from({ length: ROTATION }, (_, i) => sign(signers.ES256, i, jkt)))
+    tokens['ES256:dpop-rotation'] = rotation
+    tokens['ES256:dpop-one'] = [rotation[0]!]
+    const seconds = Math.max(1, Math.ceil(duration / 2)) + rounds * duration
+    // Generous ceilings on one core's rate; a run that outruns its proofs fails loudly (replays are refused).
+    const perSecond = Number(process.env.BENCH_DPOP_RATE ?? 12_000)
+    dpop = {
+      privateJwk: { ...(await exportJWK(privateKey)) },
+      publicJwk: { ...publicJwk },
+      proofs: Object.fromEntries(dpopRows.map((r) => [`ES256:${r.tokens}`, Math.ceil(seconds * (r.tokens === 'dpop-one' ? perSecond : perSecond / 2))])),
+    }
+    process.stdout.write(`signing ${Object.values(dpop.proofs).reduce((a, b) => a + b, 0).toLocaleString('en')} DPoP proofs for ${dpopRows.map((r) => r.id).join(', ')}…\n`)
+  }
+  const load = await startLoad(tokens, dpop)
 
   // Every server is up at once and rounds are interleaved, so a slow patch of the
   // machine (other processes) weighs on every row alike instead of on one.
@@ -303,6 +327,16 @@ function render (
   const introspecting = byId.get('hit-introspect')
   if (hit && introspecting) {
     targets.push(`- An \`introspect: true\` route with a warm answer cache: ${introspecting.cpu.median.toFixed(1)} vs ${hit.cpu.median.toFixed(1)} µs for the plain route — **${(hit.cpu.median / introspecting.cpu.median).toFixed(2)}** of its throughput per core.`)
+  }
+  // Sender-constrained tokens cost a proof signature per request; say how much, against the Bearer rows of this run.
+  for (const [id, bearerId] of [['dpop-hit', 'hit'], ['dpop-miss', 'miss-es256']] as const) {
+    const dpop = byId.get(id)
+    const bearer = byId.get(bearerId)
+    if (dpop && bearer) {
+      targets.push(`- ${id}: ${dpop.cpu.median.toFixed(1)} µs per request vs ${bearer.cpu.median.toFixed(1)} µs for \`${bearerId}\` (Bearer): **${(bearer.cpu.median / dpop.cpu.median).toFixed(2)}** of its throughput per core.`)
+    } else if (dpop) {
+      targets.push(`- ${id}: ${dpop.cpu.median.toFixed(1)} µs per request (run with \`${bearerId}\` for the ratio to Bearer).`)
+    }
   }
   for (const alg of ALGS) {
     const a = alg.toLowerCase()

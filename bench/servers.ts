@@ -11,7 +11,7 @@ import { mkdtemp } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { AUDIENCE, ISSUER, REVOKED_JTI, type BenchKeys, type ServerKind, type Store } from './config.js'
+import { AUDIENCE, DPOP_PUBLIC_URL, ISSUER, REVOKED_JTI, type BenchKeys, type ServerKind, type Store } from './config.js'
 
 const route = async () => ({ ok: true })
 const keys = JSON.parse(process.env.BENCH_KEYS!) as BenchKeys
@@ -60,6 +60,8 @@ async function build (spec: ServerKind): Promise<FastifyInstance> {
       cache: { max: spec.cacheMax, ttl: 10_000 },
       // An issuer answering active for every token, asked once per token: the rows measure a warm answer cache.
       ...(spec.introspect === true ? { introspection: await introspectionOf(app) } : {}),
+      // Proofs are signed before the run starts, so they must stay fresh for all of it.
+      ...(spec.dpop === true ? { dpop: { required: true, proofMaxAge: '1h' }, publicUrl: DPOP_PUBLIC_URL } : {}),
     })
     if (spec.introspect === true) routeConfig = { auth: { introspect: true } }
     await app.revocation.revokeToken({ jti: REVOKED_JTI })

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { DpopPartner, resend } from './dpop-client.js'
 import { buildExampleServer, MANAGEMENT, ORDERS, REPORTS, STATUS_LIST_TTL, type ExampleOptions } from './server.js'
 
 interface Step { title: string, status: number, expected: number, detail?: string }
@@ -62,6 +63,21 @@ export async function runDemo (baseUrl: string, print: (line: string) => void = 
   expect('But the partner simply gets a fresh token', fresh.status, 200)
   const freshToken = fresh.body.access_token!
   expect('…and is back in (a blacklist stops one token only)', (await call('/api/orders', freshToken)).status, 200)
+
+  print('\nSender-constrained tokens (DPoP): a stolen token is useless without its key')
+  const partner = await new DpopPartner(baseUrl, 'partner', 'partner-secret').newKey()
+  const bound = await partner.obtainToken(ORDERS)
+  const jkt = (JSON.parse(Buffer.from(partner.accessToken.split('.')[1]!, 'base64url').toString()) as { cnf?: { jkt?: string } }).cnf?.jkt
+  expect('The partner, with a key pair of its own, obtains a DPoP-bound token', bound, 200, `token_type ${partner.tokenType}, cnf.jkt ${jkt}`)
+  const held = await partner.call('/api/orders')
+  expect('The partner calls GET /api/orders with a fresh DPoP proof', held.status, 200)
+  const thief = await new DpopPartner(baseUrl, 'thief', 'none').newKey()
+  const stolen = await thief.call('/api/orders', partner.accessToken)
+  expect('A thief sends the stolen token with a proof from its own key', stolen.status, 401, `${stolen.error}: ${stolen.description}`)
+  const asBearer = await resend(`${baseUrl}/api/orders`, new Headers({ authorization: `Bearer ${partner.accessToken}` }))
+  expect('…or as a plain Bearer token', asBearer.status, 401, 'no downgrade')
+  const replayed = await resend(`${baseUrl}/api/orders`, held.sent)
+  expect("…or replays the partner's own request, proof and all", replayed.status, 401, 'each proof is accepted once')
 
   print('\nStrategy 2: delete the client grant')
   const grants = await call(`/api/v2/client-grants?client_id=partner&audience=${encodeURIComponent(ORDERS)}`, adminToken)

@@ -4,8 +4,8 @@
 // Like Okta, Entra or Keycloak it also revokes through standards: every token points
 // into its published Token Status List, and revoking a subject pushes a CAEP
 // session-revoked Security Event Token to the API's Shared Signals receiver.
-import type { FastifyInstance, FastifyReply } from 'fastify'
-import { base64url, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { base64url, calculateJwkThumbprint, EmbeddedJWK, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JWK } from 'jose'
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -45,6 +45,28 @@ const sameSecret = (a: string, b: string) => timingSafeEqual(digest(a), digest(b
 function oauthError (reply: FastifyReply, status: number, error: string, description: string) {
   if (status === 401) reply.header('www-authenticate', 'Basic realm="token"')
   return reply.code(status).send({ error, error_description: description })
+}
+
+/** Proof algorithms the issuer accepts on its token endpoint (the API checks its own list). */
+const DPOP_ALGORITHMS = ['ES256', 'EdDSA', 'PS256', 'RS256']
+
+/**
+ * RFC 9449 §5: a `DPoP` header on the token request binds the token to the proof's key.
+ * Returns that key's thumbprint, null without a header, or undefined for a bad proof.
+ * (An authorization server's check; the API's is the package's own.)
+ */
+async function dpopKeyOf (request: FastifyRequest, tokenEndpoint: string): Promise<string | null | undefined> {
+  const header = request.headers.dpop
+  if (header === undefined) return null
+  if (typeof header !== 'string') return undefined
+  try {
+    const { payload, protectedHeader } = await jwtVerify(header, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: DPOP_ALGORITHMS, requiredClaims: ['jti', 'htm', 'htu', 'iat'] })
+    const fresh = Math.abs(Date.now() / 1000 - (payload.iat as number)) <= 60
+    if (payload.htm !== 'POST' || payload.htu !== tokenEndpoint || !fresh) return undefined
+    return await calculateJwkThumbprint(protectedHeader.jwk!)
+  } catch {
+    return undefined
+  }
 }
 
 interface TokenRequest { grant_type?: string, client_id?: string, client_secret?: string, audience?: string, resource?: string }
@@ -129,6 +151,7 @@ export async function issuerRoutes (app: FastifyInstance, opts: IssuerOptions): 
     grant_types_supported: ['client_credentials'],
     token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic'],
     id_token_signing_alg_values_supported: ['ES256'],
+    dpop_signing_alg_values_supported: DPOP_ALGORITHMS,
   }
   // OIDC Discovery, and RFC 8414 for OAuth clients (MCP clients look there).
   app.get('/.well-known/openid-configuration', { config: open }, async () => metadata)
@@ -153,10 +176,12 @@ export async function issuerRoutes (app: FastifyInstance, opts: IssuerOptions): 
     if (!api) return body.resource === undefined ? oauthError(reply, 400, 'invalid_request', 'Unknown audience') : oauthError(reply, 400, 'invalid_target', 'Unknown resource')
     const [grant] = await app.revocation.listGrants({ client_id: client.client_id, audience: api.identifier })
     if (!grant) return oauthError(reply, 403, 'access_denied', 'The client has no grant for this audience')
+    const jkt = await dpopKeyOf(request, `${issuer}oauth/token`)
+    if (jkt === undefined) return oauthError(reply, 400, 'invalid_dpop_proof', 'The DPoP proof is invalid')
     const now = Math.floor(Date.now() / 1000)
     const scope = grant.scope.join(' ')
     const status = { status_list: { idx: await statusList.allocate(), uri: statusListUri } }
-    const accessToken = await new SignJWT({ azp: client.client_id, client_id: client.client_id, scope, status })
+    const accessToken = await new SignJWT({ azp: client.client_id, client_id: client.client_id, scope, status, ...(jkt === null ? {} : { cnf: { jkt } }) })
       .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'at+jwt' })
       .setIssuer(issuer)
       .setAudience(api.identifier)
@@ -165,7 +190,7 @@ export async function issuerRoutes (app: FastifyInstance, opts: IssuerOptions): 
       .setExpirationTime(now + api.token_lifetime)
       .setJti(randomUUID())
       .sign(key.privateKey)
-    return { access_token: accessToken, token_type: 'Bearer', expires_in: api.token_lifetime, scope }
+    return { access_token: accessToken, token_type: jkt === null ? 'Bearer' : 'DPoP', expires_in: api.token_lifetime, scope }
   })
 
   // The Status List Token (IETF Token Status List §5.1), signed with the token key.

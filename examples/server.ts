@@ -7,7 +7,7 @@
 //                                   # + revocations made at your Auth0 tenant take effect here
 import formbody from '@fastify/formbody'
 import Fastify, { type FastifyInstance } from 'fastify'
-import jwtRevocation, { adminRoutes, FileStore } from 'fastify-jwt-revocation'
+import jwtRevocation, { adminRoutes, FileStore, type RevocationStore } from 'fastify-jwt-revocation'
 import { auth0Sync, type Auth0SyncOptions } from 'fastify-jwt-revocation/auth0'
 import { ssfReceiver } from 'fastify-jwt-revocation/ssf'
 import { randomBytes } from 'node:crypto'
@@ -36,6 +36,8 @@ export interface ExampleOptions {
    * (Auth0 is then the source of truth for their grants; none are seeded locally).
    */
   auth0?: Pick<Auth0SyncOptions, 'domain' | 'clientId' | 'clientSecret' | 'interval'>
+  /** Where revocations (and DPoP proofs seen) live; default a FileStore in `dataDir`. Instances behind one URL share one. */
+  store?: RevocationStore
 }
 
 /** The partner-facing APIs whose revocations an Auth0 tenant drives when the sync is on. */
@@ -82,7 +84,9 @@ export async function buildExampleServer (options: ExampleOptions): Promise<Fast
     // The API owner's policy: no token may live longer than 30 days, whatever the issuer says.
     maxTokenLifetime: '30d',
     grants: true,
-    store: new FileStore({ path: join(options.dataDir, 'revocations') }),
+    store: options.store ?? new FileStore({ path: join(options.dataDir, 'revocations') }),
+    // DPoP proofs name the URL clients call: the public one, whichever instance answers.
+    publicUrl: issuer,
     // Tokens point into the issuer's status list; the list is on the issuer's origin
     // (listed explicitly because the example runs on plain http on this machine).
     statusList: { allowedOrigins: [new URL(issuer).origin] },

@@ -1,4 +1,8 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { bindingOf, type SenderBinding } from './binding/sender.js'
 import { acceptedAudiences, clientIdOf, scopesOf, subjectOf } from './claims.js'
+import type { DpopProof } from './dpop/proof.js'
+import { checkTokenCharacters } from './extract.js'
 import type { Metrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import type { Revocation } from './revocation.js'
@@ -27,6 +31,7 @@ export class Authenticator {
     private readonly cache: TokenCache | null,
     private readonly revocation: Revocation,
     private readonly metrics: Metrics,
+    private readonly senders: SenderBinding,
   ) {
     this.accepted = new Set(options.audiences)
     this.verify = accessTokenVerifier(options)
@@ -47,21 +52,54 @@ export class Authenticator {
   }
 
   /** Time rules and revocation for a cached token; synchronous while its status is fresh. */
-  recheck (record: TokenRecord): TokenRecord | Promise<TokenRecord> {
+  recheck (record: TokenRecord, request: FastifyRequest): TokenRecord | Promise<TokenRecord> {
+    if (record.binding !== null) this.senders.checkBearer(record.binding, request)
+    return this.recheckStatus(record)
+  }
+
+  /**
+   * A request with the DPoP scheme: the proof first (signature, claims, nonce), then the
+   * token from the cache or jose, bound to the proof's key, then revocation, and last the
+   * proof's `jti`, claimed once across instances.
+   */
+  async authenticateDpop (request: FastifyRequest, reply: FastifyReply): Promise<{ token: string, record: TokenRecord }> {
+    const { token, proof } = await this.senders.proveDpop(request, reply)
+    const key = this.cacheKey(token)
+    const cached = this.cached(key)
+    let record: TokenRecord
+    if (cached !== undefined) {
+      this.senders.checkDpop(cached.binding, proof, request)
+      record = await this.recheckStatus(cached)
+    } else {
+      checkTokenCharacters(token, true)
+      record = await this.verifyAndCheck(token, key, request, proof)
+    }
+    await this.senders.claimProof(proof)
+    return { token, record }
+  }
+
+  private recheckStatus (record: TokenRecord): TokenRecord | Promise<TokenRecord> {
     const now = Date.now()
     if (now >= record.recheckAt) checkTokenTime(record.payload, Math.floor(now / 1000), this.options)
     const pending = this.revocation.check(record, now)
     return pending === undefined ? record : pending.then(() => record)
   }
 
-  /** A miss: jose verifies, the time rules run, the record is cached under `key`, the store is asked. */
-  verifyAndCheck (token: string, key: string): Promise<TokenRecord> {
+  /**
+   * A miss: jose verifies, the time rules run, the record is cached under `key`, the
+   * binding is proven (`proof` for a DPoP request), the store is asked: never for a
+   * token whose binding this request does not prove.
+   */
+  verifyAndCheck (token: string, key: string, request: FastifyRequest, proof?: DpopProof): Promise<TokenRecord> {
     return this.verify(token).then(({ header, payload }) => {
       const now = Date.now()
       checkTokenTime(payload, Math.floor(now / 1000), this.options)
+      const binding = bindingOf(payload)
       const record = freshRecord(header, payload, this.audiencesOf(payload), clientIdOf(payload), subjectOf(payload),
-        this.sharedScopes(payload), timeRulesHoldUntil(payload, this.options) * 1000)
+        this.sharedScopes(payload), timeRulesHoldUntil(payload, this.options) * 1000, binding)
       this.cache?.set(key, record)
+      if (proof !== undefined) this.senders.checkDpop(binding, proof, request)
+      else if (binding !== null) this.senders.checkBearer(binding, request)
       const pending = this.revocation.check(record, now)
       return pending === undefined ? record : pending.then(() => record)
     })

@@ -5,7 +5,7 @@ import createError from '@fastify/error'
 // not bugs, and a stack per refused request is measurable cost under attack.
 
 /** RFC 6750 §3.1 error attribute carried in `WWW-Authenticate`, when there is one. */
-export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope'
+export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | 'use_dpop_nonce'
 
 export const TokenMissingError = createError(
   'FST_JWT_REVOCATION_TOKEN_MISSING',
@@ -20,6 +20,18 @@ export const InvalidRequestError = createError<[string]>(
 export const InvalidTokenError = createError<[string]>(
   'FST_JWT_REVOCATION_INVALID_TOKEN',
   '%s',
+  401, TypeError, false)
+
+/** RFC 9449 §7.1: the `DPoP` proof header is missing, doubled, malformed, or fails a check. */
+export const InvalidDpopProofError = createError<[string]>(
+  'FST_JWT_REVOCATION_INVALID_DPOP_PROOF',
+  '%s',
+  401, TypeError, false)
+
+/** RFC 9449 §9: the proof lacks the server's current nonce; the answer's `DPoP-Nonce` header carries one. */
+export const UseDpopNonceError = createError(
+  'FST_JWT_REVOCATION_USE_DPOP_NONCE',
+  'The DPoP proof must carry the nonce this server provides',
   401, TypeError, false)
 
 export const TokenExpiredError = createError(
@@ -98,6 +110,8 @@ const bearerErrors: Record<string, BearerErrorCode> = {
   FST_JWT_REVOCATION_TOKEN_LIFETIME: 'invalid_token',
   FST_JWT_REVOCATION_TOKEN_REVOKED: 'invalid_token',
   FST_JWT_REVOCATION_INSUFFICIENT_SCOPE: 'insufficient_scope',
+  FST_JWT_REVOCATION_INVALID_DPOP_PROOF: 'invalid_dpop_proof',
+  FST_JWT_REVOCATION_USE_DPOP_NONCE: 'use_dpop_nonce',
 }
 
 /** The RFC 6750 error attribute for one of this package's error codes (undefined: none). */

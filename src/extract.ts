@@ -10,26 +10,30 @@ function hasAccessTokenParam (request: FastifyRequest): boolean {
   return query !== null && typeof query === 'object' && query.access_token !== undefined
 }
 
-/** Node keeps only the first `Authorization` header; a second one is an ambiguity we refuse. */
-function hasDuplicateAuthorization (rawHeaders: string[]): boolean {
-  let seen = false
+/** How many times a header came: Node keeps only the first `Authorization`, and joins others. */
+export function headerCount (rawHeaders: string[], lowerCaseName: string): number {
+  let count = 0
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!
-    if (name.length === 13 && name.toLowerCase() === 'authorization') {
-      if (seen) return true
-      seen = true
-    }
+    if (name.length === lowerCaseName.length && name.toLowerCase() === lowerCaseName) count++
   }
-  return false
+  return count
 }
 
 const BEARER = 'bearer'
 
+const DPOP = 'dpop'
+
 /** The scheme is case-insensitive; compared in place rather than on a lower-cased copy. */
-function startsWithBearer (header: string): boolean {
-  // `| 0x20` lower-cases a letter, and no other character lands on one of "bearer".
-  for (let i = 0; i < BEARER.length; i++) if ((header.charCodeAt(i) | 0x20) !== BEARER.charCodeAt(i)) return false
+function startsWithScheme (header: string, scheme: string): boolean {
+  // `| 0x20` lower-cases a letter, and no other character lands on one of "bearer" or "dpop".
+  for (let i = 0; i < scheme.length; i++) if ((header.charCodeAt(i) | 0x20) !== scheme.charCodeAt(i)) return false
   return true
+}
+
+/** `Authorization: DPoP …` (RFC 9449 §7.1). */
+export function usesDpopScheme (header: string | undefined): boolean {
+  return header !== undefined && header.length > 5 && header.charCodeAt(4) === 32 && startsWithScheme(header, DPOP)
 }
 
 /**
@@ -45,14 +49,23 @@ export function extractBearerToken (request: FastifyRequest, maxTokenSize: numbe
     if (hasAccessTokenParam(request)) throw new InvalidRequestError('Tokens in the query string are not accepted')
     throw new TokenMissingError()
   }
-  if (header.length < 7 || header.charCodeAt(6) !== 32 || !startsWithBearer(header)) {
+  if (header.length < 7 || header.charCodeAt(6) !== 32 || !startsWithScheme(header, BEARER)) {
     // Another scheme (Basic, DPoP...) carries no Bearer token: answer with a challenge.
     throw new TokenMissingError()
   }
+  return tokenAfterScheme(request, header, 7, maxTokenSize)
+}
+
+/** The token of `Authorization: DPoP <token>`, under the same rules as a Bearer token. */
+export function extractDpopToken (request: FastifyRequest, maxTokenSize: number): string {
+  return tokenAfterScheme(request, request.headers.authorization!, 5, maxTokenSize)
+}
+
+function tokenAfterScheme (request: FastifyRequest, header: string, start: number, maxTokenSize: number): string {
   if (hasAccessTokenParam(request)) throw new InvalidRequestError('Use only one method to send the token')
-  if (hasDuplicateAuthorization(request.raw.rawHeaders)) throw new InvalidRequestError('Send one Authorization header')
-  if (header.length - 7 > maxTokenSize) throw new InvalidRequestError('The token is too large')
-  return header.slice(7)
+  if (headerCount(request.raw.rawHeaders, 'authorization') > 1) throw new InvalidRequestError('Send one Authorization header')
+  if (header.length - start > maxTokenSize) throw new InvalidRequestError('The token is too large')
+  return header.slice(start)
 }
 
 /** The same size rule for a token from a custom `extractToken`. */

@@ -4,6 +4,8 @@ export { jwtRevocation }
 export default jwtRevocation
 export type { AuthContext, JwtRevocationOptions, RouteAuthConfig } from './plugin.js'
 export type { CacheOptions } from './options.js'
+export type { DpopOptions, DpopNonceOptions, MtlsOptions } from './dpop/options.js'
+export type { ProvenBinding } from './binding/sender.js'
 export type { HealthCheck, HealthContributor, HealthReport } from './health.js'
 export type { StatusListOptions } from './status-list/options.js'
 export type { IntrospectionOptions } from './introspection/options.js'
@@ -20,6 +22,7 @@ export {
   GrantNotFoundError,
   InsufficientScopeError,
   InvalidArgumentError,
+  InvalidDpopProofError,
   InvalidOptionError,
   InvalidRequestError,
   InvalidTokenError,
@@ -31,5 +34,6 @@ export {
   TokenLifetimeError,
   TokenMissingError,
   TokenRevokedError,
+  UseDpopNonceError,
   type BearerErrorCode,
 } from './errors.js'

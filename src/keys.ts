@@ -57,7 +57,7 @@ export interface KeySourceOptions {
 }
 
 const HMAC = ['HS256', 'HS384', 'HS512']
-const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']
+export const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']
 /** JWK key types that can carry one of the signature algorithms above. */
 const SIGNATURE_KTY = ['RSA', 'EC', 'OKP']
 

@@ -1,4 +1,8 @@
 import type { FastifyRequest } from 'fastify'
+import {
+  resolveDpopOptions, resolveMtlsOptions, resolvePublicUrl,
+  type DpopOptions, type MtlsOptions, type ResolvedDpopOptions, type ResolvedMtlsOptions,
+} from './dpop/options.js'
 import { parseDuration, type Duration } from './duration.js'
 import { invalidOption } from './errors.js'
 import { createKeySource, type KeyPolicyLog, type KeySource, type KeySourceOptions } from './keys.js'
@@ -66,6 +70,22 @@ export interface JwtRevocationOptions extends KeySourceOptions {
   resourceMetadata?: ResourceMetadataOptions
   /** Ask the issuer about tokens (RFC 7662): on `config.auth.introspect` routes, and for opaque tokens. */
   introspection?: IntrospectionOptions
+  /**
+   * DPoP sender-constrained tokens (RFC 9449): `Authorization: DPoP <token>` with a `DPoP` proof.
+   * Default true; `false` answers the DPoP scheme like any unknown scheme. A DPoP-bound token
+   * is never accepted as a plain Bearer token, whatever this says.
+   */
+  dpop?: boolean | DpopOptions
+  /**
+   * Certificate-bound tokens (RFC 8705): `true` for the TLS peer certificate of an `https`
+   * server with `requestCert`, `{ header }` for one a trusted proxy forwards. Default false.
+   */
+  mtls?: boolean | MtlsOptions
+  /**
+   * The URL clients call this API at (origin plus any path prefix a proxy strips): what DPoP
+   * proofs' `htu` is compared with. Default: the request's own scheme and host.
+   */
+  publicUrl?: string | URL
 }
 
 export interface ResolvedOptions {
@@ -91,6 +111,9 @@ export interface ResolvedOptions {
   acceptForeignAudiences: boolean
   resourceMetadata: ResolvedResourceMetadata | null
   introspection: ResolvedIntrospectionOptions | null
+  dpop: ResolvedDpopOptions | null
+  mtls: ResolvedMtlsOptions | null
+  publicUrl: string | null
 }
 
 // The one list of plugin options: the compiler holds it to JwtRevocationOptions, so a
@@ -100,7 +123,7 @@ const pluginOptionKeys = [...optionKeys<JwtRevocationOptions>({
   issuer: true, audience: true, typ: true, clockTolerance: true, requiredClaims: true, maxTokenLifetime: true,
   maxTokenAge: true, store: true, cache: true, grants: true, onStoreError: true, global: true, realm: true,
   extractToken: true, maxTokenSize: true, storeTimeout: true, retryAfter: true, statusList: true,
-  acceptForeignAudiences: true, resourceMetadata: true, introspection: true,
+  acceptForeignAudiences: true, resourceMetadata: true, introspection: true, dpop: true, mtls: true, publicUrl: true,
 }), ...registerOptionKeys]
 const cacheOptionKeys = optionKeys<CacheOptions>({ max: true, ttl: true })
 
@@ -205,5 +228,8 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
     acceptForeignAudiences,
     resourceMetadata: resolveResourceMetadata(options.resourceMetadata, audiences, issuer, keySource),
     introspection: resolveIntrospectionOptions(options.introspection, issuer, options.issuerBaseURL),
+    dpop: resolveDpopOptions(options.dpop, options.algorithms),
+    mtls: resolveMtlsOptions(options.mtls),
+    publicUrl: resolvePublicUrl(options.publicUrl),
   }
 }

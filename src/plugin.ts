@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunc
 import fp from 'fastify-plugin'
 import type { JWTHeaderParameters, JWTPayload } from 'jose'
 import { Authenticator } from './authenticator.js'
-import { bearerChallenge } from './challenge.js'
+import { SenderBinding, type ProvenBinding } from './binding/sender.js'
+import { challenge, type AuthScheme } from './challenge.js'
 import { InsufficientScopeError, InvalidOptionError, InvalidTokenError, RouteMisconfiguredError } from './errors.js'
 import { checkTokenCharacters, checkTokenShape, extractBearerToken } from './extract.js'
 import { Metrics } from './metrics.js'
@@ -30,6 +31,10 @@ export interface AuthContext {
   subject: string | null
   /** The token's scopes (`scope` and `permissions`), narrowed to the client grant's when `grants: true`. */
   scopes: string[]
+  /** How this request proved the key the token is bound to: a DPoP proof, a client certificate, or nothing (a plain bearer token). */
+  binding: ProvenBinding
+  /** The token's `cnf` claim (RFC 7800), or null. */
+  confirmation: Record<string, unknown> | null
 }
 
 declare module 'fastify' {
@@ -61,8 +66,10 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
     store: options.store, guard, audience: options.audiences[0]!, keySource: options.keySource, feedConnected: () => connection?.connected ?? false,
   })
   const revocation = new Revocation(options, cache, guard, fastify.log, metrics, health)
-  const authenticator = new Authenticator(options, cache, revocation, metrics)
+  const senders = new SenderBinding(options, guard, fastify.log)
+  const authenticator = new Authenticator(options, cache, revocation, metrics, senders)
   const introspector = options.introspection === null ? null : new Introspector({ ...options, introspection: options.introspection }, cache, revocation, fastify.log)
+  const dpopDefault = options.dpop === null ? 'off' : options.dpop.required ? 'required' : 'on'
   const retryAfter = String(options.retryAfter)
 
   connection = new StoreConnection(options.store, guard, {
@@ -77,26 +84,30 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   fastify.decorate('revocation', revocation)
   if (!fastify.hasRequestDecorator('auth')) fastify.decorateRequest('auth', null)
 
-  function fail (reply: FastifyReply, err: HttpError, policy: RoutePolicy, done: HookHandlerDoneFunction): void {
+  function fail (reply: FastifyReply, err: HttpError, policy: RoutePolicy, done: HookHandlerDoneFunction, scheme: AuthScheme = 'Bearer'): void {
     const code = err.code ?? ''
     metrics.refused(err.code, err.cause !== undefined)
     if (!code.startsWith('FST_JWT_REVOCATION_')) {
       // A bug or a throwing custom extractToken: log it, answer without its details.
       reply.log.error({ err }, 'fastify-jwt-revocation: unexpected error while authenticating')
       const refused = new InvalidTokenError('The token could not be verified')
-      reply.header('www-authenticate', bearerChallenge(options.realm, refused.code, refused.message, undefined, policy.resourceMetadata))
+      reply.header('www-authenticate', challenge(options.realm, refused.code, refused.message, undefined, senders.dpopAlgs, scheme, policy.resourceMetadata))
       return done(refused)
     }
     if (err.statusCode === 503) {
       reply.header('retry-after', retryAfter)
       if (err.cause !== undefined) reply.log.warn({ err: err.cause }, 'fastify-jwt-revocation: key source unreachable')
     } else {
-      reply.header('www-authenticate', bearerChallenge(options.realm, code, err.message, policy.scopes, policy.resourceMetadata))
+      reply.header('www-authenticate', challenge(options.realm, code, err.message, policy.scopes, senders.dpopAlgs, scheme, policy.resourceMetadata))
     }
     done(err)
   }
 
-  function admit (request: FastifyRequest, reply: FastifyReply, token: string, record: TokenRecord, policy: RoutePolicy, done: HookHandlerDoneFunction): void {
+  function admit (request: FastifyRequest, reply: FastifyReply, token: string, record: TokenRecord, policy: RoutePolicy, done: HookHandlerDoneFunction, binding: ProvenBinding): void {
+    if (policy.dpopRequired && binding !== 'dpop') {
+      // Only a request with the Bearer scheme gets here: a DPoP request's binding is 'dpop'.
+      return fail(reply, new InvalidTokenError('This route requires a DPoP-bound token'), policy, done)
+    }
     if (policy.audience !== undefined && !record.audiences.includes(policy.audience)) {
       return fail(reply, new InvalidTokenError('The token has an unexpected audience'), policy, done)
     }
@@ -110,12 +121,14 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
       clientId: record.clientId,
       subject: record.subject,
       scopes: record.scopes,
+      binding,
+      confirmation: record.confirmation,
     }
     metrics.accepted()
     done()
   }
 
-  const routeContext: RouteContext = { metadataUrl: options.resourceMetadata?.urlFor, introspection: options.introspection !== null }
+  const routeContext: RouteContext = { metadataUrl: options.resourceMetadata?.urlFor, introspection: options.introspection !== null, dpop: dpopDefault }
   // The route's policy, computed once per route from `config.auth` and kept with
   // the route's own config object, so the hit path pays one WeakMap lookup.
   const policies = new WeakMap<object, RoutePolicy | null | Error>()
@@ -135,6 +148,12 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
       policies.set(config, policy)
     }
     return policy
+  }
+
+  /** A request with the DPoP scheme: proof, token and binding, then the issuer where the route asks it. */
+  async function authenticateDpop (request: FastifyRequest, reply: FastifyReply, policy: RoutePolicy): Promise<{ token: string, record: TokenRecord }> {
+    const { token, record } = await authenticator.authenticateDpop(request, reply)
+    return { token, record: introspector === null ? record : await introspector.confirm(token, record, policy) }
   }
 
   // One hook at the plugin's level (fastify-plugin lifts it to the registering
@@ -157,21 +176,27 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
       const cached = authenticator.cached(key)
       if (cached === undefined) {
         checkTokenCharacters(token, fromHeader)
-        result = introspector?.isOpaque(token) === true ? introspector.admitOpaque(token, key) : authenticator.verifyAndCheck(token, key)
+        result = introspector?.isOpaque(token) === true ? introspector.admitOpaque(token, key) : authenticator.verifyAndCheck(token, key, request)
       } else {
-        result = authenticator.recheck(cached)
+        result = authenticator.recheck(cached, request)
       }
       if (introspector !== null) result = introspector.confirm(token, result, policy)
     } catch (err) {
+      if (options.extractToken === undefined && (err as HttpError).code === 'FST_JWT_REVOCATION_TOKEN_MISSING' && senders.takesDpop(request)) {
+        authenticateDpop(request, reply, policy).then(
+          ({ token, record }) => admit(request, reply, token, record, policy, done, 'dpop'),
+          (err: HttpError) => fail(reply, err, policy, done, 'DPoP'))
+        return
+      }
       return fail(reply, err as HttpError, policy, done)
     }
     // A hit with a fresh revocation status is answered here, without a promise.
     if (result instanceof Promise) {
       result.then(
-        (record) => admit(request, reply, token, record, policy, done),
+        (record) => admit(request, reply, token, record, policy, done, record.binding === null ? null : 'mtls'),
         (err: HttpError) => fail(reply, err, policy, done))
     } else {
-      admit(request, reply, token, result, policy, done)
+      admit(request, reply, token, result, policy, done, result.binding === null ? null : 'mtls')
     }
   })
 
@@ -181,7 +206,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
     routePolicy(route.config?.auth, options.global, options.audiences, route.url, routeContext)
   })
   if (options.resourceMetadata !== null) {
-    serveResourceMetadata(fastify, { metadata: options.resourceMetadata, issuers: options.issuer, keySource: options.keySource, global: options.global, audiences: options.audiences })
+    serveResourceMetadata(fastify, { metadata: options.resourceMetadata, issuers: options.issuer, keySource: options.keySource, global: options.global, audiences: options.audiences, dpop: options.dpop, mtls: options.mtls })
   }
 }
 

@@ -1,3 +1,4 @@
+import type { ResolvedDpopOptions, ResolvedMtlsOptions } from './dpop/options.js'
 import type { FastifyInstance } from 'fastify'
 import { invalidOption, ServiceUnavailableError } from './errors.js'
 import { isLoopbackHost } from './http/fetch.js'
@@ -117,13 +118,12 @@ export function resolveResourceMetadata (value: unknown, audiences: readonly str
   return { resources, fields, urlFor: (audience) => (audience === undefined ? undefined : byAudience.get(audience)) ?? first }
 }
 
-/**
- * Fields that follow from proof-of-possession options. The one place to derive them:
- * `dpop_signing_alg_values_supported`, `dpop_bound_access_tokens_required` and
- * `tls_client_certificate_bound_access_tokens` belong here once `dpop` and `mtls` exist.
- */
-function bindingFields (): Partial<ResourceMetadataFields> {
-  return {}
+/** What the options say about sender-constrained tokens (RFC 9728 §2, RFC 9449 §5.1, RFC 8705 §3.4). */
+function bindingFields (dpop: ResolvedDpopOptions | null, mtls: ResolvedMtlsOptions | null): Partial<ResourceMetadataFields> {
+  return {
+    ...(dpop === null ? {} : { dpop_signing_alg_values_supported: dpop.algorithms, dpop_bound_access_tokens_required: dpop.required }),
+    ...(mtls === null ? {} : { tls_client_certificate_bound_access_tokens: true }),
+  }
 }
 
 export interface MetadataSource {
@@ -132,6 +132,8 @@ export interface MetadataSource {
   keySource: KeySource
   global: boolean
   audiences: readonly string[]
+  dpop: ResolvedDpopOptions | null
+  mtls: ResolvedMtlsOptions | null
 }
 
 /** Serves one document per resource, without a token, from the registering context. */
@@ -172,7 +174,7 @@ export function serveResourceMetadata (fastify: FastifyInstance, source: Metadat
       ...(metadata.fields.authorization_servers === undefined ? { authorization_servers: await authorizationServers() } : {}),
       bearer_methods_supported: ['header'],
       ...(scopesSupported.length > 0 ? { scopes_supported: scopesSupported } : {}),
-      ...bindingFields(),
+      ...bindingFields(source.dpop, source.mtls),
       ...metadata.fields,
     }
     text = JSON.stringify(document)

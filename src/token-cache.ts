@@ -1,6 +1,7 @@
 import { hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { JWTHeaderParameters, JWTPayload } from 'jose'
+import type { Binding } from './binding/sender.js'
 import type { RevocationChange } from './stores/types.js'
 
 /**
@@ -15,6 +16,10 @@ export interface TokenRecord {
   clientId: string | null
   subject: string | null
   tokenScopes: string[]
+  /** The key the token is bound to (`cnf.jkt`, `cnf["x5t#S256"]`); null for a plain bearer token. */
+  readonly binding: Binding | null
+  /** The token's `cnf` as given, for `request.auth.confirmation`; null when absent. */
+  readonly confirmation: Record<string, unknown> | null
   /** Scopes after intersecting with the client grant (equal to tokenScopes without grants). */
   scopes: string[]
   /**
@@ -40,11 +45,12 @@ export interface TokenRecord {
 /** A record for a token just verified (or introspected): its revocation status not read yet. */
 export function freshRecord (
   header: JWTHeaderParameters, payload: JWTPayload, audiences: string[],
-  clientId: string | null, subject: string | null, tokenScopes: string[], recheckAt: number,
+  clientId: string | null, subject: string | null, tokenScopes: string[], recheckAt: number, binding: Binding | null,
 ): TokenRecord {
   return {
-    header, payload, audiences, clientId, subject, tokenScopes, scopes: tokenScopes, recheckAt,
-    revokedReason: null, grantDenied: false, checkedAt: 0, pending: null,
+    header, payload, audiences, clientId, subject, tokenScopes, binding,
+    confirmation: (payload.cnf as Record<string, unknown> | undefined) ?? null,
+    scopes: tokenScopes, recheckAt, revokedReason: null, grantDenied: false, checkedAt: 0, pending: null,
   }
 }
 

@@ -2,7 +2,6 @@ import { jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyOpt
 import {
   InvalidTokenError, TokenExpiredError, TokenLifetimeError,
 } from './errors.js'
-import { refuseUnprovenBinding } from './binding/unproven.js'
 import { hasCanonicalSegments } from './canonical-segments.js'
 import { hasDuplicateKeys } from './json-duplicates.js'
 import type { ResolvedKey } from './keys.js'
@@ -128,7 +127,6 @@ export function accessTokenVerifier (options: ResolvedOptions): (token: string) 
       const first = token.indexOf('.')
       const header = headers.checked(token.slice(0, first), protectedHeader)
       checkPayload(token.slice(first + 1, token.indexOf('.', first + 1)), payload)
-      refuseUnprovenBinding(payload)
       return { header, payload }
     }, refuse)
 

@@ -2,7 +2,7 @@
 // a plain Bearer token is refused, and never reaches the store.
 import t from 'tap'
 import { MemoryStore } from '../src/index.js'
-import { bearer, buildApp, makeKey, sign } from './helpers.js'
+import { bearer, buildApp, DPOP_CHALLENGE, makeKey, sign } from './helpers.js'
 
 const key = await makeKey('ES256')
 const jwks = { keys: [key.publicJwk] }
@@ -22,7 +22,7 @@ t.test('a bound token sent as Bearer is refused before any store lookup; an unbo
     const res = await app.inject({ url: '/orders', headers: bearer(await sign(key, claims)) })
     t.equal(res.statusCode, 401, name)
     t.equal(res.json().code, 'FST_JWT_REVOCATION_INVALID_TOKEN', name)
-    t.equal(res.headers['www-authenticate'], `Bearer realm="api", error="invalid_token", error_description="${description}"`, name)
+    t.equal(res.headers['www-authenticate'], `Bearer realm="api", error="invalid_token", error_description="${description}"` + DPOP_CHALLENGE, name)
   }
   t.equal(lookups, 0, 'the store is never asked about a token refused for its binding')
   t.equal((await app.inject({ url: '/orders', headers: bearer(await sign(key)) })).statusCode, 200, 'an unbound token is accepted')

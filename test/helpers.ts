@@ -77,6 +77,9 @@ export async function readyError (options: Record<string, unknown>): Promise<Err
   throw new Error('ready() did not fail')
 }
 
+/** The DPoP challenge that follows the Bearer one when `dpop` is on with its default algorithms. */
+export const DPOP_CHALLENGE = ', DPoP algs="ES256 EdDSA RS256 PS256"'
+
 export function bearer (token: string): { authorization: string } {
   return { authorization: `Bearer ${token}` }
 }

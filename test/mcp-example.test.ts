@@ -16,7 +16,7 @@ t.test('a client discovers the issuer from a 401 and gets a 200', async (t) => {
   // 1. No token: 401, and the challenge says where the metadata is.
   const first = await fetch(serverUrl, { method: 'POST', headers, body: JSON.stringify(call) })
   t.equal(first.status, 401)
-  t.equal(first.headers.get('www-authenticate'), `Bearer realm="api", resource_metadata="${example.mcpUrl}/.well-known/oauth-protected-resource/mcp"`)
+  t.match(first.headers.get('www-authenticate'), `Bearer realm="api", resource_metadata="${example.mcpUrl}/.well-known/oauth-protected-resource/mcp", DPoP algs=`)
   // The library reads the same from a refused call of its own.
   const refused = await oauth.protectedResourceRequest('stale', 'POST', serverUrl, headers, JSON.stringify(call), insecure).then(() => undefined, (err: unknown) => err)
   t.ok(refused instanceof oauth.WWWAuthenticateChallengeError)

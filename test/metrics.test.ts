@@ -89,3 +89,12 @@ t.test('an unreachable key source counts as unavailable for the keys', async (t)
   t.equal((await app.inject({ url: '/orders', headers: bearer(await sign(key)) })).statusCode, 503)
   t.equal(count((await collect()).get('jwt_revocation.decisions'), { outcome: 'unavailable', reason: 'keys' }), 1)
 })
+
+t.test('a refused DPoP proof counts as reason proof, not as an unexpected error', async (t) => {
+  const app = await buildApp(t, { jwks })
+  const token = await sign(key, { cnf: { jkt: 'x'.repeat(43) } })
+  t.equal((await app.inject({ url: '/orders', headers: { authorization: `DPoP ${token}` } })).statusCode, 401, 'no DPoP header')
+  const decisions = (await collect()).get('jwt_revocation.decisions')
+  t.equal(count(decisions, { outcome: 'refused', reason: 'proof' }), 1)
+  t.equal(count(decisions, { outcome: 'refused', reason: 'error' }), 0)
+})

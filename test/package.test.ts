@@ -140,9 +140,9 @@ t.test('npm pack, install into a fresh Fastify app, use from ESM, CommonJS and T
 t.test('the public entry point exports the plugin, stores, admin routes and error classes only', async (t) => {
   const api = await import('../src/index.js')
   t.same(Object.keys(api).sort(), [
-    'FileStore', 'GrantConflictError', 'GrantNotFoundError', 'InsufficientScopeError', 'InvalidArgumentError', 'InvalidOptionError',
+    'FileStore', 'GrantConflictError', 'GrantNotFoundError', 'InsufficientScopeError', 'InvalidArgumentError', 'InvalidDpopProofError', 'InvalidOptionError',
     'InvalidRequestError', 'InvalidTokenError', 'MemoryStore', 'OutboundRequestError', 'Revocation', 'RouteMisconfiguredError', 'ServiceUnavailableError', 'StoreError',
-    'TokenExpiredError', 'TokenLifetimeError', 'TokenMissingError', 'TokenRevokedError', 'adminRoutes', 'default',
+    'TokenExpiredError', 'TokenLifetimeError', 'TokenMissingError', 'TokenRevokedError', 'UseDpopNonceError', 'adminRoutes', 'default',
     'jwtRevocation',
   ])
   t.equal(new api.TokenRevokedError('x').code, 'FST_JWT_REVOCATION_TOKEN_REVOKED')

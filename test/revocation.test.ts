@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import { Writable } from 'node:stream'
 import t from 'tap'
 import jwtRevocation, { MemoryStore, type RevocationStore } from '../src/index.js'
-import { AUDIENCE, bearer, buildApp, ISSUER, makeKey, sign } from './helpers.js'
+import { AUDIENCE, bearer, buildApp, DPOP_CHALLENGE, ISSUER, makeKey, sign } from './helpers.js'
 
 const key = await makeKey('ES256')
 const jwks = { keys: [key.publicJwk] }
@@ -27,7 +27,7 @@ t.test('strategy 1: a blacklisted jti is refused on the very next request, cache
   const res = await get(app, token)
   t.equal(res.statusCode, 401)
   t.equal(res.json().code, 'FST_JWT_REVOCATION_TOKEN_REVOKED')
-  t.equal(res.headers['www-authenticate'], 'Bearer realm="api", error="invalid_token", error_description="The token has been revoked"')
+  t.equal(res.headers['www-authenticate'], 'Bearer realm="api", error="invalid_token", error_description="The token has been revoked"' + DPOP_CHALLENGE)
   t.equal(await app.revocation.isTokenRevoked('partner-token-1', AUDIENCE), true)
   t.equal(await app.revocation.isTokenRevoked('partner-token-1'), true, 'aud defaults to the first audience')
   t.equal(await app.revocation.isTokenRevoked('another', AUDIENCE), false)

@@ -5,6 +5,8 @@ import { TokenCache, tokenDigest, type TokenRecord } from '../src/token-cache.js
 function record (jti: string | undefined, clientId: string | null, subject: string | null, aud = 'a'): TokenRecord {
   return {
     recheckAt: Infinity,
+    binding: null,
+    confirmation: null,
     header: { alg: 'HS256' },
     payload: jti === undefined ? {} : { jti },
     audiences: [aud],

@@ -1,6 +1,6 @@
 // Type tests: checked by `npm run typecheck` (tsc). Each @ts-expect-error line must be an error.
 import Fastify from 'fastify'
-import jwtRevocation, { MemoryStore, type AuthContext, type IntrospectionOptions, type ResourceMetadataOptions, type RevocationStore, type StatusListOptions } from '../src/index.js'
+import jwtRevocation, { MemoryStore, type AuthContext, type DpopOptions, type IntrospectionOptions, type ProvenBinding, type ResourceMetadataOptions, type RevocationStore, type StatusListOptions } from '../src/index.js'
 import { ssfReceiver, type SubjectIdentifier } from '../src/ssf/index.js'
 
 const app = Fastify()
@@ -19,6 +19,18 @@ app.get('/orders', { config: { auth: { scopes: ['read:orders'] } } }, async (req
   return { auth, sub, scopes }
 })
 app.get('/health', { config: { auth: false } }, async () => 'ok')
+app.get('/payments', { config: { auth: { dpop: 'required' } } }, async (req) => {
+  const binding: ProvenBinding | undefined = req.auth?.binding
+  const jkt: unknown = req.auth?.confirmation?.jkt
+  return { binding, jkt }
+})
+// @ts-expect-error config.auth.dpop is 'required' only
+app.get('/dpop', { config: { auth: { dpop: true } } }, async () => 'x')
+const dpop: DpopOptions = { required: true, algorithms: ['ES256'], nonce: { secret: Buffer.alloc(32) }, proofMaxAge: '60s' }
+await app.register(jwtRevocation, { jwksUri: 'https://issuer.example/jwks', audience: 'a', dpop, mtls: { header: 'x-client-cert' }, publicUrl: 'https://api.example/v1' })
+await app.register(jwtRevocation, { jwksUri: 'https://issuer.example/jwks', audience: 'a', dpop: false, mtls: true })
+// @ts-expect-error mtls takes { header }
+await app.register(jwtRevocation, { jwksUri: 'https://issuer.example/jwks', audience: 'a', mtls: 'x-client-cert' })
 // @ts-expect-error scopes is a string array
 app.get('/bad', { config: { auth: { scopes: 'read:orders' } } }, async () => 'x')
 

@@ -10,7 +10,7 @@ import type { Revocation } from '../revocation.js'
 import type { RoutePolicy } from '../route-policy.js'
 import { FIRST_PAUSE_MS } from '../store-guard.js'
 import { freshRecord, type TokenCache, type TokenRecord } from '../token-cache.js'
-import { refuseUnprovenBinding } from '../binding/unproven.js'
+import { bindingOf } from '../binding/sender.js'
 import { checkTokenTime, JWS_COMPACT, timeRulesHoldUntil } from '../verify.js'
 import type { ResolvedIntrospectionOptions } from './options.js'
 
@@ -238,9 +238,10 @@ export class Introspector {
     const nowSeconds = Math.floor(now / 1000)
     if (payload.nbf !== undefined && payload.nbf > nowSeconds + this.options.clockTolerance) throw new InvalidTokenError('The token is not valid yet')
     checkTokenTime(payload, nowSeconds, this.options)
-    refuseUnprovenBinding(payload)
+    // A sender-constrained opaque token is not taken: its proof is checked only on the JWT path.
+    if (bindingOf(payload) !== null) throw new InvalidTokenError('The token is bound to a key and this request does not prove it')
     const record = freshRecord(OPAQUE_HEADER, payload, audiences, clientIdOf(payload), subjectOf(payload),
-      scopesOf(payload), timeRulesHoldUntil(payload, this.options) * 1000)
+      scopesOf(payload), timeRulesHoldUntil(payload, this.options) * 1000, null)
     record.opaque = true
     record.introspectedUntil = this.answerHoldsUntil(payload.exp!)
     return record

@@ -21,6 +21,8 @@ export interface PostgresStoreOptions {
 const postgresOptionKeys = optionKeys<PostgresStoreOptions>({ pool: true, tablePrefix: true, migrate: true, reconnectDelay: true })
 
 const SCHEMA_VERSION = 1
+/** ms between sweeps of expired claims (DPoP proofs live a minute or two). */
+const CLAIM_SWEEP_INTERVAL = 60_000
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,40}$/
 
 /**
@@ -66,6 +68,11 @@ CREATE TABLE IF NOT EXISTS ${p}leases (
   holder text NOT NULL,
   expires_at bigint NOT NULL
 );
+CREATE TABLE IF NOT EXISTS ${p}claims (
+  key text PRIMARY KEY,
+  expires_at bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ${p}claims_expires_at ON ${p}claims (expires_at);
 INSERT INTO ${p}schema (version) SELECT ${SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM ${p}schema);
 `
 }
@@ -110,6 +117,8 @@ export class PostgresStore implements RevocationStore {
   /** The feed wants a LISTEN connection (between its start and its stop). */
   private listening = false
   private closed = false
+  /** ms of the last sweep of expired claims: one sweep a minute, whoever claims. */
+  private sweptAt = 0
 
   constructor (options: PostgresStoreOptions) {
     if (options?.pool === undefined || typeof options.pool.query !== 'function' || typeof options.pool.connect !== 'function') {
@@ -278,10 +287,21 @@ export class PostgresStore implements RevocationStore {
     return rows.length === 1
   }
 
+  async claimOnce (key: string, expiresAt: number): Promise<boolean> {
+    // The primary key decides between instances racing for the same key: one insert wins.
+    const { rowCount } = await this.query('claim', `INSERT INTO ${this.p}claims (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, [key, Math.ceil(expiresAt)])
+    const now = Date.now()
+    if (now - this.sweptAt > CLAIM_SWEEP_INTERVAL) {
+      this.sweptAt = now
+      this.pool.query(`DELETE FROM ${this.p}claims WHERE expires_at <= $1`, [now]).catch(() => { this.sweptAt = 0 })
+    }
+    return rowCount === 1
+  }
+
   async purgeExpired (now: number): Promise<number> {
     await this.ready()
     let removed = 0
-    for (const table of ['tokens', 'clients', 'subjects']) {
+    for (const table of ['tokens', 'clients', 'subjects', 'claims']) {
       const result = await this.pool.query(`DELETE FROM ${this.p}${table} WHERE expires_at IS NOT NULL AND expires_at <= $1`, [now])
       removed += result.rowCount ?? 0
     }

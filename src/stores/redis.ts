@@ -341,6 +341,13 @@ export class RedisStore implements RevocationStore {
     return await this.client.eval(LEASE, 1, `${this.prefix}lease:${name}`, holder, String(Math.max(1, Math.round(ttl)))) === 1
   }
 
+  async claimOnce (key: string, expiresAt: number): Promise<boolean> {
+    // SET NX PX: atomic on one key, and Redis forgets the claim once it is useless. The
+    // key keeps the prefix (and so its hash tag and any ACL on it) like every other key.
+    const ttl = Math.max(1, Math.ceil(expiresAt - Date.now()))
+    return await this.client.set(`${this.prefix}claim:${key}`, '1', 'PX', ttl, 'NX') === 'OK'
+  }
+
   async purgeExpired (now: number): Promise<number> {
     // Token, client and subject keys expire in Redis itself; only the listing index needs trimming.
     return this.client.zremrangebyscore(this.tokenIndex, '-inf', `(${now}`)

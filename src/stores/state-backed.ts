@@ -1,3 +1,4 @@
+import { BoundedClaims } from './claims.js'
 import { ChangeFeed } from './change-feed.js'
 import { copyGrant, StoreState, type StoreOperation } from './state.js'
 import type {
@@ -239,6 +240,14 @@ export abstract class StateBackedStore implements RevocationStore {
     if (current !== undefined && current.holder !== holder && current.expiresAt > now) return false
     this.leases.set(name, { holder, expiresAt: now + ttl })
     return true
+  }
+
+  // ---- claims: one process holds this store, so one bounded map serves every app on it ----
+
+  private readonly claims = new BoundedClaims()
+
+  async claimOnce (key: string, expiresAt: number): Promise<boolean> {
+    return this.claims.claimOnce(key, expiresAt)
   }
 
   async purgeExpired (now: number): Promise<number> {

@@ -109,6 +109,12 @@ export interface RevocationStore {
    * periodic job (the Auth0 sync); optional, every instance does the job without it.
    */
   lease?(name: string, holder: string, ttl: number): Promise<boolean>
+  /**
+   * True the first time `key` is claimed, false while an earlier claim of it lasts (at
+   * least until its `expiresAt`, ms), across every instance sharing the store: the DPoP
+   * replay cache (RFC 9449 §11.1). Optional; without it each process remembers its own.
+   */
+  claimOnce?(key: string, expiresAt: number): Promise<boolean>
   /** Drops entries whose expiresAt has passed; returns how many. */
   purgeExpired?(now: number): Promise<number>
 }

@@ -194,6 +194,20 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     t.equal(await store.lease(short, 'a', 60_000), false, 'the old holder lost it')
   })
 
+  t.test('claimOnce: each key once, even when claimed concurrently', async (t: SuiteTest) => {
+    const store = await fresh(t)
+    if (typeof store.claimOnce !== 'function') return
+    const key = unique('proof')
+    const expiresAt = Date.now() + 60_000
+    t.equal(await store.claimOnce(key, expiresAt), true, 'a new key is claimed')
+    t.equal(await store.claimOnce(key, expiresAt), false, 'and refused the second time')
+    t.equal(await store.claimOnce(unique('proof'), expiresAt), true, 'keys are independent')
+    const raced = unique('proof')
+    const results = await Promise.all(Array.from({ length: 8 }, () => store.claimOnce!(raced, expiresAt)))
+    t.equal(results.filter((r) => r === true).length, 1, 'one of eight concurrent claims wins')
+    t.ok(results.every((r) => typeof r === 'boolean'), 'answers are booleans')
+  })
+
   t.test('the change feed reports revocations', async (t: SuiteTest) => {
     const store = await fresh(t)
     if (typeof store.subscribe !== 'function') return
