@@ -25,10 +25,14 @@ else await compare(first)
 
 async function compare (alg) {
   const dir = await mkdtemp(join(tmpdir(), 'instructions-'))
+  // One key for every run: an RSA key's generation costs a different count each time (its prime search).
+  const { exportJWK, exportPKCS8, generateKeyPair } = await import('jose')
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true })
+  const env = { ...process.env, INSTRUCTIONS_KEY: JSON.stringify({ pkcs8: await exportPKCS8(privateKey), jwk: await exportJWK(publicKey) }) }
   const run = async (side, n) => {
     const out = join(dir, `${side}.${n}.out`)
     await promisify(execFile)('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, '-q',
-      process.execPath, import.meta.filename, '--child', `${side}:${alg}`, String(n)], { maxBuffer: 1 << 24 })
+      process.execPath, import.meta.filename, '--child', `${side}:${alg}`, String(n)], { maxBuffer: 1 << 24, env })
     const total = /^(?:summary|totals): (\d+)/m.exec(await readFile(out, 'utf8'))
     if (!total) throw new Error(`no total in ${out}`)
     return Number(total[1])
@@ -51,10 +55,11 @@ async function child (spec, count) {
   const [side, alg] = spec.split(':')
   const n = Number(count)
   const { default: Fastify } = await import('fastify')
-  const { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } = await import('jose')
+  const { createLocalJWKSet, importPKCS8, jwtVerify, SignJWT } = await import('jose')
   const { default: jwtRevocation } = await import('fastify-jwt-revocation')
-  const { privateKey, publicKey } = await generateKeyPair(alg)
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'k', alg }
+  const given = JSON.parse(process.env.INSTRUCTIONS_KEY)
+  const privateKey = await importPKCS8(given.pkcs8, alg)
+  const jwk = { ...given.jwk, kid: 'k', alg }
   const tokens = await Promise.all(Array.from({ length: TOKENS }, (_, i) => new SignJWT({ scope: 'read:orders', azp: 'partner' })
     .setProtectedHeader({ alg, kid: 'k' }).setIssuer(ISSUER).setAudience(AUDIENCE).setSubject('partner@clients')
     .setIssuedAt().setExpirationTime('2h').setJti(`jti-${i}`).sign(privateKey)))
