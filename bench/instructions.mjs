@@ -2,9 +2,9 @@
 // busy machine as on a quiet one. It compares the plugin's onRequest hook on a miss
 // (every request a new token, MemoryStore) with a bare jose `jwtVerify` hook doing the
 // same checks, on the same tokens, in this process (the signature's work in libuv's pool
-// included). Each side runs twice, with 1,000 and 4,000 requests; the difference divided
-// by 3,000 is one request in steady state, without start-up, key generation, signing and
-// most of the compiler's warm-up.
+// included). Each side runs twice, with 3,000 and 8,000 requests; the difference divided
+// by 5,000 is one request in steady state, without start-up, key generation, signing and
+// V8's optimising compiler (under valgrind it is still at work well past 1,000 requests).
 //   npm run build && node bench/instructions.mjs [ES256|RS256|EdDSA]   (valgrind required; a few minutes)
 // Plain JavaScript on the built package: under valgrind, a TypeScript loader would be measured too.
 import { execFile } from 'node:child_process'
@@ -16,8 +16,8 @@ import { promisify } from 'node:util'
 const ISSUER = 'https://issuer.bench/'
 const AUDIENCE = 'https://api.bench'
 const TOKENS = 2_000
-const FEW = 1_000
-const MANY = 4_000
+const FEW = 3_000
+const MANY = 8_000
 const [first = 'ES256', second, third] = process.argv.slice(2)
 
 if (first === '--child') await child(second, third)
