@@ -30,3 +30,11 @@ export function hasCanonicalSegments (token: string): boolean {
     start = dot + 1
   }
 }
+
+/** Three non-empty base64url segments: the shape of a compact JWS (RFC 7515 §7.1); a JWE has five. */
+export const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+
+/** A compact JWS in canonical base64url: the only form this package verifies (tokens, proofs, SETs). */
+export function isCanonicalJws (text: string): boolean {
+  return JWS_COMPACT.test(text) && hasCanonicalSegments(text)
+}

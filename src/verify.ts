@@ -2,7 +2,7 @@ import { jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyOpt
 import {
   InvalidTokenError, TokenExpiredError, TokenLifetimeError,
 } from './errors.js'
-import { hasCanonicalSegments } from './canonical-segments.js'
+import { isCanonicalJws } from './canonical-segments.js'
 import { hasDuplicateKeys } from './json-duplicates.js'
 import type { ResolvedKey } from './keys.js'
 import type { ResolvedOptions } from './options.js'
@@ -11,8 +11,6 @@ export interface VerifiedJwt {
   header: JWTHeaderParameters
   payload: JWTPayload
 }
-
-export const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
 /** An `iat` further ahead than this (or clockTolerance) would escape every not-before revocation. */
 const MAX_FUTURE_IAT_SECONDS = 60
@@ -132,7 +130,7 @@ export function accessTokenVerifier (options: ResolvedOptions): (token: string) 
 
   return function verifyAccessToken (token) {
     // JWS compact only: a JWE (five parts), nested or unsigned forms never reach jose.
-    if (!JWS_COMPACT.test(token) || !hasCanonicalSegments(token)) return Promise.reject(new InvalidTokenError('The token is malformed'))
+    if (!isCanonicalJws(token)) return Promise.reject(new InvalidTokenError('The token is malformed'))
     try {
       const resolved = options.keySource.resolve()
       return 'then' in resolved

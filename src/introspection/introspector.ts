@@ -11,7 +11,8 @@ import type { RoutePolicy } from '../route-policy.js'
 import { FIRST_PAUSE_MS } from '../store-guard.js'
 import { freshRecord, type TokenCache, type TokenRecord } from '../token-cache.js'
 import { bindingOf } from '../binding/sender.js'
-import { checkTokenTime, JWS_COMPACT, timeRulesHoldUntil } from '../verify.js'
+import { JWS_COMPACT } from '../canonical-segments.js'
+import { checkTokenTime, timeRulesHoldUntil } from '../verify.js'
 import type { ResolvedIntrospectionOptions } from './options.js'
 
 // RFC 7662: the issuer's own word on a token, as one more answer source after the

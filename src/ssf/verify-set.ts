@@ -1,5 +1,5 @@
 import { jwtVerify, type JWTHeaderParameters, type JWTPayload } from 'jose'
-import { hasCanonicalSegments } from '../canonical-segments.js'
+import { isCanonicalJws } from '../canonical-segments.js'
 import { hasDuplicateKeys } from '../json-duplicates.js'
 import type { KeySource } from '../keys.js'
 import { SetRefusal } from './refusal.js'
@@ -21,7 +21,6 @@ export interface SecurityEventToken extends JWTPayload {
   events: Record<string, unknown>
 }
 
-const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 /** `iat` further ahead than this is a forged or broken clock: refused. */
 const MAX_FUTURE_IAT_SECONDS = 60
 
@@ -59,7 +58,7 @@ function refusalOf (err: unknown): Error {
  * a SET — `iss`, `aud`, `jti`, `iat` and an `events` object present.
  */
 export async function verifySecurityEventToken (body: string, policy: SetPolicy, nowSeconds: number): Promise<SecurityEventToken> {
-  if (!JWS_COMPACT.test(body) || !hasCanonicalSegments(body)) throw new SetRefusal('invalid_request', 'The request body is not a signed SET')
+  if (!isCanonicalJws(body)) throw new SetRefusal('invalid_request', 'The request body is not a signed SET')
   let payload: JWTPayload
   let protectedHeader: JWTHeaderParameters
   try {
