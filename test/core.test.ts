@@ -196,6 +196,22 @@ t.test('request.auth is complete on protected routes and null on open ones', asy
   t.equal((await app.inject({ method: 'HEAD', url: '/whoami' })).statusCode, 401, 'the automatic HEAD route is protected too')
 })
 
+t.test('request.auth.header and scopes are shared read-only: a handler cannot change what the next request sees', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(jwtRevocation, { jwks, audience: AUDIENCE, issuer: ISSUER })
+  app.get('/mutate', async (req) => {
+    let refused = 0
+    try { req.auth!.scopes.push('admin') } catch { refused++ }
+    try { (req.auth!.header as Record<string, unknown>).alg = 'none' } catch { refused++ }
+    return { refused, scopes: req.auth!.scopes, alg: req.auth!.header.alg }
+  })
+  const token = await sign(key, { scope: 'a b' })
+  for (const round of ['miss', 'hit']) {
+    t.same((await app.inject({ url: '/mutate', headers: bearer(token) })).json(), { refused: 2, scopes: ['a', 'b'], alg: 'ES256' }, round)
+  }
+})
+
 t.test('global: false protects only routes that opt in', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
