@@ -8,7 +8,7 @@ import type { ResolvedOptions } from './options.js'
 import type { Revocation } from './revocation.js'
 import type { JWTPayload } from 'jose'
 import { freshRecord, tokenDigest, type TokenCache, type TokenRecord } from './token-cache.js'
-import { accessTokenVerifier, checkTokenTime, timeRulesHoldUntil, type VerifiedJwt } from './verify.js'
+import { accessTokenVerifier, checkTokenTime, timeRulesHoldUntil, type AccessTokenVerifier } from './verify.js'
 
 /** Distinct `scope` claims shared between records (clients ask for few combinations); past this, each keeps its own. */
 const MAX_SHARED_SCOPES = 1024
@@ -20,7 +20,7 @@ const MAX_SHARED_SCOPES = 1024
  */
 export class Authenticator {
   private readonly accepted: ReadonlySet<string>
-  private readonly verify: (token: string) => Promise<VerifiedJwt>
+  private readonly verify: AccessTokenVerifier
   /** `[aud]` for each accepted audience: most tokens carry one, and records share it. */
   private readonly singleAudience: ReadonlyMap<string, string[]>
   /** Scope lists by the `scope` claim's text, for tokens without `permissions`: one frozen array serves them all. */
@@ -71,8 +71,7 @@ export class Authenticator {
       this.senders.checkDpop(cached.binding, proof, request)
       record = await this.recheckStatus(cached)
     } else {
-      checkTokenCharacters(token, true)
-      record = await this.verifyAndCheck(token, key, request, proof)
+      record = await this.verifyAndCheck(token, key, request, checkTokenCharacters(token, true), proof)
     }
     await this.senders.claimProof(proof)
     return { token, record }
@@ -88,10 +87,11 @@ export class Authenticator {
   /**
    * A miss: jose verifies, the time rules run, the record is cached under `key`, the
    * binding is proven (`proof` for a DPoP request), the store is asked: never for a
-   * token whose binding this request does not prove.
+   * token whose binding this request does not prove. `compactShape`: what
+   * `checkTokenCharacters` answered for the token.
    */
-  verifyAndCheck (token: string, key: string, request: FastifyRequest, proof?: DpopProof): Promise<TokenRecord> {
-    return this.verify(token).then(({ header, payload }) => {
+  verifyAndCheck (token: string, key: string, request: FastifyRequest, compactShape: boolean, proof?: DpopProof): Promise<TokenRecord> {
+    return this.verify(token, compactShape).then(({ header, payload }) => {
       const now = Date.now()
       checkTokenTime(payload, Math.floor(now / 1000), this.options)
       const binding = bindingOf(payload)

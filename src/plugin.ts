@@ -175,8 +175,8 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
       const key = authenticator.cacheKey(token)
       const cached = authenticator.cached(key)
       if (cached === undefined) {
-        checkTokenCharacters(token, fromHeader)
-        result = introspector?.isOpaque(token) === true ? introspector.admitOpaque(token, key) : authenticator.verifyAndCheck(token, key, request)
+        const compactShape = checkTokenCharacters(token, fromHeader)
+        result = introspector?.isOpaque(compactShape) === true ? introspector.admitOpaque(token, key) : authenticator.verifyAndCheck(token, key, request, compactShape)
       } else {
         result = authenticator.recheck(cached, request)
       }

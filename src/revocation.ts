@@ -331,12 +331,10 @@ export class Revocation {
   private apply (record: TokenRecord, state: RevocationState, checkedAt: number): void {
     record.checkedAt = checkedAt
     const iat = typeof record.payload.iat === 'number' ? record.payload.iat : -Infinity
-    // Second precision: a token issued in the same second as a revocation is refused.
-    const issuedBy = (ms: number | null) => ms !== null && iat <= Math.floor(ms / 1000)
     // Status 0x01 (INVALID) is final; others (0x02 SUSPENDED, …) refuse while they last.
     if (state.tokenRevoked || record.listStatus === 1) record.revokedReason = 'The token has been revoked'
-    else if (issuedBy(state.clientRevokedAt)) record.revokedReason = 'The client has been revoked'
-    else if (issuedBy(state.subjectRevokedAt)) record.revokedReason = 'The subject has been revoked'
+    else if (issuedBy(iat, state.clientRevokedAt)) record.revokedReason = 'The client has been revoked'
+    else if (issuedBy(iat, state.subjectRevokedAt)) record.revokedReason = 'The subject has been revoked'
     if (!this.options.grants) return
     const grant = state.grant
     // Not sticky, unlike a revocation: the answer follows the grant as it changes.
@@ -366,6 +364,11 @@ export class Revocation {
     const lifetime = this.options.maxTokenLifetime
     return lifetime === undefined ? null : Date.now() + lifetime * 1000 + this.options.clockTolerance * 1000
   }
+}
+
+/** Whether a token issued at `iat` (s) predates a revocation at `revokedAt` (ms); second precision: the same second is refused. */
+function issuedBy (iat: number, revokedAt: number | null): boolean {
+  return revokedAt !== null && iat <= Math.floor(revokedAt / 1000)
 }
 
 const isTime = (v: unknown) => v === null || (typeof v === 'number' && Number.isFinite(v))

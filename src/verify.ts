@@ -2,7 +2,7 @@ import { jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyOpt
 import {
   InvalidTokenError, TokenExpiredError, TokenLifetimeError,
 } from './errors.js'
-import { isCanonicalJws } from './canonical-segments.js'
+import { hasCanonicalSegments } from './canonical-segments.js'
 import { hasDuplicateKeys } from './json-duplicates.js'
 import type { ResolvedKey } from './keys.js'
 import type { ResolvedOptions } from './options.js'
@@ -95,12 +95,18 @@ function mapJoseError (err: unknown): Error {
 const refuse = (err: unknown): never => { throw mapJoseError(err) }
 
 /**
+ * Verifies one access token. `compactShape` is `checkTokenCharacters`' answer: whether
+ * the token is three base64url segments (`JWS_COMPACT`); anything else is refused here.
+ */
+export type AccessTokenVerifier = (token: string, compactShape: boolean) => Promise<VerifiedJwt>
+
+/**
  * Signature, algorithm, issuer, audience, typ, nbf and exp, all by jose. Only tokens
  * that pass reach the lifetime checks, the cache and the store. jose's options are
  * built once (again only when discovery gives another issuer), and no promise is
  * added around jose's: one reaction runs our checks or maps jose's failure.
  */
-export function accessTokenVerifier (options: ResolvedOptions): (token: string) => Promise<VerifiedJwt> {
+export function accessTokenVerifier (options: ResolvedOptions): AccessTokenVerifier {
   let discoveredIssuer: string | undefined
   let joseOptions: JWTVerifyOptions | undefined
   const joseOptionsFor = (resolved: ResolvedKey): JWTVerifyOptions => {
@@ -128,9 +134,9 @@ export function accessTokenVerifier (options: ResolvedOptions): (token: string) 
       return { header, payload }
     }, refuse)
 
-  return function verifyAccessToken (token) {
-    // JWS compact only: a JWE (five parts), nested or unsigned forms never reach jose.
-    if (!isCanonicalJws(token)) return Promise.reject(new InvalidTokenError('The token is malformed'))
+  return function verifyAccessToken (token, compactShape) {
+    // JWS compact only, in canonical base64url: a JWE (five parts), nested or unsigned forms never reach jose.
+    if (!compactShape || !hasCanonicalSegments(token)) return Promise.reject(new InvalidTokenError('The token is malformed'))
     try {
       const resolved = options.keySource.resolve()
       return 'then' in resolved

@@ -11,7 +11,6 @@ import type { RoutePolicy } from '../route-policy.js'
 import { FIRST_PAUSE_MS } from '../store-guard.js'
 import { freshRecord, type TokenCache, type TokenRecord } from '../token-cache.js'
 import { bindingOf } from '../binding/sender.js'
-import { JWS_COMPACT } from '../canonical-segments.js'
 import { checkTokenTime, timeRulesHoldUntil } from '../verify.js'
 import type { ResolvedIntrospectionOptions } from './options.js'
 
@@ -68,9 +67,9 @@ export class Introspector {
     revocation.addHealthCheck('introspection', () => ({ status: this.breaker.isOpen ? 'down' : this.answered ? 'up' : 'unknown' }))
   }
 
-  /** A token this introspector answers for instead of jose: not a JWS, with `opaqueTokens`. */
-  isOpaque (token: string): boolean {
-    return this.config.opaqueTokens && !JWS_COMPACT.test(token)
+  /** A token this introspector answers for instead of jose: not a JWS (`compactShape`, from `checkTokenCharacters`), with `opaqueTokens`. */
+  isOpaque (compactShape: boolean): boolean {
+    return this.config.opaqueTokens && !compactShape
   }
 
   /** A cache miss of an opaque token: its record from the issuer's answer, then the same checks as a JWT's. */
