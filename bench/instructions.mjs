@@ -7,6 +7,13 @@
 // V8's optimising compiler (under valgrind it is still at work well past 1,000 requests).
 //   npm run build && node bench/instructions.mjs [ES256|RS256|EdDSA]   (valgrind required; a few minutes)
 // Plain JavaScript on the built package: under valgrind, a TypeScript loader would be measured too.
+// V8 runs in predictable mode (no background threads, a fixed GC schedule) with one libuv
+// thread, and each run ends with a full collection: otherwise the collector's timing
+// heuristics, and where its schedule stands at the end, move a count by ±10k.
+// Two limits: valgrind hides the CPU's SHA extensions, so OpenSSL hashes in software and
+// the token's digest counts about 10 times what it costs natively (~11k instructions for
+// an ES256 token, ~20k for RS256); and a count weighs a cache miss like any instruction.
+// For time, use bench/hook-cost.ts pinned to one CPU.
 import { execFile } from 'node:child_process'
 import { readFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -32,7 +39,8 @@ async function compare (alg) {
   const run = async (side, n) => {
     const out = join(dir, `${side}.${n}.out`)
     await promisify(execFile)('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, '-q',
-      process.execPath, import.meta.filename, '--child', `${side}:${alg}`, String(n)], { maxBuffer: 1 << 24, env })
+      process.execPath, '--predictable', '--predictable-gc-schedule', '--expose-gc', import.meta.filename, '--child', `${side}:${alg}`, String(n)],
+    { maxBuffer: 1 << 24, env: { ...env, UV_THREADPOOL_SIZE: '1' } })
     const total = /^(?:summary|totals): (\d+)/m.exec(await readFile(out, 'utf8'))
     if (!total) throw new Error(`no total in ${out}`)
     return Number(total[1])
@@ -90,4 +98,7 @@ async function child (spec, count) {
     }
   }
   for (let i = 0; i < n; i++) await once((i + 1) % TOKENS)
+  // Every run ends with a full collection: the garbage of its requests is counted whole,
+  // wherever the collector's schedule stood when the loop ended.
+  globalThis.gc()
 }

@@ -245,8 +245,9 @@ async function main (): Promise<void> {
   if (wanted('hook-cost')) {
     // The hook alone, in one process pinned to CPU 1: CPU time per call, far steadier
     // than whole requests on a busy machine.
-    for (const mode of ['hit', 'miss', 'jose']) {
-      const args = ['--import', 'tsx', join(here, 'hook-cost.ts'), mode, 'ES256']
+    const runs = [['hit', 'ES256'], ...['ES256', 'RS256', 'EdDSA'].flatMap((alg) => [['miss', alg], ['jose', alg]])]
+    for (const [mode, alg] of runs) {
+      const args = ['--import', 'tsx', join(here, 'hook-cost.ts'), mode!, alg!]
       const { stdout } = await promisify(execFile)(pinning ? 'taskset' : process.execPath, pinning ? ['-c', '1', process.execPath, ...args] : args)
       process.stdout.write(stdout)
       hookCosts.push(stdout.trim())
