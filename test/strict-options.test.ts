@@ -1,10 +1,11 @@
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import jwtRevocation, { adminRoutes, FileStore, MemoryStore, type JwtRevocationOptions } from '../src/index.js'
 import { closestName } from '../src/did-you-mean.js'
 import { PostgresStore } from '../src/stores/postgres.js'
 import { RedisStore } from '../src/stores/redis.js'
-import { AUDIENCE, makeKey } from './helpers.js'
+import { ssfReceiver } from '../src/ssf/index.js'
+import { AUDIENCE, makeKey, sign } from './helpers.js'
 
 // A misspelled option is a security hole when it is silently ignored
 // (`maxTokenLifeTime: '1d'` leaves the lifetime cap off), so every options object
@@ -156,7 +157,6 @@ t.test('closestName', async (t) => {
 })
 
 t.test('the feeds refuse unknown keys too: statusList and ssfReceiver', async (t) => {
-  const { ssfReceiver } = await import('../src/ssf/index.js')
   const listErr = await readyError(plugin({ issuer: 'https://issuer.test/', statusList: { maxAg: '1m' } }))
   t.equal((listErr as { code?: string })?.code, INVALID)
   t.match(listErr?.message, 'option "statusList.maxAg" is not known; did you mean statusList.maxAge?')
@@ -166,4 +166,78 @@ t.test('the feeds refuse unknown keys too: statusList and ssfReceiver', async (t
   })
   t.equal((receiverErr as { code?: string })?.code, INVALID)
   t.match(receiverErr?.message, 'option "ssfReceiver.resolveSubjct" is not known; did you mean ssfReceiver.resolveSubject?')
+})
+
+// ---- config.auth of a route ------------------------------------------------------------
+// `{ scopez: ['admin'] }` would otherwise be an object without scopes: the route would
+// admit any valid token. The route's object is checked like the plugin's options.
+
+const secret = async () => 'secret data'
+const SCOPEZ = { config: { auth: { scopez: ['admin'] } } } as object
+
+t.test('config.auth: an unknown key on a route of the registering context fails as the route is added', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(jwtRevocation, { jwks, audience: AUDIENCE })
+  let err: Error | undefined
+  try {
+    app.get('/admin', SCOPEZ, secret)
+  } catch (e) {
+    err = e as Error
+  }
+  t.equal((err as { code?: string } | undefined)?.code, INVALID)
+  t.match(err?.message, 'option "config.auth.scopez of route /admin" is not known; did you mean config.auth.scopes?')
+  t.throws(() => app.get('/admin', { config: { auth: { Scopes: ['admin'] } } } as object, secret), /"config.auth.Scopes of route \/admin" is not known; did you mean config.auth.scopes\?/)
+})
+
+t.test('config.auth: an unknown key on a route of a child plugin fails ready(), naming the route and the key meant', async (t) => {
+  const inChild = await readyError((app) => {
+    plugin({})(app)
+    app.register(async (child: FastifyInstance) => { child.get('/admin', SCOPEZ, secret) }, { prefix: '/api' })
+  })
+  t.equal((inChild as { code?: string } | undefined)?.code, INVALID)
+  t.match(inChild?.message, 'option "config.auth.scopez of route /api/admin" is not known; did you mean config.auth.scopes?')
+
+  const inGrandchild = await readyError((app) => {
+    plugin({})(app)
+    app.register(async (child: FastifyInstance) => {
+      await child.register(async (grandchild: FastifyInstance) => { grandchild.post('/revoke', SCOPEZ, secret) })
+    }, { prefix: '/api' })
+  })
+  t.match(inGrandchild?.message, 'option "config.auth.scopez of route /api/revoke" is not known; did you mean config.auth.scopes?')
+
+  const unrelated = await readyError((app) => {
+    plugin({})(app)
+    app.register(async (child: FastifyInstance) => { child.get('/admin', { config: { auth: { roles: ['admin'] } } } as object, secret) })
+  })
+  t.match(unrelated?.message, 'option "config.auth.roles of route /admin" is not known (known: scopes, audience, introspect, dpop)')
+})
+
+t.test('config.auth: an array is refused, not read as an object without scopes', async (t) => {
+  const err = await readyError((app) => {
+    plugin({})(app)
+    app.register(async (child: FastifyInstance) => { child.get('/admin', { config: { auth: ['admin'] } } as object, secret) })
+  })
+  t.match(err?.message, 'option "config.auth of route /admin" must be false, true or { scopes, audience, introspect, dpop }')
+})
+
+t.test('config.auth: every known key is accepted together', async (t) => {
+  const err = await readyError((app) => {
+    plugin({ introspection: { endpoint: 'https://issuer.test/introspect', clientId: 'c', clientSecret: 's' }, issuer: 'https://issuer.test/' })(app)
+    app.register(async (child: FastifyInstance) => { child.get('/admin', { config: { auth: { scopes: ['admin'], audience: AUDIENCE, introspect: true, dpop: 'required' } } }, secret) })
+  })
+  t.equal(err, undefined)
+})
+
+t.test('config.auth: a route with an unknown key declared before the plugin is refused at request time, never opened', async (t) => {
+  const lines: string[] = []
+  const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => { lines.push(line) } } } })
+  t.teardown(() => app.close())
+  app.get('/admin', SCOPEZ, secret)
+  await app.register(jwtRevocation, { jwks, audience: AUDIENCE })
+  await app.ready()
+  const res = await app.inject({ url: '/admin', headers: { authorization: `Bearer ${await sign(key)}` } })
+  t.equal(res.statusCode, 500, 'a valid token without the scope is not admitted')
+  t.equal(res.json().code, 'FST_JWT_REVOCATION_ROUTE_MISCONFIGURED')
+  t.ok(lines.some((l) => l.includes('config.auth.scopez of route /admin') && l.includes('did you mean config.auth.scopes?')), 'logged, naming the route and the key meant')
 })
