@@ -1,6 +1,9 @@
 // The nearest known name to a misspelled one, for error messages. A typo in a
 // security option must fail loudly, and the message should say what was meant.
 
+// Shorter prefixes (`-x`, `ma`) say too little to name what was meant.
+const MIN_ABBREVIATION = 3
+
 function editDistance (a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
   for (let i = 1; i <= a.length; i++) {
@@ -16,7 +19,8 @@ function editDistance (a: string, b: string): number {
 /**
  * The known name closest to `name`: a case-insensitive match first, else the one
  * fewest edits away when that is at most a third of the longer name's length (at
- * least 2), else undefined: an unrelated name is not "meant" as anything.
+ * least 2), else the one name it abbreviates (`aud` for `audience`), else undefined:
+ * an unrelated name is not "meant" as anything.
  */
 export function closestName (name: string, known: readonly string[]): string | undefined {
   const lower = name.toLowerCase()
@@ -32,5 +36,7 @@ export function closestName (name: string, known: readonly string[]): string | u
       bestDistance = distance
     }
   }
-  return best
+  if (best !== undefined || lower.length < MIN_ABBREVIATION) return best
+  const abbreviated = known.filter((k) => k.toLowerCase().startsWith(lower))
+  return abbreviated.length === 1 ? abbreviated[0] : undefined
 }

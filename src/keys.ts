@@ -61,7 +61,7 @@ export const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512',
 /** JWK key types that can carry one of the signature algorithms above. */
 const SIGNATURE_KTY = ['RSA', 'EC', 'OKP']
 
-const jwksOptionKeys = optionKeys<RemoteJwksOptions>({ timeoutDuration: true, cooldownDuration: true, cacheMaxAge: true })
+export const jwksOptionKeys = optionKeys<RemoteJwksOptions>({ timeoutDuration: true, cooldownDuration: true, cacheMaxAge: true })
 
 const sourceNames = ['jwksUri', 'issuerBaseURL', 'jwks', 'publicKey', 'secret'] as const
 

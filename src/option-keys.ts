@@ -23,15 +23,16 @@ export const registerOptionKeys = optionKeys<{ prefix: string, logLevel: string,
  * Refuses a key of `options` that is not in `known`, naming it and the closest known
  * one: a misspelled option (`maxTokenLifeTime`) would otherwise be silently ignored
  * and its protection silently off. `path` prefixes the names in the message
- * (`'cache'` → `cache.maxx`).
+ * (`'cache'` → `cache.maxx`); `owner` says whose object it is when the path alone
+ * does not (`'route /admin'` → `config.auth.scopez of route /admin`).
  */
-export function refuseUnknownKeys (options: object, known: readonly string[], path?: string): void {
+export function refuseUnknownKeys (options: object, known: readonly string[], path?: string, owner?: string): void {
+  const qualified = (key: string) => path === undefined ? key : `${path}.${key}`
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue
     const meant = closestName(key, known)
-    const name = path === undefined ? key : `${path}.${key}`
-    throw invalidOption(name, meant === undefined
+    throw invalidOption(owner === undefined ? qualified(key) : `${qualified(key)} of ${owner}`, meant === undefined
       ? `is not known (known: ${known.join(', ')})`
-      : `is not known; did you mean ${path === undefined ? meant : `${path}.${meant}`}?`)
+      : `is not known; did you mean ${qualified(meant)}?`)
   }
 }

@@ -1,4 +1,5 @@
 import { invalidOption } from './errors.js'
+import { optionKeys, refuseUnknownKeys } from './option-keys.js'
 
 /** What a route asks of `config.auth`: `false` opens it, `true` or an object protects it. */
 export type RouteAuthConfig = boolean | {
@@ -11,6 +12,10 @@ export type RouteAuthConfig = boolean | {
   /** `'required'`: only DPoP-bound tokens, proven with a DPoP proof (needs the plugin's `dpop` on). */
   dpop?: 'required'
 }
+
+// A misspelled key (`scopez`) would leave an object that asks for nothing: the
+// route would admit any valid token. Listed against the type so they cannot drift.
+const routeAuthKeys = optionKeys<Exclude<RouteAuthConfig, boolean>>({ scopes: true, audience: true, introspect: true, dpop: true })
 
 export interface RoutePolicy {
   scopes: string[]
@@ -44,7 +49,8 @@ export function routePolicy (config: unknown, global: boolean, audiences: readon
     ({ scopes, audience, introspect, resourceMetadata: context.metadataUrl?.(audience), dpopRequired })
   if (config === undefined || config === null) return global ? policy([], undefined, false, dpop === 'required') : null
   if (config === true) return policy([], undefined, false, dpop === 'required')
-  if (typeof config !== 'object') throw invalidOption(`config.auth of route ${url}`, 'must be false, true or { scopes, audience, introspect, dpop }')
+  if (typeof config !== 'object' || Array.isArray(config)) throw invalidOption(`config.auth of route ${url}`, `must be false, true or { ${routeAuthKeys.join(', ')} }`)
+  refuseUnknownKeys(config, routeAuthKeys, 'config.auth', `route ${url}`)
   const { scopes = [], audience, introspect = false, dpop: routeDpop } = config as { scopes?: unknown, audience?: unknown, introspect?: unknown, dpop?: unknown }
   if (routeDpop !== undefined && routeDpop !== 'required') throw invalidOption(`config.auth.dpop of route ${url}`, "must be 'required'")
   if (routeDpop === 'required' && dpop === 'off') throw invalidOption(`config.auth.dpop of route ${url}`, 'needs the plugin option "dpop" on')

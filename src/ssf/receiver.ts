@@ -5,7 +5,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { parseDuration, type Duration } from '../duration.js'
 import { invalidOption } from '../errors.js'
 import { optionKeys, refuseUnknownKeys, registerOptionKeys } from '../option-keys.js'
-import { createKeySource, type RemoteJwksOptions } from '../keys.js'
+import { createKeySource, jwksOptionKeys, type RemoteJwksOptions } from '../keys.js'
 import { revokingEvents, subjectsOf, type ResolveSubject, type SubjectPolicy } from './events.js'
 import { SetRefusal } from './refusal.js'
 import { verifySecurityEventToken, type SetPolicy } from './verify-set.js'
@@ -83,6 +83,8 @@ export async function ssfReceiver (app: FastifyInstance, options: SsfReceiverOpt
   }
   if (typeof options !== 'object' || options === null) throw invalidOption('ssfReceiver', 'options must be an object')
   refuseUnknownKeys(options, receiverOptionKeys, 'ssfReceiver')
+  // The key source checks these too, but its message would name the plugin's own jwksOptions.
+  if (typeof options.jwksOptions === 'object' && options.jwksOptions !== null) refuseUnknownKeys(options.jwksOptions, jwksOptionKeys, 'ssfReceiver.jwksOptions')
   if (typeof options.issuer !== 'string' || options.issuer.length === 0) throw invalidOption('ssfReceiver.issuer', "is required: the transmitter's iss")
   if ((options.jwksUri === undefined) === (options.jwks === undefined)) throw invalidOption('ssfReceiver.jwksUri', 'or jwks: give exactly one')
   const path = options.path ?? '/ssf/events'
