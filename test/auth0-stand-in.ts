@@ -2,7 +2,8 @@
 // real tenants): the client-credentials token endpoint, GET /api/v2/blacklists/tokens
 // (an array; Auth0 ignores paging parameters there) and GET /api/v2/client-grants with
 // checkpoint pagination ({ client_grants, next }, take ≤ 100). It can rate-limit (429
-// with x-ratelimit-* headers), be down (503) or answer garbage. Local node:http only.
+// with x-ratelimit-* headers), be down (503) or answer garbage, and hold an answer back
+// to make a race with a sync in flight deterministic. Local node:http only.
 import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -27,6 +28,7 @@ export class Auth0StandIn {
   fault: Fault | null = null
   /** Faults for the next requests to one path, in order; null answers that request normally. */
   readonly faultsFor = new Map<string, Array<Fault | null>>()
+  private readonly held = new Map<string, HeldAnswer[]>()
   private readonly accessTokens = new Map<string, number>()
   private readonly server = createServer((req, res) => { this.handle(req, res).catch(() => { res.statusCode = 500; res.end() }) })
   url = ''
@@ -61,10 +63,23 @@ export class Auth0StandIn {
     this.grants = this.grants.filter((g) => g.id !== id)
   }
 
+  /**
+   * Holds back the answer to the next request to `key` (e.g. `GET /api/v2/client-grants`):
+   * the answer is what the tenant held when the request arrived, sent on `release()`.
+   * `arrived` resolves once that request is in, so a test can act while the read is in flight.
+   */
+  hold (key: string): HeldAnswer {
+    const answer = new HeldAnswer()
+    this.held.set(key, [...(this.held.get(key) ?? []), answer])
+    return answer
+  }
+
   private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.url)
     const key = `${req.method} ${url.pathname}`
     this.hits.set(key, this.count(key) + 1)
+    const held = this.held.get(key)?.shift()
+    if (held !== undefined) held.holdBack(res)
     const queued = this.faultsFor.get(key)?.shift()
     const fault = queued === undefined ? this.fault : queued
     if (fault !== null && this.answerFault(fault, res)) return
@@ -126,6 +141,34 @@ export class Auth0StandIn {
     })
     res.end(JSON.stringify({ statusCode: 429, error: 'Too Many Requests', message: 'Global limit has been reached', errorCode: 'too_many_requests' }))
     return true
+  }
+}
+
+/** An answer the stand-in holds back until the test releases it (see `Auth0StandIn.hold`). */
+export class HeldAnswer {
+  /** Resolves once the request is in: the read is then in flight. */
+  readonly arrived: Promise<void>
+  private arrive!: () => void
+  private readonly released: Promise<void>
+  private resolveRelease!: () => void
+
+  constructor () {
+    this.arrived = new Promise((resolve) => { this.arrive = resolve })
+    this.released = new Promise((resolve) => { this.resolveRelease = resolve })
+  }
+
+  release (): void {
+    this.resolveRelease()
+  }
+
+  /** The answer is written now (from the tenant as it is now) and reaches the wire once released. */
+  holdBack (res: ServerResponse): void {
+    const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse
+    res.end = ((...args: unknown[]) => {
+      this.released.then(() => end(...args), () => {})
+      return res
+    }) as typeof res.end
+    this.arrive()
   }
 }
 

@@ -77,6 +77,44 @@ t.test("the seed's procedure at the tenant takes effect at the API after one syn
   t.same(await app.revocation.listRevokedTokens(), before, 'idempotent')
 })
 
+t.test('syncNow() during a sync in flight resolves on one that started after the call', async (t) => {
+  const { app, tenant, clock } = await setup(t)
+  const partner = tenant.addGrant('partner', AUDIENCE, ['read:orders'])
+  const token = await tokenOf('partner')
+  // The first sync, started once the app is ready, has read the grant list (partner's grant included) but not applied it.
+  const read = tenant.hold('GET /api/v2/client-grants')
+  await clock.tickAsync(0)
+  await read.arrived
+  tenant.deleteGrant(partner.id)
+  const synced = app.auth0Sync.syncNow()
+  read.release()
+  await synced
+  t.equal((await get(app, token)).statusCode, 401, 'the deletion made before the call is in force when it resolves')
+  t.equal(tenant.count('GET /api/v2/client-grants'), 2, 'the grant list was read again after the call')
+})
+
+t.test('calls made while a sync runs share one more sync', async (t) => {
+  const { app, tenant } = await setup(t)
+  const syncs = () => tenant.count('GET /api/v2/client-grants')
+  const first = tenant.hold('GET /api/v2/client-grants')
+  const running = app.auth0Sync.syncNow()
+  await first.arrived
+  const second = tenant.hold('GET /api/v2/client-grants')
+  let resolved = 0
+  const calls = Array.from({ length: 5 }, () => app.auth0Sync.syncNow().then(() => { resolved++ }))
+  first.release()
+  await running
+  await second.arrived
+  t.equal(syncs(), 2, 'the five calls started one sync, once the running one ended')
+  t.equal(resolved, 0, 'none of them resolved on the sync that was running when they were made')
+  // A call made once that sync is under way waits for the one after it.
+  const later = app.auth0Sync.syncNow()
+  second.release()
+  await Promise.all([...calls, later])
+  t.equal(resolved, 5)
+  t.equal(syncs(), 3, 'the running sync, one for the five calls, one for the later call')
+})
+
 t.test('130 grants across checkpoint pages, for every audience of the plugin', async (t) => {
   const { app, tenant } = await setup(t, { audience: [AUDIENCE, REPORTS] })
   for (let i = 0; i < 130; i++) tenant.addGrant(`client-${i}`, AUDIENCE, ['read:orders'])

@@ -20,7 +20,11 @@ export interface Auth0SyncStatus {
 
 /** What `app.auth0Sync` offers. */
 export interface Auth0SyncApi {
-  /** Runs one sync now (waiting out a rate limit if Auth0 set one) and resolves once it is applied; rejects if it failed. */
+  /**
+   * Resolves once a sync that started after the call has been applied (waiting out a rate
+   * limit if Auth0 set one); rejects if that sync failed. Calls made while a sync runs share
+   * the one after it.
+   */
   syncNow(): Promise<void>
   status(): Auth0SyncStatus
 }
@@ -38,7 +42,10 @@ export class Auth0Syncer implements Auth0SyncApi {
   private readonly closing = new AbortController()
   private readonly holder = randomUUID()
   private readonly leaseName: string
-  private current: Promise<void> = Promise.resolve()
+  /** The sync under way, if any. */
+  private running: Promise<void> | null = null
+  /** The sync that starts once the running one ends: every call made meanwhile resolves with it. */
+  private next: Promise<void> | null = null
   private timer: NodeJS.Timeout | undefined
   private failures = 0
   private pausedUntil = 0
@@ -59,9 +66,21 @@ export class Auth0Syncer implements Auth0SyncApi {
   }
 
   syncNow (): Promise<void> {
-    // One sync at a time; a call made during one gets a sync that starts after it.
-    const run = this.current.catch(() => {}).then(() => this.runOnce())
-    this.current = run
+    // A call must see what the tenant says after it: the sync under way may have read
+    // before the call, so the call waits for the one after — which the calls made in
+    // the meantime share, rather than each adding a sync (and calls against the rate limit).
+    if (this.next !== null) return this.next
+    if (this.running === null) return this.begin()
+    this.next = this.running.catch(() => {}).then(() => {
+      this.next = null
+      return this.begin()
+    })
+    return this.next
+  }
+
+  private begin (): Promise<void> {
+    const run = this.runOnce().finally(() => { this.running = null })
+    this.running = run
     return run
   }
 
@@ -74,7 +93,7 @@ export class Auth0Syncer implements Auth0SyncApi {
     clearTimeout(this.timer)
     this.timer = undefined
     this.closing.abort()
-    await this.current.catch(() => {})
+    await (this.next ?? this.running)?.catch(() => {})
   }
 
   private schedule (delay: number): void {

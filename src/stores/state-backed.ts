@@ -34,8 +34,17 @@ export interface InMemoryLookup {
   [lookupNow](query: RevocationQuery, now: number): RevocationState | undefined
 }
 
-export function inMemoryLookup (store: object): InMemoryLookup | null {
-  return typeof (store as Partial<InMemoryLookup>)[lookupNow] === 'function' ? store as InMemoryLookup : null
+/**
+ * The store itself when a miss may be answered by `lookupNow` instead of `lookup`: only
+ * when the `lookup` the caller would call, read through the very object it was given, is
+ * the built-in one. A subclass, a wrapper set on the instance or a Proxy handing out
+ * another `lookup` is asked on every miss. `lookupNow` checks its own `this` again on
+ * each call, for a wrapper installed later; this check is the one a Proxy that binds
+ * methods to its target cannot slip past, since that call then sees only the target.
+ */
+export function inMemoryLookup (store: Pick<RevocationStore, 'lookup'>): InMemoryLookup | null {
+  if (store.lookup !== StateBackedStore.prototype.lookup) return null
+  return typeof (store as Partial<InMemoryLookup>)[lookupNow] === 'function' ? store as unknown as InMemoryLookup : null
 }
 
 /**
