@@ -22,9 +22,11 @@ export interface HealthReport {
 /** A check another part of the package (the Auth0 sync) adds to the report. */
 export type HealthContributor = () => HealthCheck | Promise<HealthCheck>
 
-// A jti no token carries: the probe is an ordinary lookup, so it proves the store answers
-// the query requests depend on, not merely that a connection is open.
-const PROBE_JTI = '\u0000fastify-jwt-revocation-health'
+// A reserved jti, printable so that every store accepts it as it accepts a token's (a
+// PostgreSQL text column refuses a NUL byte): the probe is an ordinary lookup, so it
+// proves the store answers the query requests depend on, not merely that a connection
+// is open. Its answer is never used, so a token carrying this jti changes nothing.
+export const PROBE_JTI = 'fastify-jwt-revocation:health-probe'
 
 export interface HealthSources {
   store: RevocationStore
@@ -37,9 +39,10 @@ export interface HealthSources {
 
 /**
  * Readiness for probes and dashboards. The store is asked on every report (bounded by
- * `storeTimeout`, through the same guard as requests, so a probe can close the breaker);
- * the feed and key source report what they last saw. No error text is included: it may
- * name hosts or credentials, and the logs already carry it.
+ * `storeTimeout`, through the same guard as requests: a probe's success closes the
+ * breaker, its failure leaves requests alone); the feed and key source report what they
+ * last saw. No error text is included: it may name hosts or credentials, and the log
+ * carries it.
  */
 export class HealthReporter {
   private readonly contributors = new Map<string, HealthContributor>()
@@ -56,8 +59,10 @@ export class HealthReporter {
   async report (): Promise<HealthReport> {
     const { store, guard, audience, keySource, feedConnected } = this.sources
     const started = performance.now()
-    const storeCheck: HealthReport['checks']['store'] = await guard.call('health check', () => store.lookup({ audiences: [audience], jti: PROBE_JTI, includeGrant: false }))
-      .then(() => ({ status: 'up' as const, latencyMs: Math.round((performance.now() - started) * 10) / 10 }), () => ({ status: 'down' as const }))
+    const answered = await guard.probe(() => store.lookup({ audiences: [audience], jti: PROBE_JTI, includeGrant: false }))
+    const storeCheck: HealthReport['checks']['store'] = answered
+      ? { status: 'up', latencyMs: Math.round((performance.now() - started) * 10) / 10 }
+      : { status: 'down' }
     const feed: HealthCheck = { status: store.subscribe === undefined ? 'none' : feedConnected() ? 'up' : 'down' }
     const keys: HealthCheck = { status: keySource.state?.() ?? 'up', source: keySource.option }
     const checks: HealthReport['checks'] = { store: storeCheck, feed, keys }

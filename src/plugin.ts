@@ -7,6 +7,7 @@ import { challenge, type AuthScheme } from './challenge.js'
 import { InsufficientScopeError, InvalidOptionError, InvalidTokenError, RouteMisconfiguredError } from './errors.js'
 import { checkTokenCharacters, checkTokenShape, extractBearerToken } from './extract.js'
 import { Metrics } from './metrics.js'
+import { sendOutageAnswer } from './outage-reply.js'
 import { resolveOptions, type JwtRevocationOptions } from './options.js'
 import { HealthReporter } from './health.js'
 import { Revocation } from './revocation.js'
@@ -97,6 +98,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
     if (err.statusCode === 503) {
       reply.header('retry-after', retryAfter)
       if (err.cause !== undefined) reply.log.warn({ err: err.cause }, 'fastify-jwt-revocation: key source unreachable')
+      if (sendOutageAnswer(reply, { code, message: err.message })) return
     } else {
       reply.header('www-authenticate', challenge(options.realm, code, err.message, policy.scopes, senders.dpopAlgs, scheme, policy.resourceMetadata))
     }

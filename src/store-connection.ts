@@ -19,6 +19,7 @@ export class StoreConnection {
   private retries = 0
   private readonly maxPause: number
   private stopped = false
+  private refusalLogged = false
   /** True once the store is ready and its change feed (if any) is connected. */
   connected = false
 
@@ -64,8 +65,15 @@ export class StoreConnection {
         this.guard.answered()
         // Whatever changed while the feed was not connected is unknown: as after a reconnect.
         this.onChange({ type: 'reset' })
-      }, () => {
-        if (!this.stopped) this.retryLater()
+      }, (err: unknown) => {
+        if (this.stopped) return
+        // A store that came back refusing on purpose (e.g. a wrong database or password)
+        // is no longer an outage: say so once, and keep trying in case it is fixed.
+        if (isPackageError(err) && !this.refusalLogged) {
+          this.refusalLogged = true
+          this.log.error({ err }, `fastify-jwt-revocation: ${(err as Error).message}`)
+        }
+        this.retryLater()
       })
     }, Math.min(this.maxPause, FIRST_PAUSE_MS * 2 ** this.retries++))
     this.retryTimer.unref()

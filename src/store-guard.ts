@@ -31,6 +31,8 @@ export class StoreGuard {
   private readonly breaker: Breaker
   private readonly options: StoreGuardOptions
   private readonly log: FastifyBaseLogger
+  /** The last health probe failed (its failure is logged once, not per probe). */
+  private probeFailing = false
 
   constructor (options: StoreGuardOptions, log: FastifyBaseLogger) {
     this.options = options
@@ -63,6 +65,25 @@ export class StoreGuard {
     }
     this.answered()
     return result
+  }
+
+  /**
+   * A readiness probe's store call, bounded by `storeTimeout`. A success is evidence the
+   * store answers and closes the breaker; a failure is reported (and logged once) but
+   * does not open it: only requests' own failures decide whether requests are refused,
+   * so a probe can never be what takes an app out of service.
+   */
+  async probe (run: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await withTimeout(run, this.options.storeTimeout)
+    } catch (err) {
+      if (!this.probeFailing && !this.breaker.isOpen) this.log.warn({ err }, 'fastify-jwt-revocation: health check: the revocation store did not answer')
+      this.probeFailing = true
+      return false
+    }
+    this.probeFailing = false
+    this.answered()
+    return true
   }
 
   failed (err: unknown, what = 'revocation store failed'): void {

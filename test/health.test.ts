@@ -90,3 +90,25 @@ t.test('extensions add named checks; a failing one degrades the report; names ar
   t.throws(() => app.revocation.addHealthCheck('store', () => ({ status: 'up' })), /exists already/)
   t.throws(() => app.revocation.addHealthCheck('sync', () => ({ status: 'up' })), /exists already/)
 })
+
+t.test('a failing probe does not open the breaker requests use: fresh tokens are answered as soon as the store is', async (t) => {
+  const store = flakyStore()
+  const app = await build(t, { jwks, store, storeTimeout: 200, cache: { max: 100, ttl: 0 } })
+  store.failing = true
+  for (let i = 0; i < 3; i++) t.equal((await app.revocation.health()).status, 'down')
+  store.failing = false
+  const statuses = []
+  for (let i = 0; i < 6; i++) statuses.push((await app.inject({ url: '/orders', headers: bearer(await sign(key)) })).statusCode)
+  t.same(statuses, [200, 200, 200, 200, 200, 200], 'the probe\'s failures were not taken for an outage')
+})
+
+t.test('a probe that finds the store back closes the breaker requests opened', async (t) => {
+  const store = flakyStore()
+  const app = await build(t, { jwks, store, storeTimeout: 200, retryAfter: 30, cache: { max: 100, ttl: 0 } })
+  store.failing = true
+  t.equal((await app.inject({ url: '/orders', headers: bearer(await sign(key)) })).statusCode, 503, 'a request\'s failure opens it')
+  store.failing = false
+  t.equal((await app.inject({ url: '/orders', headers: bearer(await sign(key)) })).statusCode, 503, 'open: answered at once, without asking the store')
+  t.equal((await app.revocation.health()).status, 'ok')
+  t.equal((await app.inject({ url: '/orders', headers: bearer(await sign(key)) })).statusCode, 200, 'closed by the probe\'s success')
+})

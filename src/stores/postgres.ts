@@ -95,6 +95,33 @@ function distinctTokens (entries: RevokedToken[]): RevokedToken[] {
   return [...byPair.values()]
 }
 
+function checkSchemaVersion (rows: Array<{ version?: unknown }>): void {
+  const version = Number(rows[0]?.version)
+  if (version > SCHEMA_VERSION) throw new StoreError(`PostgresStore: tables are at schema version ${version}, newer than this package (${SCHEMA_VERSION}); upgrade the package`)
+}
+
+// Answers no retry can change (SQLSTATE → what to fix): the pool names a database, role
+// or password that is wrong, the role lacks a permission, or the tables were never
+// created (`migrate: false`). They fail the boot rather than pass for an outage.
+const misconfigurations: Record<string, string> = {
+  '3D000': 'check the database the pool connects to',
+  '28P01': "check the pool's user and password",
+  '28000': "check the pool's user: the role may not exist, or may not connect",
+  '42501': 'grant the role what the store needs: CREATE on the schema to migrate; SELECT, INSERT, UPDATE and DELETE on its tables',
+  '42P01': 'apply postgresSchema() through your migrations, or set migrate: true',
+}
+
+/** A StoreError naming the misconfiguration behind `err`, or undefined when `err` may be an outage. */
+function misconfiguration (err: unknown): Error | undefined {
+  const code = (err as { code?: unknown })?.code
+  const fix = typeof code === 'string' ? misconfigurations[code] : undefined
+  if (fix === undefined) return undefined
+  // The server's message names the database, role or table, never a password.
+  const refused = new StoreError(`PostgresStore: PostgreSQL refused the store (${code} ${(err as Error).message}); ${fix}`)
+  refused.cause = err
+  return refused
+}
+
 interface GrantRow { id: string, client_id: string, audience: string, scope: string[], created_at: string }
 const grantOf = (r: GrantRow): ClientGrant => ({ id: r.id, client_id: r.client_id, audience: r.audience, scope: r.scope, created_at: Number(r.created_at) })
 
@@ -165,15 +192,22 @@ export class PostgresStore implements RevocationStore {
   }
 
   ready (): Promise<void> {
-    if (this.preparing === undefined && this.migrate) {
-      // A migration that failed (PostgreSQL unreachable at boot) is tried again by the next call.
-      const preparing: Promise<void> = this.createTables().catch((err: unknown) => {
+    if (this.preparing === undefined) {
+      // A preparation that failed (PostgreSQL unreachable at boot) is tried again by the next call.
+      const preparing: Promise<void> = (this.migrate ? this.createTables() : this.checkTables()).catch((err: unknown) => {
         if (this.preparing === preparing) this.preparing = undefined
-        throw err
+        throw misconfiguration(err) ?? err
       })
       this.preparing = preparing
     }
-    return this.preparing ?? Promise.resolve()
+    return this.preparing
+  }
+
+  /** With `migrate: false`: every table is there and readable, at a schema this package knows. */
+  private async checkTables (): Promise<void> {
+    const tables = ['tokens', 'clients', 'subjects', 'grants', 'leases', 'claims']
+    const results = await this.pool.query(tables.map((t) => `SELECT FROM ${this.p}${t} LIMIT 0;`).join('') + `SELECT version FROM ${this.p}schema`) as unknown as QueryResult[]
+    checkSchemaVersion(results.at(-1)!.rows)
   }
 
   private async createTables (): Promise<void> {
@@ -184,8 +218,7 @@ export class PostgresStore implements RevocationStore {
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${this.p}migrate`])
       await client.query(postgresSchema(this.p))
       const { rows } = await client.query(`SELECT version FROM ${this.p}schema`)
-      const version = Number(rows[0]?.version)
-      if (version > SCHEMA_VERSION) throw new StoreError(`PostgresStore: tables are at schema version ${version}, newer than this package (${SCHEMA_VERSION}); upgrade the package`)
+      checkSchemaVersion(rows)
       await client.query('COMMIT')
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {})

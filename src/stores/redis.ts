@@ -165,6 +165,20 @@ async function replies (pipeline: ChainableCommander): Promise<Array<[Error | nu
   return results
 }
 
+// Replies no retry can change: no or wrong credentials, or an ACL that forbids the
+// store's commands or keys (its prefix).
+const MISCONFIGURED = /^(NOAUTH|WRONGPASS|NOPERM)\b/
+
+/** A StoreError naming the misconfiguration behind `err`, or undefined when `err` may be an outage. */
+function misconfiguration (err: unknown): Error | undefined {
+  const message = (err as Error)?.message
+  if (typeof message !== 'string' || !MISCONFIGURED.test(message)) return undefined
+  // Redis's reply names at most a user, never a password.
+  const refused = new StoreError(`RedisStore: Redis refused the store (${message}); check the client's username and password, and that its ACL allows the store's commands on keys and channels under its prefix`)
+  refused.cause = err
+  return refused
+}
+
 const expiry = (expiresAt: number | null) => (expiresAt === null ? '' : String(expiresAt))
 
 /**
@@ -196,6 +210,19 @@ export class RedisStore implements RevocationStore {
     this.subscriber = options.subscriber
     this.ownSubscriber = options.subscriber === undefined
     this.waitForReplicas = checkWaitForReplicas(options.waitForReplicas)
+  }
+
+  /**
+   * One read under the prefix, as a lookup makes: a server that refuses the client's
+   * credentials or permissions fails the boot naming it, where one that does not answer
+   * is an outage (retried in the background).
+   */
+  async ready (): Promise<void> {
+    try {
+      await this.client.exists(this.tokenIndex)
+    } catch (err) {
+      throw misconfiguration(err) ?? err
+    }
   }
 
   /** Runs a write script; with `waitForReplicas`, resolves only once enough replicas have it. */
