@@ -1,10 +1,12 @@
 import { createPublicKey, createSecretKey, KeyObject } from 'node:crypto'
 import {
-  createLocalJWKSet, createRemoteJWKSet,
+  createLocalJWKSet, createRemoteJWKSet, customFetch,
   type JSONWebKeySet, type JWK, type JWTVerifyGetKey,
 } from 'jose'
 import { Breaker } from './breaker.js'
+import { MAX_TIMER_MS, parseDuration, type Duration } from './duration.js'
 import { InvalidTokenError, invalidOption, ServiceUnavailableError } from './errors.js'
+import { algorithmsForKey, algorithmsWithoutKey, describeKeys } from './key-algorithms.js'
 import { allowsVerification, jwkMetadataProblem, publicKeyProblem, secretKeyProblem } from './key-policy.js'
 import { optionKeys, refuseUnknownKeys } from './option-keys.js'
 
@@ -32,14 +34,18 @@ export interface KeySource {
   state?: () => 'up' | 'stale' | 'down' | 'unknown'
 }
 
+/** Each a duration: ms, or a string such as `'5s'`. */
 export interface RemoteJwksOptions {
-  /** ms before a JWKS request is abandoned (default 5000). */
-  timeoutDuration?: number
-  /** ms during which an unknown `kid` does not trigger another fetch (default 30000). */
-  cooldownDuration?: number
-  /** ms a fetched key set is trusted before it is refreshed (default 600000). */
-  cacheMaxAge?: number
+  /** How long before a JWKS request is abandoned (default 5000, 5 s). */
+  timeoutDuration?: Duration
+  /** How long an unknown `kid` does not trigger another fetch (default 30000, 30 s). */
+  cooldownDuration?: Duration
+  /** How long a fetched key set is trusted before it is refreshed (default 600000, 10 min). */
+  cacheMaxAge?: Duration
 }
+
+/** {@link RemoteJwksOptions} in ms, as jose takes them. */
+type ResolvedJwksOptions = { [name in keyof RemoteJwksOptions]?: number }
 
 /** Where a key refused by the key policy is reported (a pino or Fastify logger fits). */
 export interface KeyPolicyLog {
@@ -91,7 +97,8 @@ export function createKeySource (options: KeySourceOptions, retryAfterMs: number
   }
   if (option === 'publicKey') {
     const { key, jwk } = importPublicKey(options.publicKey!)
-    let family = algorithmsForKey(key)
+    let family = [...algorithmsForKey(key)]
+    if (family.length === 0) throw invalidOption('publicKey', `uses a key type JWS does not support (${key.asymmetricKeyType})`)
     const problem = publicKeyProblem(key) ?? (jwk === undefined ? undefined : jwkMetadataProblem(jwk, family))
     if (problem !== undefined) throw invalidOption('publicKey', problem)
     // A JWK that names its algorithm verifies that one only, as a key set's member would.
@@ -100,11 +107,14 @@ export function createKeySource (options: KeySourceOptions, retryAfterMs: number
   }
   const algorithms = checkAlgorithms(options.algorithms, ASYMMETRIC, ASYMMETRIC, option)
   if (option === 'jwks') {
-    const key = createLocalJWKSet(checkKeySet(options.jwks!))
+    const set = checkKeySet(options.jwks!)
+    if (options.algorithms !== undefined) refuseAlgorithmsWithoutKey(algorithms, set)
+    const key = createLocalJWKSet(set)
     return { option, algorithms, resolve: () => ({ key }) }
   }
   const health = new RemoteKeyHealth()
-  const remote = { options: jwksOptions, retryAfterMs, log, health }
+  // Only an allow-list the user wrote is held to the keys: the default names every algorithm.
+  const remote = { options: jwksOptions, retryAfterMs, log, health, listed: options.algorithms === undefined ? [] : algorithms }
   const state = () => health.state()
   if (option === 'jwksUri') {
     const key = remoteKeySet(parseUrl(options.jwksUri!, 'jwksUri'), remote)
@@ -154,8 +164,24 @@ function checkKeySet (set: JSONWebKeySet): JSONWebKeySet {
     }
     const problem = publicKeyProblem(key)
     if (problem !== undefined) throw invalidOption('jwks', `holds a key that can never be trusted (${which} ${problem})`)
+    // An "alg" the key cannot verify makes it a member jose never selects: a typo, not a key.
+    const family = algorithmsForKey(key)
+    const metadata = family.length === 0 ? undefined : jwkMetadataProblem(jwk, family)
+    if (metadata !== undefined) throw invalidOption('jwks', `holds a key that can never verify anything (${which} ${metadata})`)
   })
   return set
+}
+
+/**
+ * Every algorithm the user allow-listed must be one a key of the static set can verify: an
+ * entry no key serves either refuses every token signed with it (['RS256'] with EC keys) or
+ * sits there dead beside one that works, hiding the same mistake.
+ */
+function refuseAlgorithmsWithoutKey (algorithms: readonly string[], set: JSONWebKeySet): void {
+  const missing = algorithmsWithoutKey(algorithms, set.keys)
+  if (missing.length === 0) return
+  throw invalidOption('algorithms', `lists ${missing.join(', ')}, which no key in "jwks" can verify (its keys: ${describeKeys(set.keys)}); ` +
+    'every listed algorithm needs a key: remove the entry or add the key')
 }
 
 function parseUrl (value: string | URL, option: string): URL {
@@ -169,15 +195,15 @@ function parseUrl (value: string | URL, option: string): URL {
   return url
 }
 
-function validateJwksOptions (value: RemoteJwksOptions | undefined): RemoteJwksOptions {
+function validateJwksOptions (value: RemoteJwksOptions | undefined): ResolvedJwksOptions {
   if (value === undefined) return {}
   if (typeof value !== 'object' || value === null) throw invalidOption('jwksOptions', 'must be an object')
   refuseUnknownKeys(value, jwksOptionKeys, 'jwksOptions')
+  const resolved: ResolvedJwksOptions = {}
   for (const name of jwksOptionKeys as ReadonlyArray<keyof RemoteJwksOptions>) {
-    const n = value[name]
-    if (n !== undefined && (!Number.isInteger(n) || n < 0)) throw invalidOption(`jwksOptions.${name}`, 'must be a non-negative integer of milliseconds')
+    if (value[name] !== undefined) resolved[name] = parseDuration(value[name], `jwksOptions.${name}`, { unit: 'milliseconds', max: MAX_TIMER_MS, example: '30s' })
   }
-  return value
+  return resolved
 }
 
 function checkAlgorithms (given: string[] | undefined, defaults: string[], allowed: string[], source: string): string[] {
@@ -241,21 +267,6 @@ function importPublicKey (value: string | Buffer | JWK | KeyObject): { key: KeyO
   return { key, jwk }
 }
 
-function algorithmsForKey (key: KeyObject): string[] {
-  switch (key.asymmetricKeyType) {
-    case 'rsa': return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512']
-    case 'rsa-pss': return ['PS256', 'PS384', 'PS512']
-    case 'ed25519': return ['EdDSA', 'Ed25519']
-    case 'ec': {
-      const curve = key.asymmetricKeyDetails?.namedCurve
-      if (curve === 'prime256v1') return ['ES256']
-      if (curve === 'secp384r1') return ['ES384']
-      if (curve === 'secp521r1') return ['ES512']
-    }
-  }
-  throw invalidOption('publicKey', `uses a key type JWS does not support (${key.asymmetricKeyType})`)
-}
-
 function unavailable (what: string, cause: unknown): Error {
   const err = new ServiceUnavailableError(`${what} could not be fetched`)
   err.cause = cause
@@ -268,10 +279,12 @@ function isKeyMismatch (err: unknown): boolean {
 }
 
 interface RemoteKeySetting {
-  options: RemoteJwksOptions
+  options: ResolvedJwksOptions
   retryAfterMs: number
   log: KeyPolicyLog | undefined
   health: RemoteKeyHealth
+  /** The allow-list as the user wrote it; empty when it is the default. */
+  listed: readonly string[]
 }
 
 /**
@@ -279,9 +292,22 @@ interface RemoteKeySetting {
  * survive an outage: when a refresh fails, the last good key set keeps verifying
  * tokens, and the endpoint is not asked again for `retryAfterMs` (one probe at a time after).
  */
-function remoteKeySet (url: URL, { options, retryAfterMs, log, health }: RemoteKeySetting): JWTVerifyGetKey {
-  const remote = createRemoteJWKSet(url, options)
+function remoteKeySet (url: URL, { options, retryAfterMs, log, health, listed }: RemoteKeySetting): JWTVerifyGetKey {
+  // Counts the fetches, so each fetched set is audited once, not each token.
+  let fetches = 0
+  let audited = 0
+  const remote = createRemoteJWKSet(url, { ...options, [customFetch]: (input, init) => { fetches++; return fetch(input, init) } })
+  const warnKeyless = keylessAlgorithmWarning(listed, url, log)
   const breaker = new Breaker({ pause: retryAfterMs })
+
+  function reached () {
+    breaker.succeeded()
+    health.reached()
+    if (audited === fetches || remote.reloading) return
+    audited = fetches
+    const set = remote.jwks()
+    if (set !== undefined) warnKeyless(set)
+  }
   let lastSet: JSONWebKeySet | undefined
   let lastLocal: JWTVerifyGetKey | undefined
 
@@ -306,14 +332,28 @@ function remoteKeySet (url: URL, { options, retryAfterMs, log, health }: RemoteK
         health.failed(remote.jwks() !== undefined)
         return fromLastGoodSet(header, token, err)
       }
-      breaker.succeeded()
-      health.reached()
+      reached()
       throw err
     }
-    breaker.succeeded()
-    health.reached()
+    reached()
     return key
   }, url, log)
+}
+
+/**
+ * A remote set may gain the missing key at its next rotation, so an allow-listed algorithm
+ * none of its keys verifies is not refused at start but reported, once per algorithm.
+ */
+function keylessAlgorithmWarning (listed: readonly string[], url: URL, log: KeyPolicyLog | undefined): (set: JSONWebKeySet) => void {
+  const reported = new Set<string>()
+  return (set) => {
+    for (const alg of algorithmsWithoutKey(listed, set.keys)) {
+      if (reported.has(alg)) continue
+      reported.add(alg)
+      log?.warn({ algorithm: alg, jwksUri: url.href },
+        `fastify-jwt-revocation: the remote key set has no key for ${alg}, which "algorithms" lists: every token signed with it is refused (its keys: ${describeKeys(set.keys)})`)
+    }
+  }
 }
 
 /**

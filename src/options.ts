@@ -3,7 +3,7 @@ import {
   resolveDpopOptions, resolveMtlsOptions, resolvePublicUrl,
   type DpopOptions, type MtlsOptions, type ResolvedDpopOptions, type ResolvedMtlsOptions,
 } from './dpop/options.js'
-import { parseDuration, type Duration } from './duration.js'
+import { leewayRule, lifetimeRule, MAX_TIMER_MS, parseDuration, PLAUSIBLE_SHORT_SECONDS, type Duration } from './duration.js'
 import { invalidOption } from './errors.js'
 import { createKeySource, type KeyPolicyLog, type KeySource, type KeySourceOptions } from './keys.js'
 import { resolveIntrospectionOptions, type IntrospectionOptions, type ResolvedIntrospectionOptions } from './introspection/options.js'
@@ -17,11 +17,11 @@ export interface CacheOptions {
   /** Most tokens remembered (verified header+payload and their revocation status). Default 10000. */
   max?: number
   /**
-   * ms a "not revoked" answer is trusted before the store is asked again. Bounds how
-   * stale another process's revocation can be when the store has no change feed.
-   * Default 10000.
+   * How long a "not revoked" answer is trusted before the store is asked again: ms, or a
+   * string such as `'10s'`. Bounds how stale another process's revocation can be when the
+   * store has no change feed. Default 10000 (10 s).
    */
-  ttl?: number
+  ttl?: Duration
 }
 
 export interface JwtRevocationOptions extends KeySourceOptions {
@@ -35,9 +35,9 @@ export interface JwtRevocationOptions extends KeySourceOptions {
   clockTolerance?: Duration
   /** Claims that must be present (`exp` always is). */
   requiredClaims?: string[]
-  /** Refuse tokens whose `exp - iat` exceeds this, however the issuer minted them. */
+  /** Refuse tokens whose `exp - iat` exceeds this, however the issuer minted them: seconds, or a string such as `'24h'`. */
   maxTokenLifetime?: Duration
-  /** Refuse tokens whose `iat` is older than this. */
+  /** Refuse tokens whose `iat` is older than this: seconds, or a string such as `'24h'`. */
   maxTokenAge?: Duration
   /** Where revocations live. Default: a new `MemoryStore()`. */
   store?: RevocationStore
@@ -60,10 +60,13 @@ export interface JwtRevocationOptions extends KeySourceOptions {
    * store shared by several APIs. Default false: such a write would do nothing here, so it is refused.
    */
   acceptForeignAudiences?: boolean
-  /** ms any one store call may take before it counts as a store failure. Default 2000. */
-  storeTimeout?: number
-  /** Seconds sent in `Retry-After` with a 503, and the longest pause before a failing store or JWKS is asked again. Default 5. */
-  retryAfter?: number
+  /** How long any one store call may take before it counts as a store failure: ms, or a string such as `'2s'`. Default 2000. */
+  storeTimeout?: Duration
+  /**
+   * Sent in `Retry-After` with a 503, and the longest pause before a failing store or JWKS is
+   * asked again: seconds, or a string such as `'5s'`. Default 5.
+   */
+  retryAfter?: Duration
   /** Check tokens carrying an IETF Token Status List reference (`status.status_list`). Default off. */
   statusList?: boolean | StatusListOptions
   /** Serve RFC 9728 protected resource metadata and name it in every challenge: `true` derives it, an object adds or overrides fields. */
@@ -98,7 +101,8 @@ export interface ResolvedOptions {
   maxTokenLifetime: number | undefined
   maxTokenAge: number | undefined
   store: RevocationStore
-  cache: Required<CacheOptions> | false
+  /** `ttl` in ms. */
+  cache: { max: number, ttl: number } | false
   grants: boolean
   onStoreError: 'deny' | 'allow'
   global: boolean
@@ -148,18 +152,12 @@ function positiveInteger (value: unknown, name: string, fallback: number, min = 
   return value as number
 }
 
-function optionalDuration (value: Duration | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined
-  const seconds = parseDuration(value, name)
-  if (seconds <= 0) throw invalidOption(name, 'must be longer than zero')
-  return seconds
-}
 
 /** Validates and defaults every option once, at registration; `log` hears of remote keys the key policy refuses. */
 export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLog): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw invalidOption('options', 'must be an object')
   refuseUnknownKeys(options, pluginOptionKeys)
-  const retryAfter = positiveInteger(options.retryAfter, 'retryAfter', 5)
+  const retryAfter = options.retryAfter === undefined ? 5 : parseDuration(options.retryAfter, 'retryAfter', { unit: 'seconds', min: 1, plausibleNumber: PLAUSIBLE_SHORT_SECONDS, example: '5s' })
   const keySource = createKeySource(options, retryAfter * 1000, log)
 
   const realm = options.realm ?? 'api'
@@ -177,7 +175,7 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
     refuseUnknownKeys(options.cache, cacheOptionKeys, 'cache')
     cache = {
       max: positiveInteger(options.cache.max, 'cache.max', 10_000),
-      ttl: positiveInteger(options.cache.ttl, 'cache.ttl', 10_000, 0),
+      ttl: options.cache.ttl === undefined ? 10_000 : parseDuration(options.cache.ttl, 'cache.ttl', { unit: 'milliseconds', example: '10s' }),
     }
   }
 
@@ -210,10 +208,10 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
     issuer,
     audiences,
     typ: options.typ,
-    clockTolerance: options.clockTolerance === undefined ? 0 : parseDuration(options.clockTolerance, 'clockTolerance'),
+    clockTolerance: options.clockTolerance === undefined ? 0 : parseDuration(options.clockTolerance, 'clockTolerance', leewayRule),
     requiredClaims,
-    maxTokenLifetime: optionalDuration(options.maxTokenLifetime, 'maxTokenLifetime'),
-    maxTokenAge: optionalDuration(options.maxTokenAge, 'maxTokenAge'),
+    maxTokenLifetime: options.maxTokenLifetime === undefined ? undefined : parseDuration(options.maxTokenLifetime, 'maxTokenLifetime', lifetimeRule),
+    maxTokenAge: options.maxTokenAge === undefined ? undefined : parseDuration(options.maxTokenAge, 'maxTokenAge', lifetimeRule),
     store,
     cache,
     grants,
@@ -222,7 +220,7 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
     realm,
     extractToken: options.extractToken,
     maxTokenSize: positiveInteger(options.maxTokenSize, 'maxTokenSize', 8192, 16),
-    storeTimeout: positiveInteger(options.storeTimeout, 'storeTimeout', 2000),
+    storeTimeout: options.storeTimeout === undefined ? 2000 : parseDuration(options.storeTimeout, 'storeTimeout', { unit: 'milliseconds', min: 1, max: MAX_TIMER_MS, example: '2s' }),
     retryAfter,
     statusList,
     acceptForeignAudiences,

@@ -271,7 +271,7 @@ t.test('options are validated strictly, naming the option', async (t) => {
     [{ ...base, domain: 'http://tenant.auth0.com' }, /"auth0Sync.domain" must be .*http only on a loopback host/],
     [{ ...base, domain: 'https://tenant.auth0.com/api/v2' }, /without a path/],
     [{ ...base, interval: '1s' }, /"auth0Sync.interval" must be at least 5 seconds/],
-    [{ ...base, interval: 'soon' }, /"auth0Sync.interval" must be seconds or a duration/],
+    [{ ...base, interval: 'soon' }, /"auth0Sync.interval" must be a duration: seconds/],
     [{ ...base, audience: 'https://elsewhere.test' }, /"auth0Sync.audience" names audiences the plugin does not accept/],
   ]
   for (const [options, message] of cases) {

@@ -241,7 +241,7 @@ t.test('bad options fail ready() naming the option', async (t) => {
     [{ introspection: { endpoint: 'https://issuer.test/i', clientSecret: 's' } }, /"introspection\.clientId" is required/],
     [{ introspection: { clientId: 'c', clientSecret: 's' } }, /"introspection\.endpoint" is required unless issuerBaseURL/],
     [{ introspection: { endpoint: 'http://issuer.example/i', clientId: 'c', clientSecret: 's' } }, /must be an https URL/],
-    [{ introspection: { endpoint: 'https://issuer.test/i', clientId: 'c', clientSecret: 's', cache: 'soon' } }, /"introspection\.cache" must be seconds/],
+    [{ introspection: { endpoint: 'https://issuer.test/i', clientId: 'c', clientSecret: 's', cache: 'soon' } }, /"introspection\.cache" must be a duration: seconds/],
     [{ jwks: undefined, issuer: undefined, issuerBaseURL: 'https://tenant.eu.auth0.com/', introspection: { clientId: 'c', clientSecret: 's' } }, /not offered by Auth0; use the Auth0 sync/],
   ]
   for (const [options, message] of cases) t.match((await readyError({ ...base, ...options })).message, message)

@@ -22,9 +22,9 @@ const cases: Array<[string, Record<string, unknown>, RegExp]> = [
   ['bad jwksUri', { jwksUri: 'ftp://x', audience: AUDIENCE }, /"jwksUri" must be an absolute http\(s\) URL/],
   ['bad issuerBaseURL', { issuerBaseURL: 'nope', audience: AUDIENCE }, /"issuerBaseURL" must be/],
   ['jwks with a secret key', { jwks: { keys: [{ kty: 'oct', k: 'AAAA' }] }, audience: AUDIENCE }, /"jwks" must be a JSON Web Key Set/],
-  ['bad duration', { jwks, audience: AUDIENCE, maxTokenLifetime: '1 fortnight' }, /"maxTokenLifetime" must be seconds or a duration/],
-  ['negative duration', { jwks, audience: AUDIENCE, clockTolerance: -1 }, /"clockTolerance" must be a non-negative/],
-  ['zero lifetime', { jwks, audience: AUDIENCE, maxTokenAge: 0 }, /"maxTokenAge" must be longer than zero/],
+  ['bad duration', { jwks, audience: AUDIENCE, maxTokenLifetime: '1 fortnight' }, /"maxTokenLifetime" must be a duration: seconds/],
+  ['negative duration', { jwks, audience: AUDIENCE, clockTolerance: -1 }, /"clockTolerance" must be a duration: seconds as an integer ≥ 0/],
+  ['zero lifetime', { jwks, audience: AUDIENCE, maxTokenAge: 0 }, /"maxTokenAge" must be a duration: seconds as an integer ≥ 1/],
   ['bad cache', { jwks, audience: AUDIENCE, cache: { max: 0 } }, /"cache.max" must be an integer/],
   ['bad onStoreError', { jwks, audience: AUDIENCE, onStoreError: 'maybe' }, /"onStoreError" must be 'deny' or 'allow'/],
   ['bad acceptForeignAudiences', { jwks, audience: AUDIENCE, acceptForeignAudiences: 'yes' }, /"acceptForeignAudiences" must be a boolean/],
@@ -49,14 +49,4 @@ t.test('a bad route config fails at route registration', async (t) => {
   await app.register(jwtRevocation, { jwks, audience: AUDIENCE })
   t.throws(() => app.get('/x', { config: { auth: { scopes: ['has space'] } } }, async () => 'x'), /config.auth.scopes of route \/x/)
   t.throws(() => app.get('/y', { config: { auth: { audience: 'https://elsewhere' } } }, async () => 'x'), /config.auth.audience of route \/y/)
-})
-
-t.test('durations accept seconds and unit strings', async (t) => {
-  const { parseDuration } = await import('../src/duration.js')
-  t.equal(parseDuration(90, 'x'), 90)
-  t.equal(parseDuration('15m', 'x'), 900)
-  t.equal(parseDuration('1d', 'x'), 86400)
-  t.equal(parseDuration('2 hours', 'x'), 7200)
-  t.equal(parseDuration('30', 'x'), 30)
-  t.throws(() => parseDuration('1y', 'x'))
 })

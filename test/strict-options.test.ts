@@ -128,7 +128,7 @@ t.test('store constructors refuse unknown keys', async (t) => {
     ['FileStore', () => new FileStore({ path: '/nonexistent', compactafter: 5 } as never), 'option "FileStore.compactafter" is not known; did you mean FileStore.compactAfter?'],
     ['RedisStore', () => new RedisStore({ client: redisLike, prefx: 'a:' } as never), 'option "RedisStore.prefx" is not known; did you mean RedisStore.prefix?'],
     ['RedisStore.waitForReplicas', () => new RedisStore({ client: redisLike, waitForReplicas: { replica: 1, timeout: 100 } } as never), 'option "RedisStore.waitForReplicas.replica" is not known; did you mean RedisStore.waitForReplicas.replicas?'],
-    ['RedisStore.waitForReplicas.timeout', () => new RedisStore({ client: redisLike, waitForReplicas: { replicas: 1, timeout: 0 } }), 'option "RedisStore.waitForReplicas.timeout" must be an integer ≥ 1'],
+    ['RedisStore.waitForReplicas.timeout', () => new RedisStore({ client: redisLike, waitForReplicas: { replicas: 1, timeout: 0 } }), 'option "RedisStore.waitForReplicas.timeout" must be a duration: milliseconds as an integer ≥ 1, or a string such as \'500ms\' (got 0)'],
     ['PostgresStore', () => new PostgresStore({ pool: pgLike, table_prefix: 'x_' } as never), 'option "PostgresStore.table_prefix" is not known; did you mean PostgresStore.tablePrefix?'],
   ]
   for (const [name, build, message] of cases) {

@@ -9,8 +9,10 @@ await app.register(jwtRevocation, { jwksUri: 'https://issuer.example/.well-known
 await app.register(jwtRevocation, { jwksUri: 'https://issuer.example/.well-known/jwks.json' })
 // @ts-expect-error onStoreError is 'deny' | 'allow'
 await app.register(jwtRevocation, { secret: 'x', audience: 'a', onStoreError: 'ignore' })
-// @ts-expect-error cache ttl is a number of ms
-await app.register(jwtRevocation, { secret: 'x', audience: 'a', cache: { ttl: '10s' } })
+// Every duration option takes its number or a string with a unit.
+await app.register(jwtRevocation, { secret: 'x', audience: 'a', cache: { ttl: '10s' }, storeTimeout: '2s', retryAfter: '5s', jwksOptions: { cacheMaxAge: '10m' } })
+// @ts-expect-error cache ttl is a duration: a number of ms or a string
+await app.register(jwtRevocation, { secret: 'x', audience: 'a', cache: { ttl: true } })
 
 app.get('/orders', { config: { auth: { scopes: ['read:orders'] } } }, async (req) => {
   const auth: AuthContext | null = req.auth

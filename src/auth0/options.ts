@@ -13,8 +13,8 @@ export interface Auth0SyncOptions {
   interval?: Duration
   /** Audiences to sync, each one of the plugin's. Default: all of the plugin's audiences. */
   audience?: string | string[]
-  /** ms one call to Auth0 may take. Default 10000. */
-  timeout?: number
+  /** How long one call to Auth0 may take: ms, or a string such as `'10s'`. Default 10000. */
+  timeout?: Duration
 }
 
 export interface ResolvedAuth0SyncOptions {
@@ -41,7 +41,8 @@ export function resolveAuth0SyncOptions (options: Auth0SyncOptions): ResolvedAut
     if (typeof value !== 'string' || value.trim().length === 0) throw invalidOption(name(key), 'is required (a non-empty string)')
     return value.trim()
   }
-  const interval = parseDuration(options.interval ?? '30s', name('interval'))
+  // At most a day (a longer timer would overflow); a number above an hour is 30000 ms read as seconds.
+  const interval = parseDuration(options.interval ?? '30s', name('interval'), { unit: 'seconds', max: 86_400, plausibleNumber: 3600, example: '30s' })
   if (interval < MIN_INTERVAL_S) throw invalidOption(name('interval'), `must be at least ${MIN_INTERVAL_S} seconds (Auth0 rate-limits the Management API)`)
   let audiences: string[] | undefined
   if (options.audience !== undefined) {
@@ -49,8 +50,7 @@ export function resolveAuth0SyncOptions (options: Auth0SyncOptions): ResolvedAut
     if (list.length === 0 || list.some((a) => typeof a !== 'string' || a.length === 0)) throw invalidOption(name('audience'), 'must be a non-empty string or array of them')
     audiences = [...new Set(list)]
   }
-  const timeout = options.timeout ?? 10_000
-  if (!Number.isInteger(timeout) || timeout < 100 || timeout > 120_000) throw invalidOption(name('timeout'), 'must be an integer number of ms between 100 and 120000')
+  const timeout = parseDuration(options.timeout ?? 10_000, name('timeout'), { unit: 'milliseconds', min: 100, max: 120_000, example: '10s' })
   return { base: tenantBase(text('domain')), clientId: text('clientId'), clientSecret: text('clientSecret'), interval: interval * 1000, audiences, timeout }
 }
 

@@ -76,7 +76,7 @@ function expiryOf (values: Values, command: string): number | null {
   }
   if (within !== undefined) {
     try {
-      return Date.now() + parseDuration(within, '--expires-in') * 1000
+      return Date.now() + parseDuration(within, '--expires-in', { unit: 'seconds', min: 1, example: '30d' }) * 1000
     } catch {
       throw new UsageError(`--expires-in must be a duration such as 30d or 12h (got ${JSON.stringify(within)})`, command)
     }

@@ -88,8 +88,8 @@ export function resolveDpopOptions (value: boolean | DpopOptions | undefined, pl
     const fromPlugin = Array.isArray(pluginAlgorithms) ? pluginAlgorithms.filter((alg): alg is string => ASYMMETRIC.includes(alg as string)) : []
     algorithms = fromPlugin.length > 0 ? [...new Set(fromPlugin)] : DEFAULT_ALGORITHMS
   }
-  const proofMaxAge = parseDuration(given.proofMaxAge ?? '60s', 'dpop.proofMaxAge')
-  if (proofMaxAge < 1) throw invalidOption('dpop.proofMaxAge', 'must be at least one second')
+  // An hour: proofs are made for the request at hand; 60000 (a minute in ms) would accept a proof for 16 hours.
+  const proofMaxAge = parseDuration(given.proofMaxAge ?? '60s', 'dpop.proofMaxAge', { unit: 'seconds', min: 1, plausibleNumber: 3600, example: '60s' })
   return { required, algorithms, nonceSecret: nonceSecret(given.nonce), proofMaxAge }
 }
 

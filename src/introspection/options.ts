@@ -12,7 +12,7 @@ export interface IntrospectionOptions {
   /** This API's client at the issuer; sent with `client_secret_basic`. */
   clientId: string
   clientSecret: string
-  /** Longest an answer is reused, never beyond the token's `exp`; `false` asks every time. Default `'30s'`. */
+  /** Longest an answer is reused, never beyond the token's `exp`: seconds, or a string such as `'30s'`; `false` asks every time. Default `'30s'`. */
   cache?: Duration | false
   /** Introspect tokens that are not JWS (opaque tokens) on every protected route. Default false. */
   opaqueTokens?: boolean
@@ -83,7 +83,8 @@ export function resolveIntrospectionOptions (value: unknown, issuers: readonly s
 
   const opaqueTokens = options.opaqueTokens ?? false
   if (typeof opaqueTokens !== 'boolean') throw invalidOption('introspection.opaqueTokens', 'must be a boolean')
-  const cache = options.cache === false ? 0 : parseDuration(options.cache ?? '30s', 'introspection.cache') * 1000
+  // An hour: 30000 (thirty seconds in ms) would reuse an "active" answer for eight hours.
+  const cache = options.cache === false ? 0 : parseDuration(options.cache ?? '30s', 'introspection.cache', { unit: 'seconds', plausibleNumber: 3600, example: '30s' }) * 1000
   return {
     endpoint,
     authorization: 'Basic ' + Buffer.from(`${formEncode(options.clientId)}:${formEncode(options.clientSecret)}`).toString('base64'),

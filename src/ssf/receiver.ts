@@ -2,7 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { JSONWebKeySet } from 'jose'
 import { LRUCache } from 'lru-cache'
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { parseDuration, type Duration } from '../duration.js'
+import { leewayRule, lifetimeRule, parseDuration, type Duration } from '../duration.js'
 import { invalidOption } from '../errors.js'
 import { optionKeys, refuseUnknownKeys, registerOptionKeys } from '../option-keys.js'
 import { createKeySource, jwksOptionKeys, type RemoteJwksOptions } from '../keys.js'
@@ -35,7 +35,7 @@ export interface SsfReceiverOptions {
   tokenIssuer?: string | string[]
   /** Maps a subject identifier of another format to token subjects (`sub`); unresolved ones are logged and ignored. */
   resolveSubject?: ResolveSubject
-  /** Oldest SET accepted, also how long a `jti` is remembered against replay. Default `'1d'`. */
+  /** Oldest SET accepted, also how long a `jti` is remembered against replay: seconds or a duration string. Default `'1d'`. */
   maxAge?: Duration
   /** Leeway for `iat`/`exp`, seconds or a duration. Default 0. */
   clockTolerance?: Duration
@@ -94,8 +94,7 @@ export async function ssfReceiver (app: FastifyInstance, options: SsfReceiverOpt
   if (expectedAuthorization !== undefined && (typeof expectedAuthorization !== 'string' || expectedAuthorization.length < 16)) {
     throw invalidOption('ssfReceiver.authorizationHeader', 'must be a string of at least 16 characters (e.g. "Bearer <secret>")')
   }
-  const maxAge = parseDuration(options.maxAge ?? '1d', 'ssfReceiver.maxAge')
-  if (maxAge <= 0) throw invalidOption('ssfReceiver.maxAge', 'must be longer than zero')
+  const maxAge = parseDuration(options.maxAge ?? '1d', 'ssfReceiver.maxAge', lifetimeRule)
 
   const revocation = app.revocation
   const policy: SetPolicy = {
@@ -103,7 +102,7 @@ export async function ssfReceiver (app: FastifyInstance, options: SsfReceiverOpt
     keySource: createKeySource({ jwksUri: options.jwksUri, jwks: options.jwks, algorithms: options.algorithms, jwksOptions: options.jwksOptions }, 5000, app.log),
     issuer: options.issuer,
     audiences: stringList(options.audience, 'ssfReceiver.audience'),
-    clockTolerance: options.clockTolerance === undefined ? 0 : parseDuration(options.clockTolerance, 'ssfReceiver.clockTolerance'),
+    clockTolerance: options.clockTolerance === undefined ? 0 : parseDuration(options.clockTolerance, 'ssfReceiver.clockTolerance', leewayRule),
     maxAge,
   }
   const subjects: SubjectPolicy = {

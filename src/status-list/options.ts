@@ -1,4 +1,4 @@
-import { parseDuration, type Duration } from '../duration.js'
+import { MAX_TIMER_MS, parseDuration, type Duration } from '../duration.js'
 import { invalidOption } from '../errors.js'
 import { optionKeys, refuseUnknownKeys } from '../option-keys.js'
 
@@ -8,8 +8,8 @@ export interface StatusListOptions {
    * origin of `issuer` (or `issuerBaseURL`). `http:` only for a loopback host listed here.
    */
   allowedOrigins?: string[]
-  /** ms a status list fetch may take. Default 5000. */
-  timeout?: number
+  /** How long a status list fetch may take: ms, or a string such as `'5s'`. Default 5000. */
+  timeout?: Duration
   /** Longest a status list is used before it is fetched again, whatever its `ttl`. Default `'5m'`. */
   maxAge?: Duration
 }
@@ -57,9 +57,8 @@ export function resolveStatusListOptions (value: unknown, issuers: string[] | un
     origins = sources.map((s) => originOf(s, false)).filter((o): o is string => o !== undefined)
     if (origins.length === 0) throw invalidOption('statusList.allowedOrigins', 'is required when no https issuer gives a default origin')
   }
-  const timeout = options.timeout ?? 5000
-  if (!Number.isInteger(timeout) || timeout < 1) throw invalidOption('statusList.timeout', 'must be an integer ≥ 1 (ms)')
-  const maxAge = parseDuration(options.maxAge ?? '5m', 'statusList.maxAge')
-  if (maxAge <= 0) throw invalidOption('statusList.maxAge', 'must be longer than zero')
+  const timeout = parseDuration(options.timeout ?? 5000, 'statusList.timeout', { unit: 'milliseconds', min: 1, max: MAX_TIMER_MS, example: '5s' })
+  // A day: lists are refreshed in minutes; 300000 (five minutes in ms) would be 3.5 days of a stale list.
+  const maxAge = parseDuration(options.maxAge ?? '5m', 'statusList.maxAge', { unit: 'seconds', min: 1, plausibleNumber: 86_400, example: '5m' })
   return { allowedOrigins: new Set(origins), timeout, maxAge }
 }

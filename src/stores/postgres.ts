@@ -1,4 +1,5 @@
 import type { Pool, PoolClient, QueryResult } from 'pg'
+import { MAX_TIMER_MS, parseDuration, type Duration } from '../duration.js'
 import { GrantConflictError, StoreError } from '../errors.js'
 import { optionKeys, refuseUnknownKeys } from '../option-keys.js'
 import { ChangeFeed, encodeChange } from './change-feed.js'
@@ -14,8 +15,8 @@ export interface PostgresStoreOptions {
   tablePrefix?: string
   /** Create or upgrade the tables at `ready()`. Set false if you apply `postgresSchema()` through your own migrations. Default true. */
   migrate?: boolean
-  /** ms between attempts to re-establish the LISTEN connection. Default 1000. */
-  reconnectDelay?: number
+  /** Time between attempts to re-establish the LISTEN connection: ms, or a string such as `'1s'`. Default 1000. */
+  reconnectDelay?: Duration
 }
 
 const postgresOptionKeys = optionKeys<PostgresStoreOptions>({ pool: true, tablePrefix: true, migrate: true, reconnectDelay: true })
@@ -157,7 +158,8 @@ export class PostgresStore implements RevocationStore {
     postgresSchema(this.p)
     this.channel = `${this.p}changes`
     this.migrate = options.migrate ?? true
-    this.reconnectDelay = options.reconnectDelay ?? 1000
+    // 0 would retry in a tight loop while the database is down.
+    this.reconnectDelay = parseDuration(options.reconnectDelay ?? 1000, 'PostgresStore.reconnectDelay', { unit: 'milliseconds', min: 1, max: MAX_TIMER_MS, example: '1s' })
     const p = this.p
     const notify = `pg_notify('${this.channel}', $N::text)`
     this.sql = {

@@ -1,4 +1,5 @@
 import type { ChainableCommander, Cluster, Redis } from 'ioredis'
+import { parseDuration, type Duration } from '../duration.js'
 import { GrantConflictError, invalidOption, StoreError } from '../errors.js'
 import { optionKeys, refuseUnknownKeys } from '../option-keys.js'
 import { ChangeFeed, encodeChange } from './change-feed.js'
@@ -33,22 +34,21 @@ export interface RedisStoreOptions {
 export interface WaitForReplicas {
   /** Replicas that must have the write. */
   replicas: number
-  /** ms to wait for them. */
-  timeout: number
+  /** How long to wait for them: ms, or a string such as `'500ms'`. */
+  timeout: Duration
 }
 
 const redisOptionKeys = optionKeys<RedisStoreOptions>({ client: true, prefix: true, subscriber: true, waitForReplicas: true })
 const waitOptionKeys = optionKeys<WaitForReplicas>({ replicas: true, timeout: true })
 
-function checkWaitForReplicas (value: WaitForReplicas | undefined): WaitForReplicas | undefined {
+function checkWaitForReplicas (value: WaitForReplicas | undefined): { replicas: number, timeout: number } | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'object' || value === null) throw invalidOption('RedisStore.waitForReplicas', 'must be { replicas, timeout }')
   refuseUnknownKeys(value, waitOptionKeys, 'RedisStore.waitForReplicas')
-  for (const name of waitOptionKeys as ReadonlyArray<keyof WaitForReplicas>) {
-    // timeout 0 would make WAIT block forever, and the connection with it.
-    if (!Number.isInteger(value[name]) || value[name] < 1) throw invalidOption(`RedisStore.waitForReplicas.${name}`, 'must be an integer ≥ 1')
-  }
-  return { replicas: value.replicas, timeout: value.timeout }
+  if (!Number.isInteger(value.replicas) || value.replicas < 1) throw invalidOption('RedisStore.waitForReplicas.replicas', 'must be an integer ≥ 1')
+  // timeout 0 would make WAIT block forever, and the connection with it.
+  const timeout = parseDuration(value.timeout, 'RedisStore.waitForReplicas.timeout', { unit: 'milliseconds', min: 1, example: '500ms' })
+  return { replicas: value.replicas, timeout }
 }
 
 const SEP = '\u0000'
@@ -192,7 +192,7 @@ export class RedisStore implements RevocationStore {
   private readonly prefix: string
   private readonly channel: string
   private readonly ownSubscriber: boolean
-  private readonly waitForReplicas: WaitForReplicas | undefined
+  private readonly waitForReplicas: { replicas: number, timeout: number } | undefined
   private subscriber: Redis | Cluster | undefined
   private readonly feed = new ChangeFeed(() => this.startFeed(), () => this.stopFeed())
   private wired = false
