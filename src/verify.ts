@@ -3,7 +3,7 @@ import {
   InvalidTokenError, TokenExpiredError, TokenLifetimeError,
 } from './errors.js'
 import { hasCanonicalSegments } from './canonical-segments.js'
-import { hasDuplicateKeys } from './json-duplicates.js'
+import { parsedAsWritten } from './json-as-written.js'
 import type { ResolvedKey } from './keys.js'
 import type { ResolvedOptions } from './options.js'
 
@@ -25,14 +25,19 @@ const STRING_CLAIMS = ['jti', 'sub', 'client_id', 'azp', 'scope'] as const
  */
 const OTHER_JWT_TYPES = new Set(['secevent+jwt', 'statuslist+jwt'])
 
+const UNREADABLE_MEMBERS = 'The token has duplicate or unreadable member names'
+const BACKSLASH = 0x5c
+
 /** Distinct protected headers remembered as checked and shared (a key set has few); past this, each is checked again. */
 const MAX_KNOWN_HEADERS = 64
 
 /**
- * The header's own checks, which depend on its bytes alone: no duplicate members, not a
- * SET or Status List Token by `typ`. Every token of one key carries the same header
- * bytes, so a header that passed is remembered by its encoded text and its parsed
- * object, frozen, is shared by every token that carries it.
+ * The header's own checks, which depend on its bytes alone: each member once and read as
+ * written, not a SET or Status List Token by `typ`. Every token of one key carries the
+ * same header bytes, so a header that passed is remembered by its encoded text and its
+ * parsed object, frozen, is shared by every token that carries it. A header with a
+ * backslash is never remembered: jose parses it again for every token, and the runtime
+ * may read an escaped name differently each time (see json-as-written.ts).
  */
 class KnownHeaders {
   private readonly known = new Map<string, JWTHeaderParameters>()
@@ -42,21 +47,22 @@ class KnownHeaders {
     if (known !== undefined) return known
     const typ = typeof header.typ === 'string' ? header.typ.toLowerCase().replace(/^application\//, '') : ''
     if (OTHER_JWT_TYPES.has(typ)) throw new InvalidTokenError('The token has an unexpected type')
-    // jose keeps its decoded bytes to itself: decode again, natively, and only count.
-    if (hasDuplicateKeys(Buffer.from(encoded, 'base64url'), header)) throw new InvalidTokenError('The token has duplicate members')
-    if (this.known.size < MAX_KNOWN_HEADERS) this.known.set(encoded, Object.freeze(header))
+    // jose keeps its decoded bytes to itself: decode again, natively.
+    const text = Buffer.from(encoded, 'base64url')
+    if (!parsedAsWritten(text, header)) throw new InvalidTokenError(UNREADABLE_MEMBERS)
+    if (this.known.size < MAX_KNOWN_HEADERS && !text.includes(BACKSLASH)) this.known.set(encoded, Object.freeze(header))
     return header
   }
 }
 
-/** The payload's checks: claims this package relies on have their types, no duplicate members, not a SET. */
+/** The payload's checks: claims this package relies on have their types, each member once and read as written, not a SET. */
 function checkPayload (encoded: string, payload: JWTPayload): void {
   if (payload.events !== undefined) throw new InvalidTokenError('The token has an unexpected type')
   for (const claim of STRING_CLAIMS) {
     if (payload[claim] !== undefined && typeof payload[claim] !== 'string') throw new InvalidTokenError('The token has an invalid claim')
   }
   if (payload.permissions !== undefined && !Array.isArray(payload.permissions)) throw new InvalidTokenError('The token has an invalid claim')
-  if (hasDuplicateKeys(Buffer.from(encoded, 'base64url'), payload)) throw new InvalidTokenError('The token has duplicate members')
+  if (!parsedAsWritten(Buffer.from(encoded, 'base64url'), payload)) throw new InvalidTokenError(UNREADABLE_MEMBERS)
 }
 
 const claimDescriptions: Record<string, string> = {

@@ -100,6 +100,20 @@ t.test('the attack corpus is refused before the store', async (t) => {
   t.equal(store.lookups, baseline)
 })
 
+t.test('escaped member names are read as written: PHP\'s namespaced claims are accepted, a duplicate behind an escape is not', async (t) => {
+  const app = await buildApp(t, { jwks: { keys: [key.publicJwk] }, maxTokenLifetime: '1d' })
+  // PHP's json_encode escapes every slash unless told not to.
+  const php = (text: string) => text.replaceAll('/', '\\/')
+  const escapedHeader = php('{"alg":"ES256","kid":"key-1","https://example.com/h":1}')
+  const escapedPayload = php(payload({ 'https://example.com/roles': ['admin'] }))
+  for (let i = 0; i < 2; i++) {
+    const res = await app.inject({ url: '/orders', headers: bearer(await rawJws(escapedHeader, escapedPayload)) })
+    t.equal(res.statusCode, 200, `escaped names in header and payload (${i === 0 ? 'first' : 'second'} token of this header)`)
+  }
+  const hidden = await app.inject({ url: '/orders', headers: bearer(await rawJws(header(), escapedPayload.replace('{', '{"https:\\/\\/example.com\\/roles":[],'))) })
+  t.equal(hidden.statusCode, 401, 'the same escaped name twice')
+})
+
 t.test('wrong typ, oversize, query-string and doubled headers are refused before the store', async (t) => {
   const store = countingStore()
   const app = await buildApp(t, { jwks: { keys: [key.publicJwk] }, typ: 'at+jwt', maxTokenSize: 1024, store })

@@ -4,7 +4,7 @@
 // Proofs here are signed with jose's SignJWT, apart from the code that checks them; the
 // example test drives the same API with oauth4webapi, a DPoP client of its own.
 import Fastify from 'fastify'
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
+import { calculateJwkThumbprint, CompactSign, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
 import { createHash, randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
 import jwtRevocation, { MemoryStore, type JwtRevocationOptions, type RevocationStore } from '../src/index.js'
@@ -155,6 +155,30 @@ t.test('the token must be bound to the proof key: invalid_token on the DPoP chal
   t.equal(downgrade.headers['www-authenticate'], 'Bearer realm="api", error="invalid_token", error_description="The token is bound to a key and this request does not prove it"' + DPOP_CHALLENGE)
   const thiefAgain = await app.inject({ url: '/orders', headers: await dpopHeaders(thief, token) })
   t.equal(thiefAgain.statusCode, 401, 'another key, cached token')
+})
+
+t.test('a cnf written with an escape binds the token, whatever JSON the process parsed before (nodejs/node#63785)', async (t) => {
+  const app = await dpopApp(t)
+  const h = await holder()
+  const now = Math.floor(Date.now() / 1000)
+  // V8's misread follows object shapes: a first claim no other test writes keeps these payloads apart.
+  const payloadText = (member: string) => `{"nodejs-63785":"dpop","iss":"${ISSUER}","aud":"${AUDIENCE}","scope":"read:orders","iat":${now},"exp":${now + 600},${member}}`
+  const issue = (text: string) => new CompactSign(new TextEncoder().encode(text)).setProtectedHeader({ alg: 'ES256', kid: issuerKey.kid }).sign(issuerKey.privateKey)
+  // Any token can set the trap: here a plain one with a claim named cn\.
+  const primer = await issue(payloadText('"cn\\\\":1'))
+  t.equal((await app.inject({ url: '/orders', headers: bearer(primer) })).statusCode, 200, 'a token with a claim named cn\\ is a plain Bearer token')
+  const boundText = payloadText(`"cn\\u0066":{"jkt":"${h.jkt}"}`)
+  const bound = await issue(boundText)
+  const misread = !Object.hasOwn(JSON.parse(boundText), 'cnf')
+  t.comment(`this runtime (Node ${process.version}) ${misread ? 'misreads' : 'reads'} "cn\\u0066" ${misread ? 'as cn\\' : 'right'}`)
+  const unreadable = 'The token has duplicate or unreadable member names'
+  const asBearer = await app.inject({ url: '/orders', headers: bearer(bound) })
+  t.equal(asBearer.statusCode, 401, 'the bound token sent as Bearer is refused')
+  t.equal(asBearer.headers['www-authenticate'], `Bearer realm="api", error="invalid_token", error_description="${misread ? unreadable : 'The token is bound to a key and this request does not prove it'}"` + DPOP_CHALLENGE)
+  const withProof = await app.inject({ url: '/orders', headers: await dpopHeaders(h, bound) })
+  t.equal(withProof.statusCode, misread ? 401 : 200, misread ? 'refused with its proof too: the runtime cannot read it' : 'admitted with its proof')
+  if (misread) t.match(withProof.headers['www-authenticate'], `error_description="${unreadable}"`)
+  t.equal((await app.inject({ url: '/orders', headers: await dpopHeaders(h, await boundToken(h)) })).statusCode, 200, 'a cnf written plainly is read on any runtime')
 })
 
 t.test('a proof is accepted once: a replay is refused, here and on another instance sharing the store', async (t) => {

@@ -1,9 +1,9 @@
-import { base64url, calculateJwkThumbprint, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload } from 'jose'
+import { base64url, calculateJwkThumbprint, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTHeaderParameters, type JWTPayload } from 'jose'
 import { LRUCache } from 'lru-cache'
 import { createHash } from 'node:crypto'
 import { isCanonicalJws } from '../canonical-segments.js'
 import { InvalidDpopProofError } from '../errors.js'
-import { hasDuplicateKeys } from '../json-duplicates.js'
+import { parsedAsWritten } from '../json-as-written.js'
 import { sameHttpUri } from './url.js'
 
 /** What a valid proof establishes: who holds the key, and the proof's identity for the replay cache. */
@@ -62,8 +62,9 @@ export class ProofVerifier {
     const encodedHeader = header.slice(0, first)
     const proofKey = this.keys.get(encodedHeader) ?? await this.importKey(encodedHeader)
     let payload: JWTPayload
+    let protectedHeader: JWTHeaderParameters
     try {
-      ({ payload } = await jwtVerify(header, proofKey.key, {
+      ({ payload, protectedHeader } = await jwtVerify(header, proofKey.key, {
         typ: 'dpop+jwt',
         algorithms: this.rules.algorithms,
         requiredClaims: ['jti', 'htm', 'htu', 'iat'],
@@ -71,7 +72,11 @@ export class ProofVerifier {
     } catch (err) {
       return refuse(describe(err))
     }
-    if (hasDuplicateKeys(Buffer.from(header.slice(first + 1, header.indexOf('.', first + 1)), 'base64url'), payload)) refuse('The DPoP proof has duplicate members')
+    // jose parsed the header again: what it read (typ, alg, crit) must be what the text says, as our own parse was.
+    if (!parsedAsWritten(Buffer.from(encodedHeader, 'base64url'), protectedHeader) ||
+      !parsedAsWritten(Buffer.from(header.slice(first + 1, header.indexOf('.', first + 1)), 'base64url'), payload)) {
+      refuse('The DPoP proof has duplicate or unreadable member names')
+    }
     const { jti, htm, htu, iat, ath } = payload as { jti?: unknown, htm?: unknown, htu?: unknown, iat?: unknown, ath?: unknown }
     if (typeof jti !== 'string' || !JTI.test(jti)) refuse('The DPoP proof has an invalid jti')
     if (htm !== method) refuse('The DPoP proof is for another method')
@@ -90,7 +95,7 @@ export class ProofVerifier {
     } catch {
       return refuse('The DPoP proof is malformed')
     }
-    if (typeof protectedHeader !== 'object' || protectedHeader === null || hasDuplicateKeys(text, protectedHeader)) refuse('The DPoP proof is malformed')
+    if (typeof protectedHeader !== 'object' || protectedHeader === null || !parsedAsWritten(text, protectedHeader)) refuse('The DPoP proof is malformed')
     const { alg, jwk } = protectedHeader
     if (typeof alg !== 'string' || !this.rules.algorithms.includes(alg)) refuse('The DPoP proof is signed with an algorithm that is not allowed')
     if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) refuse('The DPoP proof lacks its public key')

@@ -1,6 +1,6 @@
 import { jwtVerify, type JWTHeaderParameters, type JWTPayload } from 'jose'
 import { isCanonicalJws } from '../canonical-segments.js'
-import { hasDuplicateKeys } from '../json-duplicates.js'
+import { parsedAsWritten } from '../json-as-written.js'
 import type { KeySource } from '../keys.js'
 import { SetRefusal } from './refusal.js'
 
@@ -75,8 +75,8 @@ export async function verifySecurityEventToken (body: string, policy: SetPolicy,
     throw refusalOf(err)
   }
   const [header, claims] = body.split('.') as [string, string]
-  if (hasDuplicateKeys(Buffer.from(header, 'base64url'), protectedHeader) || hasDuplicateKeys(Buffer.from(claims, 'base64url'), payload)) {
-    throw new SetRefusal('invalid_request', 'The SET has duplicate members')
+  if (!parsedAsWritten(Buffer.from(header, 'base64url'), protectedHeader) || !parsedAsWritten(Buffer.from(claims, 'base64url'), payload)) {
+    throw new SetRefusal('invalid_request', 'The SET has duplicate or unreadable member names')
   }
   if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256) {
     throw new SetRefusal('invalid_request', 'The SET lacks a required claim or has an invalid one')

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { jwtVerify, type JWTPayload } from 'jose'
 import { LRUCache } from 'lru-cache'
 import { InvalidTokenError, ServiceUnavailableError } from '../errors.js'
+import { parsedAsWritten } from '../json-as-written.js'
 import type { KeySource } from '../keys.js'
 import { decodeStatusList, statusAt, type StatusList } from './decode.js'
 import { fetchStatusListToken } from './fetch.js'
@@ -123,13 +124,17 @@ export class StatusListChecker {
     const fetchedAt = Date.now()
     const jwt = await fetchStatusListToken(url, { timeout: this.options.statusList.timeout, maxBytes: MAX_TOKEN_BYTES, allowedOrigins: this.allowedOrigins })
     const { key } = await this.options.keySource.resolve()
-    const { payload } = await jwtVerify(jwt, key, {
+    const { payload, protectedHeader } = await jwtVerify(jwt, key, {
       algorithms: this.algorithms,
       typ: 'statuslist+jwt',
       subject: uri,
       clockTolerance: this.options.clockTolerance,
       requiredClaims: ['sub', 'iat', 'status_list'],
     })
+    const [header, claims] = jwt.split('.') as [string, string]
+    if (!parsedAsWritten(Buffer.from(header, 'base64url'), protectedHeader) || !parsedAsWritten(Buffer.from(claims, 'base64url'), payload)) {
+      throw new Error('status list token has duplicate or unreadable member names')
+    }
     const { ttl, exp } = payload
     if (ttl !== undefined && (typeof ttl !== 'number' || !(ttl > 0))) throw new Error('status list ttl is not a positive number')
     const list = await decodeStatusList(payload.status_list, MAX_LIST_BYTES)
