@@ -29,7 +29,7 @@ t.test('npm run demo: every step of the partner story behaves as printed', async
   t.match(lines.join('\n'), /The API refuses it within the list's ttl \(2 s\): 401 — The token has been revoked/)
   t.match(lines.join('\n'), /A thief sends the stolen token with a proof from its own key: 401 — invalid_token: The token is not bound to the key of the DPoP proof/)
   t.match(lines.join('\n'), /DPoP-bound token: 200 — token_type dpop, cnf\.jkt [A-Za-z0-9_-]{43}/)
-  t.match(lines.join('\n'), /The partner is cut off on the next request: 401 — The subject has been revoked/)
+  t.match(lines.join('\n'), /The partner is cut off on the next request: 401 — The token has been revoked/)
   t.match(lines.at(-1), /Every step behaved as described/)
 })
 
