@@ -1,7 +1,8 @@
 // The example: a mini issuer, a protected API and Auth0-style admin routes in one
 // Fastify server, on the embedded FileStore so revocations survive restarts.
 //
-//   npm start                       # http://localhost:3000
+//   npm start                       # http://localhost:3000, fresh from config.json each start
+//   KEEP_DATA=1 npm start           # keep the last run's revocations, grants and keys
 //   PORT=4000 DATA_DIR=./demo-data npm start
 //   AUTH0_DOMAIN=tenant.eu.auth0.com AUTH0_CLIENT_ID=… AUTH0_CLIENT_SECRET=… npm start
 //                                   # + revocations made at your Auth0 tenant take effect here
@@ -12,7 +13,7 @@ import { auth0Sync, type Auth0SyncOptions } from 'fastify-jwt-revocation/auth0'
 import { ssfReceiver } from 'fastify-jwt-revocation/ssf'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { adminConsole } from './console.js'
@@ -49,6 +50,18 @@ export function auth0FromEnv (env: NodeJS.ProcessEnv = process.env): ExampleOpti
   const { AUTH0_DOMAIN: domain, AUTH0_CLIENT_ID: clientId, AUTH0_CLIENT_SECRET: clientSecret } = env
   if (!clientId || !clientSecret) throw new Error('AUTH0_DOMAIN is set: AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET are needed too (a machine-to-machine application authorised for the Management API with read:client_grants and blacklist:tokens)')
   return { domain, clientId, clientSecret, ...(env.AUTH0_SYNC_INTERVAL ? { interval: env.AUTH0_SYNC_INTERVAL } : {}) }
+}
+
+/** The files the example keeps in its data directory, and only those: DATA_DIR may hold other things. */
+const DATA_FILES = ['revocations', 'seeded', 'status-list.json', 'signing-key.json']
+
+/**
+ * Starts the example over: its revocations, grants, status list and signing key go, so
+ * the next start seeds config.json again and the walk-through works as printed however
+ * the last run ended (its step 4 deletes the partner's grant).
+ */
+export async function resetExampleData (dataDir: string): Promise<void> {
+  for (const name of DATA_FILES) await rm(join(dataDir, name), { recursive: true, force: true })
 }
 
 async function seedGrantsOnce (app: FastifyInstance, config: ExampleConfig, dataDir: string, synced: string[]): Promise<void> {
@@ -190,10 +203,15 @@ async function main (): Promise<void> {
   const dataDir = resolve(process.env.DATA_DIR ?? 'data')
   const logger = process.stdout.isTTY ? { transport: { target: 'pino-pretty', options: { ignore: 'pid,hostname' } } } : true
   const auth0 = auth0FromEnv()
+  const keepData = process.env.KEEP_DATA === '1'
+  if (!keepData) await resetExampleData(dataDir)
   const app = await buildExampleServer({ publicUrl, dataDir, logger, ...(process.env.CONFIG ? { configFile: resolve(process.env.CONFIG) } : {}), ...(auth0 === undefined ? {} : { auth0 }) })
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { void app.close().then(() => process.exit(0)) })
   await app.listen({ port, host })
   process.stdout.write(banner(publicUrl))
+  process.stdout.write(keepData
+    ? `\nKEEP_DATA=1: kept the last run's data in ${dataDir}; start without it to begin again from the config.\n`
+    : `\nStarted afresh from the config (data in ${dataDir}); KEEP_DATA=1 npm start keeps a run's revocations and grants.\n`)
   if (auth0 !== undefined) process.stdout.write(`\nAuth0 sync on: revocations at ${auth0.domain} reach ${SYNCED_AUDIENCES.join(' and ')} within ${auth0.interval ?? '30s'}\n`)
 }
 

@@ -49,6 +49,26 @@ export const TokenRevokedError = createError<[string]>(
   '%s',
   401, TypeError, false)
 
+/** What refused a revoked token: its `jti`, its client, its subject, its session, a missing grant, the issuer's status list or introspection. */
+export type RevocationReason = 'token' | 'client' | 'subject' | 'session' | 'grant' | 'status-list' | 'introspection'
+
+/**
+ * Why a token was refused as revoked, on the `revocation` property of a
+ * `FST_JWT_REVOCATION_TOKEN_REVOKED` error: for server-side code and logs. The client
+ * only ever reads "The token has been revoked": which rule matched is not its business.
+ */
+export interface RevocationRefusal {
+  reason: RevocationReason
+  clientId?: string
+  subject?: string
+  jti?: string
+}
+
+/** A revoked-token refusal carrying its `revocation` details (never part of the response). */
+export function tokenRevoked (revocation: RevocationRefusal): InstanceType<typeof TokenRevokedError> & { revocation: RevocationRefusal } {
+  return Object.assign(new TokenRevokedError('The token has been revoked'), { revocation })
+}
+
 export const InsufficientScopeError = createError(
   'FST_JWT_REVOCATION_INSUFFICIENT_SCOPE',
   'The token lacks a scope this route requires',

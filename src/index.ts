@@ -36,4 +36,6 @@ export {
   TokenRevokedError,
   UseDpopNonceError,
   type BearerErrorCode,
+  type RevocationReason,
+  type RevocationRefusal,
 } from './errors.js'

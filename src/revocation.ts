@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import {
-  GrantNotFoundError, InvalidArgumentError, ServiceUnavailableError, StoreError, TokenRevokedError,
+  GrantNotFoundError, InvalidArgumentError, ServiceUnavailableError, StoreError, tokenRevoked, type RevocationReason,
 } from './errors.js'
 import { newGrantId } from './grant-id.js'
 import type { HealthContributor, HealthReport, HealthReporter } from './health.js'
@@ -332,9 +332,10 @@ export class Revocation {
     record.checkedAt = checkedAt
     const iat = typeof record.payload.iat === 'number' ? record.payload.iat : -Infinity
     // Status 0x01 (INVALID) is final; others (0x02 SUSPENDED, …) refuse while they last.
-    if (state.tokenRevoked || record.listStatus === 1) record.revokedReason = 'The token has been revoked'
-    else if (issuedBy(iat, state.clientRevokedAt)) record.revokedReason = 'The client has been revoked'
-    else if (issuedBy(iat, state.subjectRevokedAt)) record.revokedReason = 'The subject has been revoked'
+    if (state.tokenRevoked) record.revokedReason = 'token'
+    else if (record.listStatus === 1) record.revokedReason = 'status-list'
+    else if (issuedBy(iat, state.clientRevokedAt)) record.revokedReason = 'client'
+    else if (issuedBy(iat, state.subjectRevokedAt)) record.revokedReason = 'subject'
     if (!this.options.grants) return
     const grant = state.grant
     // Not sticky, unlike a revocation: the answer follows the grant as it changes.
@@ -382,7 +383,18 @@ function checkStoreAnswer (state: RevocationState, grants: boolean): void {
 }
 
 function verdict (record: TokenRecord): void {
-  if (record.revokedReason !== null) throw new TokenRevokedError(record.revokedReason)
-  if (record.listStatus) throw new TokenRevokedError('The token has been revoked')
-  if (record.grantDenied) throw new TokenRevokedError('The client has no grant for this audience')
+  if (record.revokedReason !== null) throw revokedError(record, record.revokedReason)
+  if (record.listStatus) throw revokedError(record, 'status-list')
+  if (record.grantDenied) throw revokedError(record, 'grant')
+}
+
+/** The refusal of a revoked token, saying to server-side code (never to the client) which rule matched. */
+export function revokedError (record: TokenRecord, reason: RevocationReason): Error {
+  const jti = record.payload.jti
+  return tokenRevoked({
+    reason,
+    ...(record.clientId === null ? {} : { clientId: record.clientId }),
+    ...(record.subject === null ? {} : { subject: record.subject }),
+    ...(typeof jti === 'string' ? { jti } : {}),
+  })
 }

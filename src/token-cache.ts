@@ -2,6 +2,7 @@ import { hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { JWTHeaderParameters, JWTPayload } from 'jose'
 import type { Binding } from './binding/sender.js'
+import type { RevocationReason } from './errors.js'
 import type { RevocationChange } from './stores/types.js'
 
 /**
@@ -27,8 +28,8 @@ export interface TokenRecord {
    * grow too old); before it, a hit has nothing to re-check.
    */
   readonly recheckAt: number
-  /** Revocation is monotonic for a token: once revoked, always revoked. */
-  revokedReason: string | null
+  /** Revocation is monotonic for a token: once revoked, always revoked (and by what). */
+  revokedReason: RevocationReason | null
   /** The client lacks a current grant (only with `grants: true`); re-read with the state. */
   grantDenied: boolean
   /** A status other than 0x00 in the token's status list (only with `statusList`); re-read with the state. */

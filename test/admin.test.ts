@@ -2,7 +2,7 @@ import FakeTimers from '@sinonjs/fake-timers'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import jwtRevocation, { adminRoutes, MemoryStore } from '../src/index.js'
-import { AUDIENCE, bearer, ISSUER, makeKey, sign } from './helpers.js'
+import { AUDIENCE, bearer, ISSUER, makeKey, refusalsOf, sign } from './helpers.js'
 
 const MGMT = 'https://issuer.test/api/v2/'
 const key = await makeKey('ES256')
@@ -14,6 +14,7 @@ async function build (t: { teardown: (fn: () => unknown) => void }, extra: Recor
   t.teardown(() => app.close())
   await app.register(jwtRevocation, { jwks, issuer: ISSUER, audience: [AUDIENCE, MGMT], store: new MemoryStore(), ...extra })
   await app.register(adminRoutes, { prefix: '/api/v2', audience: MGMT })
+  refusalsOf(app)
   app.get('/orders', { config: { auth: { scopes: ['read:orders'], audience: AUDIENCE } } }, async (req) => ({ client: req.auth!.clientId }))
   await app.ready()
   return app
@@ -57,7 +58,8 @@ t.test("the seed's partner scenario through the admin routes", async (t) => {
   t.equal(deleted.body, '')
   const refused = await app.inject({ url: '/orders', headers: bearer(fresh) })
   t.equal(refused.statusCode, 401)
-  t.equal(refused.json().message, 'The client has been revoked')
+  t.equal(refused.json().message, 'The token has been revoked')
+  t.match(refusalsOf(app).at(-1), { reason: 'client', clientId: 'partner-client' }, 'the deleted grant revoked the client')
 
   // A new grant, then a token issued after it: accepted again.
   clock.tick(1000)

@@ -104,9 +104,14 @@ t.test('FileStore: every command, then the store as a server would read it', asy
   t.match(report.refused[3]!.reason, /no jti/)
   const text = await cli(['import', '-', '--aud', 'https://api', ...store], { input: 'k-1\nk 2\n' })
   t.match(text.stdout, /revoked 1 tokens from 2 lines; refused 1 lines\n {2}line 2: jti contains whitespace/)
+  t.match(text.stdout, /warning: 1 tokens had no exp and no --exp\/--expires-in was given: they are kept until removed by hand/, 'an import without expiry says it keeps its entries')
+  const dated = await cli(['import', '-', '--aud', 'https://api', '--expires-in', '1h', '--json', ...store], { input: 'k-3\n{"jti":"k-4"}\n' })
+  t.equal(JSON.parse(dated.stdout).keptUntilRemoved, 0, 'with --expires-in nothing is kept forever')
+  const mixed = await cli(['import', '-', '--aud', 'https://api', '--json', ...store], { input: `{"jti":"k-5","exp":${Math.floor(Date.now() / 1000) + 60}}\nk-6\n` })
+  t.equal(JSON.parse(mixed.stdout).keptUntilRemoved, 1, 'a line with its own exp is not counted')
 
   const status = JSON.parse((await cli(['status', '--json', ...store])).stdout)
-  t.same(status, { target: `FileStore ${dir}`, revokedTokens: 5, grants: 0 })
+  t.same(status, { target: `FileStore ${dir}`, revokedTokens: 9, grants: 0 }, 'five, and the four of the expiry checks')
   t.same(JSON.parse((await cli(['purge', '--json', ...store])).stdout), { purged: 0 })
 
   // The effect, as the plugin reads it.

@@ -1,4 +1,6 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,6 +9,14 @@ import t from 'tap'
 import { runDemo, startExampleServer } from '../examples/demo.js'
 import { auth0FromEnv, banner, buildExampleServer, ORDERS } from '../examples/server.js'
 import { Auth0StandIn } from './auth0-stand-in.js'
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
 
 t.test('npm run demo: every step of the partner story behaves as printed', async (t) => {
   const server = await startExampleServer()
@@ -19,7 +29,7 @@ t.test('npm run demo: every step of the partner story behaves as printed', async
   t.match(lines.join('\n'), /The API refuses it within the list's ttl \(2 s\): 401 — The token has been revoked/)
   t.match(lines.join('\n'), /A thief sends the stolen token with a proof from its own key: 401 — invalid_token: The token is not bound to the key of the DPoP proof/)
   t.match(lines.join('\n'), /DPoP-bound token: 200 — token_type dpop, cnf\.jkt [A-Za-z0-9_-]{43}/)
-  t.match(lines.join('\n'), /The partner is cut off on the next request: 401 — The subject has been revoked/)
+  t.match(lines.join('\n'), /The partner is cut off on the next request: 401 — The token has been revoked/)
   t.match(lines.at(-1), /Every step behaved as described/)
 })
 
@@ -52,6 +62,36 @@ t.test('the issuer: Basic auth, form bodies, wrong secrets, unknown audiences', 
   t.equal(unknown.status, 400)
   const grantType = await post(JSON.stringify({ grant_type: 'password' }), { 'content-type': 'application/json' })
   t.equal((await grantType.json() as { error: string }).error, 'unsupported_grant_type')
+})
+
+t.test('npm start twice: the second walk-through works as printed (each start begins from the config; KEEP_DATA=1 keeps the data)', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'example-npm-start-'))
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }))
+  const walkThrough = async (env: Record<string, string>): Promise<number[]> => {
+    const port = await freePort()
+    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/server.ts'], {
+      cwd: join(import.meta.dirname, '..'),
+      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    try {
+      let output = ''
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); if (output.includes('KEEP_DATA')) resolve() })
+        child.once('exit', (code) => reject(new Error(`the example exited (${code}) before it printed its banner`)))
+      })
+      const script = output.slice(output.indexOf('(copy and paste):') + 17, output.indexOf('Or run the whole story'))
+      const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script], { timeout: 30_000 })
+      return [...stdout.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]))
+    } finally {
+      child.kill('SIGTERM')
+      await once(child, 'exit')
+    }
+  }
+  t.same(await walkThrough({ KEEP_DATA: '0' }), [200, 204, 401, 204], 'first start')
+  t.same(await walkThrough({ KEEP_DATA: '0' }), [200, 204, 401, 204], 'second start: the grant deleted by the first is seeded again')
+  const kept = await walkThrough({ KEEP_DATA: '1' }).catch((err: Error) => err)
+  t.ok(kept instanceof Error, 'with KEEP_DATA=1 the deleted grant stays deleted, so step 1 gets no token')
 })
 
 t.test('a deleted grant stays deleted across a restart (no re-seeding)', async (t) => {

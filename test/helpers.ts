@@ -3,7 +3,7 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload, type Cr
 import { randomUUID } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import jwtRevocation, { type JwtRevocationOptions } from '../src/index.js'
+import jwtRevocation, { type JwtRevocationOptions, type RevocationRefusal } from '../src/index.js'
 
 export const ISSUER = 'https://issuer.test/'
 export const AUDIENCE = 'https://api.test'
@@ -51,10 +51,28 @@ export async function sign (key: TestKey | Uint8Array, claims: JWTPayload = {}, 
 export const secretBytes = new TextEncoder().encode(SECRET)
 
 /** An app with the plugin and a few routes; closed by the test's teardown. */
+const refusals = new WeakMap<FastifyInstance, RevocationRefusal[]>()
+
+/** The `revocation` details of each revoked-token refusal of the app so far, as server-side code reads them. */
+export function refusalsOf (app: FastifyInstance): RevocationRefusal[] {
+  let seen = refusals.get(app)
+  if (seen === undefined) {
+    seen = []
+    refusals.set(app, seen)
+    const list = seen
+    app.addHook('onError', async (_request, _reply, err) => {
+      const revocation = (err as { revocation?: RevocationRefusal }).revocation
+      if (revocation !== undefined) list.push(revocation)
+    })
+  }
+  return seen
+}
+
 export async function buildApp (t: { teardown: (fn: () => unknown) => void }, options: Partial<JwtRevocationOptions>): Promise<FastifyInstance> {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(jwtRevocation, { audience: AUDIENCE, issuer: ISSUER, ...options } as JwtRevocationOptions)
+  refusalsOf(app)
   app.get('/orders', { config: { auth: { scopes: ['read:orders'] } } }, async (req) => ({ sub: req.auth!.subject, client: req.auth!.clientId, scopes: req.auth!.scopes }))
   app.post('/orders', { config: { auth: { scopes: ['write:orders'] } } }, async () => ({ ok: true }))
   app.get('/me', async (req) => ({ sub: req.auth!.subject }))

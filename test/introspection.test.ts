@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import jwtRevocation, { MemoryStore, type JwtRevocationOptions } from '../src/index.js'
-import { AUDIENCE, bearer, json, jwksServer, makeKey, readyError, sign } from './helpers.js'
+import { AUDIENCE, bearer, json, jwksServer, makeKey, readyError, refusalsOf, sign } from './helpers.js'
 
 // RFC 7662 against a small introspection endpoint on the issuer's origin, answering as
 // Keycloak or Okta do (JWTs included), with client_secret_basic.
@@ -43,6 +43,7 @@ async function api (t: Test, options: Partial<JwtRevocationOptions>, lines: stri
   const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { lines.push(line) } } } })
   t.teardown(() => app.close())
   await app.register(jwtRevocation, { jwks, audience: AUDIENCE, ...options } as JwtRevocationOptions)
+  refusalsOf(app)
   app.get('/payments', { config: { auth: { introspect: true } } }, async (req) => ({ sub: req.auth!.subject }))
   app.get('/orders', async (req) => ({ sub: req.auth!.subject, client: req.auth!.clientId, scopes: req.auth!.scopes, jti: req.auth!.payload.jti }))
   await app.ready()
@@ -79,10 +80,12 @@ t.test('active: false → 401 revoked, the jti revoked in the store, then refuse
   const refused = await app.inject({ url: '/payments', headers: bearer(token) })
   t.equal(refused.statusCode, 401)
   t.equal(refused.json().message, 'The token has been revoked')
+  t.match(refusalsOf(app).at(-1), { reason: 'introspection', jti: 'jti-1' }, 'the issuer said inactive')
   t.match(refused.headers['www-authenticate'], /error="invalid_token"/)
   await new Promise((resolve) => setImmediate(resolve))
   t.equal(await app.revocation.isTokenRevoked('jti-1'), true, 'another instance sharing the store refuses it too')
   t.equal((await app.inject({ url: '/orders', headers: bearer(token) })).json().message, 'The token has been revoked')
+  t.match(refusalsOf(app).at(-1), { reason: 'introspection', jti: 'jti-1' }, 'the cached refusal keeps its reason')
   t.equal((await app.inject({ url: '/payments', headers: bearer(token) })).statusCode, 401)
   t.equal(issuer.calls.length, 1)
   // A second instance on the same store: refused on the local path, the issuer not asked.
@@ -122,7 +125,8 @@ t.test('a revocation through the store evicts the cached answer', async (t) => {
   t.equal((await app.inject({ url: '/payments', headers: bearer(token) })).statusCode, 200)
   t.equal(issuer.calls.length, 2, 'asked again')
   await app.revocation.revokeSubject('alice')
-  t.equal((await app.inject({ url: '/payments', headers: bearer(token) })).json().message, 'The subject has been revoked')
+  t.equal((await app.inject({ url: '/payments', headers: bearer(token) })).json().message, 'The token has been revoked')
+  t.match(refusalsOf(app).at(-1), { reason: 'subject', subject: 'alice' })
   t.equal(issuer.calls.length, 2, 'the store\'s revocation wins without asking the issuer')
 })
 

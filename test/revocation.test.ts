@@ -3,7 +3,8 @@ import Fastify from 'fastify'
 import { Writable } from 'node:stream'
 import t from 'tap'
 import jwtRevocation, { MemoryStore, type RevocationStore } from '../src/index.js'
-import { AUDIENCE, bearer, buildApp, DPOP_CHALLENGE, ISSUER, makeKey, sign } from './helpers.js'
+import { decodeJwt } from 'jose'
+import { AUDIENCE, bearer, buildApp, DPOP_CHALLENGE, ISSUER, makeKey, refusalsOf, sign } from './helpers.js'
 
 const key = await makeKey('ES256')
 const jwks = { keys: [key.publicJwk] }
@@ -68,7 +69,8 @@ t.test('strategy 2: revoking a client refuses all its tokens issued up to now', 
   for (const token of [older, newer]) {
     const res = await get(app, token)
     t.equal(res.statusCode, 401)
-    t.equal(res.json().message, 'The client has been revoked')
+    t.equal(res.json().message, 'The token has been revoked', 'the client is told no more than that')
+    t.same(refusalsOf(app).at(-1), { reason: 'client', clientId: 'partner-client', subject: 'partner-client@clients', jti: decodeJwt(token).jti }, 'server-side code reads which rule matched')
   }
   t.equal((await get(app, other)).statusCode, 200, 'other clients are untouched')
   clock.tick(1000)
@@ -90,7 +92,8 @@ t.test('revokeSubject: log out everywhere', async (t) => {
   const theirs = await sign(key, { sub: 'user-8', azp: 'spa' })
   t.equal((await get(app, mine)).statusCode, 200)
   await app.revocation.revokeSubject('user-7')
-  t.equal((await get(app, mine)).json().message, 'The subject has been revoked')
+  t.equal((await get(app, mine)).json().message, 'The token has been revoked')
+  t.match(refusalsOf(app).at(-1), { reason: 'subject', subject: 'user-7', clientId: 'spa' })
   t.equal((await get(app, theirs)).statusCode, 200)
 })
 
@@ -107,7 +110,8 @@ t.test('grants: the client needs a grant created before the token was issued', a
   t.teardown(() => clock.uninstall())
   const app = await buildApp(t, { jwks, grants: true })
   const early = await sign(key, { scope: 'read:orders write:orders' })
-  t.equal((await get(app, early)).json().message, 'The client has no grant for this audience')
+  t.equal((await get(app, early)).json().message, 'The token has been revoked')
+  t.match(refusalsOf(app).at(-1), { reason: 'grant', clientId: 'partner-client' })
   const grant = await app.revocation.createGrant({ client_id: 'partner-client', audience: AUDIENCE, scope: ['read:orders', 'write:orders'] })
   t.equal((await get(app, early)).statusCode, 200, 'a token issued in the grant\'s second is accepted')
   clock.tick(2000)

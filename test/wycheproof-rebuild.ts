@@ -1,4 +1,4 @@
-// Rebuilds a Wycheproof JWS defect around a valid claim set, as ../shared/vectors/README.md
+// Rebuilds a Wycheproof JWS defect around a valid claim set, as fixtures/wycheproof/README.md
 // describes: Wycheproof's payloads are "foo" or prose, never claims, so a published vector only
 // shows that a defect is refused for the wrong reason too. Here the same defect is carried over
 // to a token whose claims are right, made with the vector's own private key, so that only the

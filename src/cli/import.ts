@@ -20,6 +20,8 @@ export interface ImportReport {
   /** Lines read, blank and comment lines included. */
   lines: number
   revoked: number
+  /** Of `revoked`, entries with no expiry (no `exp` in the line, no `--exp`/`--expires-in`): kept until removed. */
+  keptUntilRemoved: number
   refused: Array<{ line: number, reason: string }>
 }
 
@@ -67,7 +69,7 @@ function parseLine (text: string, options: ImportOptions, now: number): RevokedT
  * import: the error says from which line to run it again (revoking twice is harmless).
  */
 export async function importTokens (input: Readable, target: Target, options: ImportOptions): Promise<ImportReport> {
-  const report: ImportReport = { lines: 0, revoked: 0, refused: [] }
+  const report: ImportReport = { lines: 0, revoked: 0, keptUntilRemoved: 0, refused: [] }
   let batch: Array<{ line: number, entry: RevokedToken }> = []
   let writing: Promise<void> = Promise.resolve()
   let lastProgress = 0
@@ -76,6 +78,7 @@ export async function importTokens (input: Readable, target: Target, options: Im
     try {
       await target.revokeTokens(items.map((i) => i.entry))
       report.revoked += items.length
+      for (const item of items) if (item.entry.expiresAt === null) report.keptUntilRemoved++
     } catch (err) {
       if (!(err instanceof EntriesRefusedError)) {
         throw new ImportStopped(`${(err as Error).message}; ${report.revoked} tokens were revoked before line ${items[0]!.line}: run the import again from that line`, report)

@@ -127,6 +127,8 @@ function importSummary (report: ImportReport): string {
     `revoked ${report.revoked.toLocaleString('en')} tokens from ${report.lines.toLocaleString('en')} lines; refused ${report.refused.length.toLocaleString('en')} lines`,
     ...shown.map((r) => `  line ${r.line}: ${r.reason}`),
     ...(report.refused.length > shown.length ? [`  … and ${report.refused.length - shown.length} more (--json lists them all)`] : []),
+    // An entry without an expiry is never compacted away: say so, since the blacklist's bound depends on expiries.
+    ...(report.keptUntilRemoved > 0 ? [`warning: ${report.keptUntilRemoved.toLocaleString('en')} tokens had no exp and no --exp/--expires-in was given: they are kept until removed by hand`] : []),
     '',
   ].join('\n')
 }

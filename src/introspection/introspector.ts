@@ -3,10 +3,10 @@ import type { JWTHeaderParameters, JWTPayload } from 'jose'
 import { createHash } from 'node:crypto'
 import { Breaker } from '../breaker.js'
 import { acceptedAudiences, clientIdOf, scopesOf, subjectOf } from '../claims.js'
-import { InvalidTokenError, ServiceUnavailableError, TokenRevokedError } from '../errors.js'
+import { InvalidTokenError, ServiceUnavailableError } from '../errors.js'
 import { fetchJson } from '../http/fetch.js'
 import type { ResolvedOptions } from '../options.js'
-import type { Revocation } from '../revocation.js'
+import { revokedError, type Revocation } from '../revocation.js'
 import type { RoutePolicy } from '../route-policy.js'
 import { FIRST_PAUSE_MS } from '../store-guard.js'
 import { freshRecord, type TokenCache, type TokenRecord } from '../token-cache.js'
@@ -124,14 +124,14 @@ export class Introspector {
    * (an opaque token's digest) revoked in the store, so every instance refuses it without asking.
    */
   private revoked (record: TokenRecord): never {
-    record.revokedReason = 'The token has been revoked'
+    record.revokedReason = 'introspection'
     const jti = record.payload.jti
     if (typeof jti === 'string') {
       this.revocation.revokeToken({ jti, aud: record.audiences[0]!, exp: record.payload.exp! }).catch((err: unknown) => {
         this.log.warn({ err }, 'fastify-jwt-revocation: a token the issuer reports inactive could not be revoked in the store')
       })
     }
-    throw new TokenRevokedError('The token has been revoked')
+    throw revokedError(record, 'introspection')
   }
 
   private refusal (outcome: { down: true } | { misconfigured: true }, jwt: boolean): Error {
