@@ -269,8 +269,8 @@ async function main (): Promise<void> {
   const report = render(byId, propagation, memory, hookCosts, operator)
   process.stdout.write('\n' + report)
   if (only === undefined) {
-    await writeFile(join(here, '..', 'BENCHMARKS.md'), report)
-    process.stdout.write('wrote BENCHMARKS.md\n')
+    await writeFile(join(here, '..', 'docs', 'benchmarks.md'), report)
+    process.stdout.write('wrote docs/benchmarks.md\n')
   }
 }
 
