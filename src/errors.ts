@@ -1,6 +1,6 @@
 import createError from '@fastify/error'
 
-// Every error the package raises lives here, so the README's error table and the
+// Every error the package raises lives here, so the error table of docs/reference/errors.md and the
 // code agree. Request-path errors skip stack capture: they are expected outcomes,
 // not bugs, and a stack per refused request is measurable cost under attack.
 

@@ -1,5 +1,5 @@
 import { OutboundRequestError } from '../errors.js'
-import { fetchJson, type OutboundResponse } from '../http/fetch.js'
+import { fetchJson, type OutboundResponse } from '../lib/fetch.js'
 
 // The two Management API v2 reads the sync needs, and the client-credentials token
 // they take. Everything Auth0 answers is checked against its documented shape: an

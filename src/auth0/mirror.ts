@@ -1,4 +1,4 @@
-import type { Revocation } from '../revocation.js'
+import type { Revocation } from '../revocation/revocation.js'
 import type { ClientGrant } from '../stores/types.js'
 import type { Auth0BlacklistEntry, Auth0Grant } from './management-api.js'
 

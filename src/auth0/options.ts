@@ -1,7 +1,7 @@
-import { parseDuration, type Duration } from '../duration.js'
+import { parseDuration, type Duration } from '../options/duration.js'
 import { invalidOption } from '../errors.js'
-import { outboundOrigin } from '../http/fetch.js'
-import { optionKeys, refuseUnknownKeys, registerOptionKeys } from '../option-keys.js'
+import { outboundOrigin } from '../lib/fetch.js'
+import { optionKeys, refuseUnknownKeys, registerOptionKeys } from '../options/option-keys.js'
 
 export interface Auth0SyncOptions {
   /** The tenant: a host (`tenant.eu.auth0.com`, https assumed) or a URL (`http:` only on a loopback host). */

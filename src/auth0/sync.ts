@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { randomUUID } from 'node:crypto'
-import type { Revocation } from '../revocation.js'
+import type { Revocation } from '../revocation/revocation.js'
 import { nextSyncDelay, pause } from './backoff.js'
 import { ManagementApi, RateLimited, type Auth0BlacklistEntry, type Auth0Grant } from './management-api.js'
 import { applyBlacklist, mirrorGrants } from './mirror.js'

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { X509Certificate, createHash } from 'node:crypto'
 import type { TLSSocket } from 'node:tls'
-import type { ResolvedMtlsOptions } from '../dpop/options.js'
+import type { ResolvedMtlsOptions } from './dpop/options.js'
 
 /** RFC 8705 §3.1: base64url SHA-256 of the certificate's DER. */
 const thumbprintOf = (der: Buffer): string => createHash('sha256').update(der).digest('base64url')

@@ -1,7 +1,7 @@
 // `--admin <url> --token <t>`: the commands through a running server's admin routes —
 // the way to reach a FileStore that server holds, or any store without its credentials.
 import { MAX_BATCH } from '../admin/schemas.js'
-import { fetchJson, outboundOrigin, type OutboundResponse } from '../http/fetch.js'
+import { fetchJson, outboundOrigin, type OutboundResponse } from '../lib/fetch.js'
 import type { GrantFilter, RevokedToken } from '../stores/types.js'
 import { EntriesRefusedError, TargetRefusedError, UsageError } from './failures.js'
 import type { GrantView, RevokedView, Target } from './target.js'

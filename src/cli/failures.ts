@@ -1,5 +1,5 @@
 // What the command line exits with, and the errors that choose it. Documented in the
-// README ("Command line"); scripts rely on them, so they never change meaning.
+// docs/reference/cli.md; scripts rely on them, so they never change meaning.
 
 export const EXIT = {
   ok: 0,

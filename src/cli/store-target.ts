@@ -3,7 +3,7 @@
 import { readFile, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { newGrantId } from '../grant-id.js'
+import { newGrantId } from '../revocation/grant-id.js'
 import { FileStore, isAlive } from '../stores/file.js'
 import type { ClientGrant, GrantFilter, RevocationStore, RevokedToken } from '../stores/types.js'
 import { TargetRefusedError, UsageError } from './failures.js'

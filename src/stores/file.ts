@@ -1,7 +1,7 @@
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { isPackageError, StoreError } from '../errors.js'
-import { optionKeys, refuseUnknownKeys } from '../option-keys.js'
+import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
 import { StateBackedStore } from './state-backed.js'
 import type { StoreOperation } from './state.js'
 

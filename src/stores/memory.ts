@@ -1,4 +1,4 @@
-import { optionKeys, refuseUnknownKeys } from '../option-keys.js'
+import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
 import { StateBackedStore } from './state-backed.js'
 import type { StoreOperation } from './state.js'
 

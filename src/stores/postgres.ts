@@ -1,7 +1,7 @@
 import type { Pool, PoolClient, QueryResult } from 'pg'
-import { MAX_TIMER_MS, parseDuration, type Duration } from '../duration.js'
+import { MAX_TIMER_MS, parseDuration, type Duration } from '../options/duration.js'
 import { GrantConflictError, StoreError } from '../errors.js'
-import { optionKeys, refuseUnknownKeys } from '../option-keys.js'
+import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
 import { ChangeFeed, encodeChange } from './change-feed.js'
 import type {
   ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationQuery,

@@ -1,7 +1,7 @@
 import type { ChainableCommander, Cluster, Redis } from 'ioredis'
-import { parseDuration, type Duration } from '../duration.js'
+import { parseDuration, type Duration } from '../options/duration.js'
 import { GrantConflictError, invalidOption, StoreError } from '../errors.js'
-import { optionKeys, refuseUnknownKeys } from '../option-keys.js'
+import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
 import { ChangeFeed, encodeChange } from './change-feed.js'
 import type {
   ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationQuery,
@@ -26,7 +26,7 @@ export interface RedisStoreOptions {
    * pipeline as the write), so a failover cannot lose an acknowledged revocation. A
    * write not replicated within `timeout` ms fails with `FST_JWT_REVOCATION_STORE`: it
    * may or may not survive a failover, and revoking again is harmless. Default: none
-   * (Redis replication is asynchronous; see README, "Redis Cluster and Sentinel").
+   * (Redis replication is asynchronous; see docs/guides/many-instances.md).
    */
   waitForReplicas?: WaitForReplicas
 }

@@ -1,0 +1,80 @@
+import type { KeySource } from '../token/keys.js'
+import type { StoreGuard } from '../revocation/store-guard.js'
+import type { RevocationStore } from '../stores/types.js'
+
+/** One dependency's state in `app.revocation.health()`. */
+export interface HealthCheck {
+  status: 'up' | 'down' | 'stale' | 'unknown' | 'none'
+  [detail: string]: unknown
+}
+
+export interface HealthReport {
+  /** `down`: requests that need the store or the keys are refused (or let through unchecked); `degraded`: served, but something is behind. */
+  status: 'ok' | 'degraded' | 'down'
+  checks: {
+    store: HealthCheck & { latencyMs?: number }
+    feed: HealthCheck
+    keys: HealthCheck
+    [extension: string]: HealthCheck
+  }
+}
+
+/** A check another part of the package (the Auth0 sync) adds to the report. */
+export type HealthContributor = () => HealthCheck | Promise<HealthCheck>
+
+// A reserved jti, printable so that every store accepts it as it accepts a token's (a
+// PostgreSQL text column refuses a NUL byte): the probe is an ordinary lookup, so it
+// proves the store answers the query requests depend on, not merely that a connection
+// is open. Its answer is never used, so a token carrying this jti changes nothing.
+export const PROBE_JTI = 'fastify-jwt-revocation:health-probe'
+
+export interface HealthSources {
+  store: RevocationStore
+  guard: StoreGuard
+  audience: string
+  keySource: KeySource
+  /** Whether the store's change feed is connected (false while it waits for the store). */
+  feedConnected: () => boolean
+}
+
+/**
+ * Readiness for probes and dashboards. The store is asked on every report (bounded by
+ * `storeTimeout`, through the same guard as requests: a probe's success closes the
+ * breaker, its failure leaves requests alone); the feed and key source report what they
+ * last saw. No error text is included: it may name hosts or credentials, and the log
+ * carries it.
+ */
+export class HealthReporter {
+  private readonly contributors = new Map<string, HealthContributor>()
+
+  constructor (private readonly sources: HealthSources) {}
+
+  add (name: string, contributor: HealthContributor): void {
+    if (['store', 'feed', 'keys'].includes(name) || this.contributors.has(name)) {
+      throw new TypeError(`fastify-jwt-revocation: a health check named "${name}" exists already`)
+    }
+    this.contributors.set(name, contributor)
+  }
+
+  async report (): Promise<HealthReport> {
+    const { store, guard, audience, keySource, feedConnected } = this.sources
+    const started = performance.now()
+    const answered = await guard.probe(() => store.lookup({ audiences: [audience], jti: PROBE_JTI, includeGrant: false }))
+    const storeCheck: HealthReport['checks']['store'] = answered
+      ? { status: 'up', latencyMs: Math.round((performance.now() - started) * 10) / 10 }
+      : { status: 'down' }
+    const feed: HealthCheck = { status: store.subscribe === undefined ? 'none' : feedConnected() ? 'up' : 'down' }
+    const keys: HealthCheck = { status: keySource.state?.() ?? 'up', source: keySource.option }
+    const checks: HealthReport['checks'] = { store: storeCheck, feed, keys }
+    for (const [name, contributor] of this.contributors) {
+      checks[name] = await Promise.resolve().then(contributor).catch((): HealthCheck => ({ status: 'down' }))
+    }
+    return { status: overall(checks), checks }
+  }
+}
+
+function overall (checks: HealthReport['checks']): HealthReport['status'] {
+  if (checks.store.status === 'down' || checks.keys.status === 'down') return 'down'
+  const behind = Object.values(checks).some((c) => c.status === 'down' || c.status === 'stale')
+  return behind ? 'degraded' : 'ok'
+}

@@ -1,0 +1,108 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { isPackageError } from '../errors.js'
+import { FIRST_PAUSE_MS, withTimeout, type StoreGuard } from './store-guard.js'
+import type { ChangeListener, RevocationStore } from '../stores/types.js'
+
+/**
+ * The store's life beside the app's: readied and its change feed connected at boot,
+ * without letting an unreachable store stop the boot; released at close in an order
+ * that never waits on the user's own clients.
+ */
+export class StoreConnection {
+  private readonly store: RevocationStore
+  private readonly guard: StoreGuard
+  private readonly timeout: number
+  private readonly log: FastifyBaseLogger
+  private readonly onChange: ChangeListener
+  private unsubscribe: (() => Promise<void>) | undefined
+  private retryTimer: NodeJS.Timeout | undefined
+  private retries = 0
+  private readonly maxPause: number
+  private stopped = false
+  private refusalLogged = false
+  /** True once the store is ready and its change feed (if any) is connected. */
+  connected = false
+
+  constructor (store: RevocationStore, guard: StoreGuard, options: { timeout: number, retryAfter: number, log: FastifyBaseLogger, onChange: ChangeListener }) {
+    this.store = store
+    this.maxPause = options.retryAfter * 1000
+    this.guard = guard
+    this.timeout = options.timeout
+    this.log = options.log
+    this.onChange = options.onChange
+  }
+
+  /**
+   * Readies the store and connects its feed within `storeTimeout`. A store that refuses
+   * on purpose (locked, corrupt, too new a schema) fails the boot; one that does not
+   * answer is logged once and retried in the background while requests are answered
+   * per `onStoreError`.
+   */
+  async open (): Promise<void> {
+    try {
+      await this.attempt()
+    } catch (err) {
+      if (isPackageError(err)) throw err
+      const cause = (err as Error)?.message ?? String(err)
+      this.guard.failed(err, `${this.store.constructor.name} unreachable at startup (${cause}); retrying in the background`)
+      this.retryLater()
+    }
+  }
+
+  private async attempt (): Promise<void> {
+    if (this.store.ready) await withTimeout(() => this.store.ready!(), this.timeout)
+    if (this.store.subscribe && this.unsubscribe === undefined) {
+      this.unsubscribe = await withTimeout(() => this.store.subscribe!(this.onChange), this.timeout)
+    }
+    this.connected = true
+  }
+
+  private retryLater (): void {
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined
+      this.attempt().then(() => {
+        if (this.stopped) return this.stopFeed()
+        this.guard.answered()
+        // Whatever changed while the feed was not connected is unknown: as after a reconnect.
+        this.onChange({ type: 'reset' })
+      }, (err: unknown) => {
+        if (this.stopped) return
+        // A store that came back refusing on purpose (e.g. a wrong database or password)
+        // is no longer an outage: say so once, and keep trying in case it is fixed.
+        if (isPackageError(err) && !this.refusalLogged) {
+          this.refusalLogged = true
+          this.log.error({ err }, `fastify-jwt-revocation: ${(err as Error).message}`)
+        }
+        this.retryLater()
+      })
+    }, Math.min(this.maxPause, FIRST_PAUSE_MS * 2 ** this.retries++))
+    this.retryTimer.unref()
+  }
+
+  /**
+   * Stops the change feed. Run before the app's own `onClose` hooks (in `preClose`): a
+   * PostgreSQL feed holds a client of the user's pool, and `pool.end()` waits for it.
+   */
+  async stopFeed (): Promise<void> {
+    this.stopped = true
+    clearTimeout(this.retryTimer)
+    const unsubscribe = this.unsubscribe
+    this.unsubscribe = undefined
+    if (unsubscribe) await this.bounded('stopping the change feed', unsubscribe)
+  }
+
+  /** Releases what the store itself opened (files, its subscriber connection); the user's clients stay the user's. */
+  async close (): Promise<void> {
+    await this.stopFeed()
+    if (this.store.close) await this.bounded('closing the store', () => this.store.close!())
+  }
+
+  /** Shutdown never hangs on a store that does not answer: it is logged and left behind. */
+  private async bounded (what: string, run: () => Promise<void>): Promise<void> {
+    try {
+      await withTimeout(run, this.timeout)
+    } catch (err) {
+      this.log.warn({ err }, `fastify-jwt-revocation: ${what} did not complete`)
+    }
+  }
+}

@@ -1,0 +1,75 @@
+import t from 'tap'
+import { PostgresStore, postgresSchema } from '../../src/stores/postgres.js'
+import { runStoreSuite } from '../../src/testing/store-suite.js'
+import { connectPostgres, uniqueName } from '../helpers/services.js'
+
+const pool = await connectPostgres(t)
+if (pool) {
+  const prefixes: string[] = []
+  t.teardown(async () => {
+    for (const p of prefixes) {
+      for (const table of ['schema', 'tokens', 'clients', 'subjects', 'grants']) await pool.query(`DROP TABLE IF EXISTS ${p}${table}`)
+    }
+  })
+  const fresh = () => {
+    const tablePrefix = uniqueName('jwtr').toLowerCase() + '_'
+    prefixes.push(tablePrefix)
+    return tablePrefix
+  }
+
+  runStoreSuite(t, () => new PostgresStore({ pool, tablePrefix: fresh() }))
+
+  t.test('migration is idempotent and safe when instances start together', async (t) => {
+    const tablePrefix = fresh()
+    const stores = [1, 2, 3].map(() => new PostgresStore({ pool, tablePrefix }))
+    await Promise.all(stores.map((s) => s.ready()))
+    const again = new PostgresStore({ pool, tablePrefix })
+    await again.ready()
+    const { rows } = await pool.query(`SELECT version FROM ${tablePrefix}schema`)
+    t.same(rows, [{ version: 1 }], 'one version row')
+  })
+
+  t.test('migrate: false uses tables the user created from postgresSchema()', async (t) => {
+    const tablePrefix = fresh()
+    await pool.query(postgresSchema(tablePrefix))
+    const store = new PostgresStore({ pool, tablePrefix, migrate: false })
+    await store.revokeToken({ aud: 'a', jti: 'j', expiresAt: null })
+    t.equal((await store.lookup({ audiences: ['a'], jti: 'j', includeGrant: false })).tokenRevoked, true)
+    t.throws(() => new PostgresStore({ pool, tablePrefix: 'bad; DROP TABLE x' }), /tablePrefix must match/)
+  })
+
+  t.test('a lost LISTEN connection is re-established, with a cache flush', async (t) => {
+    const tablePrefix = fresh()
+    const store = new PostgresStore({ pool, tablePrefix, reconnectDelay: 50 })
+    t.teardown(() => store.close())
+    const writer = new PostgresStore({ pool, tablePrefix })
+    const events: string[] = []
+    await store.subscribe((c) => events.push(c.type === 'token' ? `token:${c.jti}` : c.type))
+    const waitFor = async (what: string) => {
+      const deadline = Date.now() + 5000
+      while (!events.includes(what) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+      return events.includes(what)
+    }
+    await writer.revokeToken({ aud: 'a', jti: 'before', expiresAt: null })
+    t.ok(await waitFor('token:before'), 'notified before the fault')
+    const { rowCount } = await pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN ${tablePrefix}changes'`)
+    t.equal(rowCount, 1, 'the LISTEN backend was terminated')
+    t.ok(await waitFor('reset'), 'caches are told to flush')
+    // The second flush comes once LISTEN has completed on the new connection; a LISTEN
+    // merely visible in pg_stat_activity may not be registered yet (a NOTIFY then is lost).
+    const deadline = Date.now() + 5000
+    while (events.filter((e) => e === 'reset').length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+    t.equal(events.filter((e) => e === 'reset').length, 2, 'a second flush once listening again')
+    await writer.revokeToken({ aud: 'a', jti: 'after', expiresAt: null })
+    t.ok(await waitFor('token:after'), 'notifications flow again after the reconnect')
+  })
+
+  t.test('purgeExpired deletes expired rows only', async (t) => {
+    const store = new PostgresStore({ pool, tablePrefix: fresh() })
+    await store.revokeToken({ aud: 'a', jti: 'old', expiresAt: Date.now() - 1000 })
+    await store.revokeClient({ clientId: 'c', audience: '*', revokedAt: 1, expiresAt: Date.now() - 1000 })
+    await store.revokeToken({ aud: 'a', jti: 'new', expiresAt: Date.now() + 60_000 })
+    t.equal(await store.purgeExpired(Date.now()), 2)
+    t.same((await store.listRevokedTokens({})).map((e) => e.jti), ['new'])
+  })
+}
