@@ -6,7 +6,7 @@ import { checkTokenCharacters } from './extract.js'
 import type { Metrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import type { Revocation } from './revocation.js'
-import type { JWTPayload } from 'jose'
+import type { JWTPayload } from './jose-types.js'
 import { freshRecord, tokenDigest, type TokenCache, type TokenRecord } from './token-cache.js'
 import { accessTokenVerifier, checkTokenTime, timeRulesHoldUntil, type AccessTokenVerifier } from './verify.js'
 

@@ -36,4 +36,6 @@ export {
   TokenRevokedError,
   UseDpopNonceError,
   type BearerErrorCode,
+  type JwtRevocationError,
+  type JwtRevocationErrorClass,
 } from './errors.js'

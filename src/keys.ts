@@ -1,8 +1,6 @@
 import { createPublicKey, createSecretKey, KeyObject } from 'node:crypto'
-import {
-  createLocalJWKSet, createRemoteJWKSet,
-  type JSONWebKeySet, type JWK, type JWTVerifyGetKey,
-} from 'jose'
+import { createLocalJWKSet, createRemoteJWKSet } from 'jose'
+import type { JSONWebKeySet, JWK, JWTVerifyGetKey } from './jose-types.js'
 import { Breaker } from './breaker.js'
 import { InvalidTokenError, invalidOption, ServiceUnavailableError } from './errors.js'
 import { allowsVerification, jwkMetadataProblem, publicKeyProblem, secretKeyProblem } from './key-policy.js'

@@ -1,4 +1,5 @@
-import { base64url, calculateJwkThumbprint, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload } from 'jose'
+import { base64url, calculateJwkThumbprint, importJWK, jwtVerify } from 'jose'
+import type { CryptoKey, JWK, JWTPayload } from '../jose-types.js'
 import { LRUCache } from 'lru-cache'
 import { createHash } from 'node:crypto'
 import { isCanonicalJws } from '../canonical-segments.js'

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { JWTHeaderParameters, JWTPayload } from 'jose'
+import type { JWTHeaderParameters, JWTPayload } from '../jose-types.js'
 import { createHash } from 'node:crypto'
 import { Breaker } from '../breaker.js'
 import { acceptedAudiences, clientIdOf, scopesOf, subjectOf } from '../claims.js'

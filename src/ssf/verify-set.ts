@@ -1,4 +1,5 @@
-import { jwtVerify, type JWTHeaderParameters, type JWTPayload } from 'jose'
+import { jwtVerify } from 'jose'
+import type { JWTHeaderParameters, JWTPayload } from '../jose-types.js'
 import { isCanonicalJws } from '../canonical-segments.js'
 import { hasDuplicateKeys } from '../json-duplicates.js'
 import type { KeySource } from '../keys.js'
