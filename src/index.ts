@@ -38,4 +38,6 @@ export {
   type BearerErrorCode,
   type RevocationReason,
   type RevocationRefusal,
+  type JwtRevocationError,
+  type JwtRevocationErrorClass,
 } from './errors.js'

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
-import type { JWTHeaderParameters, JWTPayload } from 'jose'
+import type { JWTHeaderParameters, JWTPayload } from './lib/jose-types.js'
 import { Authenticator } from './request/authenticator.js'
 import { SenderBinding, type ProvenBinding } from './binding/sender.js'
 import { challenge, type AuthScheme } from './request/challenge.js'

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
-import type { JWTPayload } from 'jose'
+import type { JWTPayload } from '../lib/jose-types.js'
 import { InvalidDpopProofError, InvalidTokenError, UseDpopNonceError } from '../errors.js'
 import { extractDpopToken, headerCount, usesDpopScheme } from '../request/extract.js'
 import { NonceWindows } from './dpop/nonce.js'

@@ -6,7 +6,7 @@ import { checkTokenCharacters } from './extract.js'
 import type { Metrics } from '../ops/metrics.js'
 import type { ResolvedOptions } from '../options/options.js'
 import type { Revocation } from '../revocation/revocation.js'
-import type { JWTPayload } from 'jose'
+import type { JWTPayload } from '../lib/jose-types.js'
 import { freshRecord, tokenDigest, type TokenCache, type TokenRecord } from './token-cache.js'
 import { accessTokenVerifier, checkTokenTime, timeRulesHoldUntil, type AccessTokenVerifier } from '../token/verify.js'
 

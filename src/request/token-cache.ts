@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
-import type { JWTHeaderParameters, JWTPayload } from 'jose'
+import type { JWTHeaderParameters, JWTPayload } from '../lib/jose-types.js'
 import type { Binding } from '../binding/sender.js'
 import type { RevocationReason } from '../errors.js'
 import type { RevocationChange } from '../stores/types.js'

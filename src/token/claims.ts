@@ -1,4 +1,4 @@
-import type { JWTPayload } from 'jose'
+import type { JWTPayload } from '../lib/jose-types.js'
 
 const CLIENTS_SUFFIX = '@clients'
 

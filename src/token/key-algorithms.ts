@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto'
-import type { JWK } from 'jose'
+import type { JWK } from '../lib/jose-types.js'
 import { allowsVerification } from './key-policy.js'
 
 // Which JWS algorithms a key can verify: what makes an allow-listed algorithm that no key

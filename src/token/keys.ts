@@ -1,8 +1,6 @@
 import { createPublicKey, createSecretKey, KeyObject } from 'node:crypto'
-import {
-  createLocalJWKSet, createRemoteJWKSet, customFetch,
-  type JSONWebKeySet, type JWK, type JWTVerifyGetKey,
-} from 'jose'
+import { createLocalJWKSet, createRemoteJWKSet, customFetch } from 'jose'
+import type { JSONWebKeySet, JWK, JWTVerifyGetKey } from '../lib/jose-types.js'
 import { Breaker } from '../lib/breaker.js'
 import { MAX_TIMER_MS, parseDuration, type Duration } from '../options/duration.js'
 import { InvalidTokenError, invalidOption, ServiceUnavailableError } from '../errors.js'

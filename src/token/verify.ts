@@ -1,4 +1,5 @@
-import { jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyOptions } from 'jose'
+import { jwtVerify } from 'jose'
+import type { JWTHeaderParameters, JWTPayload, JWTVerifyOptions } from '../lib/jose-types.js'
 import {
   InvalidTokenError, TokenExpiredError, TokenLifetimeError,
 } from '../errors.js'

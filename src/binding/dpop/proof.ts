@@ -1,4 +1,5 @@
-import { base64url, calculateJwkThumbprint, importJWK, jwtVerify, type CryptoKey, type JWK, type JWTHeaderParameters, type JWTPayload } from 'jose'
+import { base64url, calculateJwkThumbprint, importJWK, jwtVerify } from 'jose'
+import type { CryptoKey, JWK, JWTHeaderParameters, JWTPayload } from '../../lib/jose-types.js'
 import { LRUCache } from 'lru-cache'
 import { createHash } from 'node:crypto'
 import { isCanonicalJws } from '../../lib/canonical-segments.js'

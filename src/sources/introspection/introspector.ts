@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { JWTHeaderParameters, JWTPayload } from 'jose'
+import type { JWTHeaderParameters, JWTPayload } from '../../lib/jose-types.js'
 import { createHash } from 'node:crypto'
 import { Breaker } from '../../lib/breaker.js'
 import { acceptedAudiences, clientIdOf, scopesOf, subjectOf } from '../../token/claims.js'

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { JSONWebKeySet } from 'jose'
+import type { JSONWebKeySet } from '../../lib/jose-types.js'
 import { LRUCache } from 'lru-cache'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { leewayRule, lifetimeRule, parseDuration, type Duration } from '../../options/duration.js'

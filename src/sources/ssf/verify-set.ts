@@ -1,4 +1,5 @@
-import { jwtVerify, type JWTHeaderParameters, type JWTPayload } from 'jose'
+import { jwtVerify } from 'jose'
+import type { JWTHeaderParameters, JWTPayload } from '../../lib/jose-types.js'
 import { isCanonicalJws } from '../../lib/canonical-segments.js'
 import { parsedAsWritten } from '../../lib/json-as-written.js'
 import type { KeySource } from '../../token/keys.js'

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { jwtVerify, type JWTPayload } from 'jose'
+import { jwtVerify } from 'jose'
+import type { JWTPayload } from '../../lib/jose-types.js'
 import { LRUCache } from 'lru-cache'
 import { InvalidTokenError, ServiceUnavailableError } from '../../errors.js'
 import { parsedAsWritten } from '../../lib/json-as-written.js'
