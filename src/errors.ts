@@ -5,7 +5,7 @@ import createError from '@fastify/error'
 // not bugs, and a stack per refused request is measurable cost under attack.
 
 /** RFC 6750 §3.1 error attribute carried in `WWW-Authenticate`, when there is one. */
-export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | 'use_dpop_nonce'
+export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'insufficient_user_authentication' | 'invalid_dpop_proof' | 'use_dpop_nonce'
 
 /**
  * An error this package raises: the `code` says which (the README's error table), the
@@ -83,6 +83,12 @@ export function tokenRevoked (revocation: RevocationRefusal): InstanceType<typeo
 
 export const InsufficientScopeError = errorWithFixedMessage('FST_JWT_REVOCATION_INSUFFICIENT_SCOPE', 'The token lacks a scope this route requires', 403, TypeError, false)
 
+/**
+ * RFC 9470: the user's authentication behind the token is not the kind (`acr`) or not as
+ * recent (`auth_time`) as the route asks; the challenge says what would be.
+ */
+export const InsufficientUserAuthenticationError = errorWithMessage('FST_JWT_REVOCATION_INSUFFICIENT_USER_AUTHENTICATION', 401, TypeError, false)
+
 export const ServiceUnavailableError = errorWithMessage('FST_JWT_REVOCATION_UNAVAILABLE', 503, Error, false)
 
 /** Raised at registration: fails `ready()` with a message naming the option. */
@@ -115,6 +121,7 @@ const bearerErrors: Record<string, BearerErrorCode> = {
   FST_JWT_REVOCATION_TOKEN_LIFETIME: 'invalid_token',
   FST_JWT_REVOCATION_TOKEN_REVOKED: 'invalid_token',
   FST_JWT_REVOCATION_INSUFFICIENT_SCOPE: 'insufficient_scope',
+  FST_JWT_REVOCATION_INSUFFICIENT_USER_AUTHENTICATION: 'insufficient_user_authentication',
   FST_JWT_REVOCATION_INVALID_DPOP_PROOF: 'invalid_dpop_proof',
   FST_JWT_REVOCATION_USE_DPOP_NONCE: 'use_dpop_nonce',
 }

@@ -12,6 +12,7 @@ export type { IntrospectionOptions } from './sources/introspection/options.js'
 export type { ResourceMetadataFields, ResourceMetadataOptions } from './ops/resource-metadata.js'
 export type { RemoteJwksOptions } from './token/keys.js'
 export type { Duration } from './options/duration.js'
+export type { AcrOption, MaxAgeOption } from './options/step-up.js'
 export { Revocation, type RevokeTokenInput, type CreateGrantInput } from './revocation/revocation.js'
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { FileStore, type FileStoreOptions } from './stores/file.js'
@@ -21,6 +22,7 @@ export {
   GrantConflictError,
   GrantNotFoundError,
   InsufficientScopeError,
+  InsufficientUserAuthenticationError,
   InvalidArgumentError,
   InvalidDpopProofError,
   InvalidOptionError,

@@ -13,6 +13,7 @@ import { HealthReporter } from './ops/health.js'
 import { Revocation } from './revocation/revocation.js'
 import { Introspector } from './sources/introspection/introspector.js'
 import { serveResourceMetadata } from './ops/resource-metadata.js'
+import { stepUpShortfall } from './request/step-up.js'
 import { routePolicy, type RouteAuthConfig, type RouteContext, type RoutePolicy } from './request/route-policy.js'
 import { StoreConnection } from './revocation/store-connection.js'
 import { StoreGuard } from './revocation/store-guard.js'
@@ -36,6 +37,10 @@ export interface AuthContext {
   binding: ProvenBinding
   /** The token's `cnf` claim (RFC 7800), or null. */
   confirmation: Record<string, unknown> | null
+  /** The token's `acr` claim: how the user authenticated (RFC 9470); null when absent or not a string. */
+  acr: string | null
+  /** The token's `auth_time` claim: when the user authenticated, in seconds since the epoch; null when absent or not a number. */
+  authTime: number | null
 }
 
 declare module 'fastify' {
@@ -92,7 +97,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
       // A bug or a throwing custom extractToken: log it, answer without its details.
       reply.log.error({ err }, 'fastify-jwt-revocation: unexpected error while authenticating')
       const refused = new InvalidTokenError('The token could not be verified')
-      reply.header('www-authenticate', challenge(options.realm, refused.code, refused.message, undefined, senders.dpopAlgs, scheme, policy.resourceMetadata))
+      reply.header('www-authenticate', challenge(options.realm, refused.code, refused.message, policy.challenge, senders.dpopAlgs, scheme))
       return done(refused)
     }
     if (err.statusCode === 503) {
@@ -100,7 +105,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
       if (err.cause !== undefined) reply.log.warn({ err: err.cause }, 'fastify-jwt-revocation: key source unreachable')
       if (sendOutageAnswer(reply, { code, message: err.message })) return
     } else {
-      reply.header('www-authenticate', challenge(options.realm, code, err.message, policy.scopes, senders.dpopAlgs, scheme, policy.resourceMetadata))
+      reply.header('www-authenticate', challenge(options.realm, code, err.message, policy.challenge, senders.dpopAlgs, scheme))
     }
     done(err)
   }
@@ -112,6 +117,12 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
     }
     if (policy.audience !== undefined && !record.audiences.includes(policy.audience)) {
       return fail(reply, new InvalidTokenError('The token has an unexpected audience'), policy, done)
+    }
+    // Before the scopes: a 401 step-up challenge names the route's scopes too, so a
+    // token short of both is answered with everything the client must ask for.
+    if (policy.stepUp !== null) {
+      const shortfall = stepUpShortfall(policy.stepUp, record, options.clockTolerance)
+      if (shortfall !== undefined) return fail(reply, shortfall, policy, done)
     }
     for (const scope of policy.scopes) {
       if (!record.scopes.includes(scope)) return fail(reply, new InsufficientScopeError(), policy, done)
@@ -125,12 +136,16 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
       scopes: record.scopes,
       binding,
       confirmation: record.confirmation,
+      acr: record.acr,
+      authTime: record.authTime,
     }
     metrics.accepted()
     done()
   }
 
-  const routeContext: RouteContext = { metadataUrl: options.resourceMetadata?.urlFor, introspection: options.introspection !== null, dpop: dpopDefault }
+  const routeContext: RouteContext = {
+    metadataUrl: options.resourceMetadata?.urlFor, introspection: options.introspection !== null, dpop: dpopDefault, acr: options.acr, maxAge: options.maxAge,
+  }
   // The route's policy, computed once per route from `config.auth` and kept with
   // the route's own config object, so the hit path pays one WeakMap lookup.
   const policies = new WeakMap<object, RoutePolicy | null | Error>()

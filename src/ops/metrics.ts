@@ -15,6 +15,7 @@ const refusals: Record<string, Attributes> = {
   FST_JWT_REVOCATION_TOKEN_LIFETIME: { outcome: 'refused', reason: 'lifetime' },
   FST_JWT_REVOCATION_TOKEN_REVOKED: { outcome: 'refused', reason: 'revoked' },
   FST_JWT_REVOCATION_INSUFFICIENT_SCOPE: { outcome: 'refused', reason: 'scope' },
+  FST_JWT_REVOCATION_INSUFFICIENT_USER_AUTHENTICATION: { outcome: 'refused', reason: 'authentication' },
   FST_JWT_REVOCATION_INVALID_DPOP_PROOF: { outcome: 'refused', reason: 'proof' },
   FST_JWT_REVOCATION_USE_DPOP_NONCE: { outcome: 'refused', reason: 'nonce' },
 }

@@ -8,6 +8,7 @@ import { invalidOption } from '../errors.js'
 import { createKeySource, type KeyPolicyLog, type KeySource, type KeySourceOptions } from '../token/keys.js'
 import { resolveIntrospectionOptions, type IntrospectionOptions, type ResolvedIntrospectionOptions } from '../sources/introspection/options.js'
 import { optionKeys, refuseUnknownKeys, registerOptionKeys } from './option-keys.js'
+import { acrValues, maxAgeSeconds, type AcrOption, type MaxAgeOption } from './step-up.js'
 import { resolveResourceMetadata, type ResolvedResourceMetadata, type ResourceMetadataOptions } from '../ops/resource-metadata.js'
 import { resolveStatusListOptions, type ResolvedStatusListOptions, type StatusListOptions } from '../sources/status-list/options.js'
 import { MemoryStore } from '../stores/memory.js'
@@ -89,6 +90,17 @@ export interface JwtRevocationOptions extends KeySourceOptions {
    * proofs' `htu` is compared with. Default: the request's own scheme and host.
    */
   publicUrl?: string | URL
+  /**
+   * RFC 9470 step-up: the `acr` values every protected route accepts, unless the route
+   * says otherwise (`config.auth.acr`; `null` there lifts this). Default: none asked.
+   */
+  acr?: AcrOption
+  /**
+   * RFC 9470 step-up: at most this long since the user authenticated (`auth_time`) on
+   * every protected route, unless the route says otherwise (`config.auth.maxAge`; `null`
+   * there lifts this): seconds, or a string such as `'15m'`. Default: none asked.
+   */
+  maxAge?: MaxAgeOption
 }
 
 export interface ResolvedOptions {
@@ -118,6 +130,10 @@ export interface ResolvedOptions {
   dpop: ResolvedDpopOptions | null
   mtls: ResolvedMtlsOptions | null
   publicUrl: string | null
+  /** Default accepted `acr` values of protected routes; null: none asked. */
+  acr: string[] | null
+  /** Default longest time since `auth_time`, in seconds; null: none asked. */
+  maxAge: number | null
 }
 
 // The one list of plugin options: the compiler holds it to JwtRevocationOptions, so a
@@ -128,6 +144,7 @@ const pluginOptionKeys = [...optionKeys<JwtRevocationOptions>({
   maxTokenAge: true, store: true, cache: true, grants: true, onStoreError: true, global: true, realm: true,
   extractToken: true, maxTokenSize: true, storeTimeout: true, retryAfter: true, statusList: true,
   acceptForeignAudiences: true, resourceMetadata: true, introspection: true, dpop: true, mtls: true, publicUrl: true,
+  acr: true, maxAge: true,
 }), ...registerOptionKeys]
 const cacheOptionKeys = optionKeys<CacheOptions>({ max: true, ttl: true })
 
@@ -229,5 +246,7 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
     dpop: resolveDpopOptions(options.dpop, options.algorithms),
     mtls: resolveMtlsOptions(options.mtls),
     publicUrl: resolvePublicUrl(options.publicUrl),
+    acr: options.acr === undefined ? null : acrValues(options.acr, 'acr'),
+    maxAge: options.maxAge === undefined ? null : maxAgeSeconds(options.maxAge, 'maxAge'),
   }
 }

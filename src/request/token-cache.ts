@@ -21,6 +21,10 @@ export interface TokenRecord {
   readonly binding: Binding | null
   /** The token's `cnf` as given, for `request.auth.confirmation`; null when absent. */
   readonly confirmation: Record<string, unknown> | null
+  /** The token's `acr` claim (RFC 9470 §6.1), or null when absent or not a string. */
+  readonly acr: string | null
+  /** The token's `auth_time` claim in seconds, or null when absent or not a number. */
+  readonly authTime: number | null
   /** Scopes after intersecting with the client grant (equal to tokenScopes without grants). */
   scopes: string[]
   /**
@@ -51,6 +55,8 @@ export function freshRecord (
   return {
     header, payload, audiences, clientId, subject, tokenScopes, binding,
     confirmation: (payload.cnf as Record<string, unknown> | undefined) ?? null,
+    acr: typeof payload.acr === 'string' ? payload.acr : null,
+    authTime: typeof payload.auth_time === 'number' && Number.isFinite(payload.auth_time) ? payload.auth_time : null,
     scopes: tokenScopes, recheckAt, revokedReason: null, grantDenied: false, checkedAt: 0, pending: null,
   }
 }

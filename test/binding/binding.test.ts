@@ -22,7 +22,7 @@ t.test('a bound token sent as Bearer is refused before any store lookup; an unbo
     const res = await app.inject({ url: '/orders', headers: bearer(await sign(key, claims)) })
     t.equal(res.statusCode, 401, name)
     t.equal(res.json().code, 'FST_JWT_REVOCATION_INVALID_TOKEN', name)
-    t.equal(res.headers['www-authenticate'], `Bearer realm="api", error="invalid_token", error_description="${description}"` + DPOP_CHALLENGE, name)
+    t.equal(res.headers['www-authenticate'], `Bearer realm="api", error="invalid_token", error_description="${description}", scope="read:orders"` + DPOP_CHALLENGE, name)
   }
   t.equal(lookups, 0, 'the store is never asked about a token refused for its binding')
   t.equal((await app.inject({ url: '/orders', headers: bearer(await sign(key)) })).statusCode, 200, 'an unbound token is accepted')

@@ -19,6 +19,8 @@ import { connectPostgres, connectRedis, deleteKeys, uniqueName } from '../helper
 const issuerKey = await makeKey('ES256')
 const jwks = { keys: [issuerKey.publicJwk] }
 const URL_ORDERS = 'http://localhost:80/orders'
+/** Every challenge of the /orders route names its scope. */
+const SCOPE = ', scope="read:orders"'
 
 interface Holder { privateKey: CryptoKey, jwk: JWK, jkt: string, alg: string }
 
@@ -120,7 +122,7 @@ t.test('every check of RFC 9449 §4.3 refuses on its own: 401 invalid_dpop_proof
     const res = await app.inject({ url: '/orders', headers })
     t.equal(res.statusCode, 401, name)
     t.equal(res.json().code, 'FST_JWT_REVOCATION_INVALID_DPOP_PROOF', name)
-    t.equal(res.headers['www-authenticate'], `Bearer realm="api", DPoP algs="ES256 EdDSA RS256 PS256", error="invalid_dpop_proof", error_description="${description}"`, name)
+    t.equal(res.headers['www-authenticate'], `Bearer realm="api", DPoP algs="ES256 EdDSA RS256 PS256", error="invalid_dpop_proof", error_description="${description}"${SCOPE}`, name)
   }
 })
 
@@ -143,7 +145,7 @@ t.test('the token must be bound to the proof key: invalid_token on the DPoP chal
   const token = await boundToken(h)
   const stolen = await app.inject({ url: '/orders', headers: await dpopHeaders(thief, token) })
   t.equal(stolen.statusCode, 401)
-  t.equal(stolen.headers['www-authenticate'], 'Bearer realm="api", DPoP algs="ES256 EdDSA RS256 PS256", error="invalid_token", error_description="The token is not bound to the key of the DPoP proof"')
+  t.equal(stolen.headers['www-authenticate'], 'Bearer realm="api", DPoP algs="ES256 EdDSA RS256 PS256", error="invalid_token", error_description="The token is not bound to the key of the DPoP proof"' + SCOPE)
   const unbound = await sign(issuerKey)
   const plain = await app.inject({ url: '/orders', headers: await dpopHeaders(h, unbound) })
   t.equal(plain.statusCode, 401, 'an unbound token is not a DPoP token')
@@ -152,7 +154,7 @@ t.test('the token must be bound to the proof key: invalid_token on the DPoP chal
   // Now the token is in the verified-token cache: the Bearer hit path must still refuse it.
   const downgrade = await app.inject({ url: '/orders', headers: bearer(token) })
   t.equal(downgrade.statusCode, 401, 'sent as Bearer after being cached')
-  t.equal(downgrade.headers['www-authenticate'], 'Bearer realm="api", error="invalid_token", error_description="The token is bound to a key and this request does not prove it"' + DPOP_CHALLENGE)
+  t.equal(downgrade.headers['www-authenticate'], 'Bearer realm="api", error="invalid_token", error_description="The token is bound to a key and this request does not prove it"' + SCOPE + DPOP_CHALLENGE)
   const thiefAgain = await app.inject({ url: '/orders', headers: await dpopHeaders(thief, token) })
   t.equal(thiefAgain.statusCode, 401, 'another key, cached token')
 })
@@ -174,7 +176,7 @@ t.test('a cnf written with an escape binds the token, whatever JSON the process 
   const unreadable = 'The token has duplicate or unreadable member names'
   const asBearer = await app.inject({ url: '/orders', headers: bearer(bound) })
   t.equal(asBearer.statusCode, 401, 'the bound token sent as Bearer is refused')
-  t.equal(asBearer.headers['www-authenticate'], `Bearer realm="api", error="invalid_token", error_description="${misread ? unreadable : 'The token is bound to a key and this request does not prove it'}"` + DPOP_CHALLENGE)
+  t.equal(asBearer.headers['www-authenticate'], `Bearer realm="api", error="invalid_token", error_description="${misread ? unreadable : 'The token is bound to a key and this request does not prove it'}"` + SCOPE + DPOP_CHALLENGE)
   const withProof = await app.inject({ url: '/orders', headers: await dpopHeaders(h, bound) })
   t.equal(withProof.statusCode, misread ? 401 : 200, misread ? 'refused with its proof too: the runtime cannot read it' : 'admitted with its proof')
   if (misread) t.match(withProof.headers['www-authenticate'], `error_description="${unreadable}"`)
@@ -282,7 +284,7 @@ t.test('required: unbound tokens and Bearer requests are refused; per route with
   const h = await holder()
   const plain = await everywhere.inject({ url: '/orders', headers: bearer(await sign(issuerKey)) })
   t.equal(plain.statusCode, 401)
-  t.equal(plain.headers['www-authenticate'], 'Bearer realm="api", error="invalid_token", error_description="This route requires a DPoP-bound token"' + DPOP_CHALLENGE)
+  t.equal(plain.headers['www-authenticate'], 'Bearer realm="api", error="invalid_token", error_description="This route requires a DPoP-bound token"' + SCOPE + DPOP_CHALLENGE)
   const token = await boundToken(h)
   t.equal((await everywhere.inject({ url: '/orders', headers: await dpopHeaders(h, token) })).statusCode, 200)
 
@@ -304,14 +306,14 @@ t.test('dpop: false answers the DPoP scheme like an unknown scheme', async (t) =
   const res = await app.inject({ url: '/orders', headers: await dpopHeaders(h, token) })
   t.equal(res.statusCode, 401)
   t.equal(res.json().code, 'FST_JWT_REVOCATION_TOKEN_MISSING')
-  t.equal(res.headers['www-authenticate'], 'Bearer realm="api"', 'no DPoP challenge')
+  t.equal(res.headers['www-authenticate'], 'Bearer realm="api"' + SCOPE, 'no DPoP challenge')
   t.equal((await app.inject({ url: '/orders', headers: bearer(token) })).statusCode, 401, 'and a bound token is still not a Bearer token')
 })
 
 t.test('proof algorithms: the asymmetric ones among `algorithms`, or dpop.algorithms', async (t) => {
   const onlyEs = await dpopApp(t, { algorithms: ['ES256'] })
   const res = await onlyEs.inject({ url: '/orders' })
-  t.equal(res.headers['www-authenticate'], 'Bearer realm="api", DPoP algs="ES256"')
+  t.equal(res.headers['www-authenticate'], 'Bearer realm="api"' + SCOPE + ', DPoP algs="ES256"')
   const ed = await holder('EdDSA')
   const token = await boundToken(ed)
   t.equal((await onlyEs.inject({ url: '/orders', headers: await dpopHeaders(ed, token) })).json().message, 'The DPoP proof is signed with an algorithm that is not allowed')
@@ -330,7 +332,7 @@ t.test('nonces: use_dpop_nonce with a DPoP-Nonce, then accepted; every DPoP answ
   const token = await boundToken(h)
   const first = await app.inject({ url: '/orders', headers: await dpopHeaders(h, token) })
   t.equal(first.statusCode, 401)
-  t.equal(first.headers['www-authenticate'], 'Bearer realm="api", DPoP algs="ES256 EdDSA RS256 PS256", error="use_dpop_nonce", error_description="The DPoP proof must carry the nonce this server provides"')
+  t.equal(first.headers['www-authenticate'], 'Bearer realm="api", DPoP algs="ES256 EdDSA RS256 PS256", error="use_dpop_nonce", error_description="The DPoP proof must carry the nonce this server provides"' + SCOPE)
   const nonce = first.headers['dpop-nonce'] as string
   t.match(nonce, /^[A-Za-z0-9_-]{43}$/)
   const ok = await app.inject({ url: '/orders', headers: await dpopHeaders(h, token, { nonce }) })

@@ -13,10 +13,11 @@ t.test('a client discovers the issuer from a 401 and gets a 200', async (t) => {
   const call = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'whoami' } }
   const headers = new Headers({ 'content-type': 'application/json' })
 
-  // 1. No token: 401, and the challenge says where the metadata is.
+  // 1. No token: 401, and the challenge says where the metadata is and which scope the
+  // route needs, so that the first token asked for is the right one (MCP 2025-11-25).
   const first = await fetch(serverUrl, { method: 'POST', headers, body: JSON.stringify(call) })
   t.equal(first.status, 401)
-  t.match(first.headers.get('www-authenticate'), `Bearer realm="api", resource_metadata="${example.mcpUrl}/.well-known/oauth-protected-resource/mcp", DPoP algs=`)
+  t.match(first.headers.get('www-authenticate'), `Bearer realm="api", resource_metadata="${example.mcpUrl}/.well-known/oauth-protected-resource/mcp", scope="mcp:tools", DPoP algs=`)
   // The library reads the same from a refused call of its own.
   const refused = await oauth.protectedResourceRequest('stale', 'POST', serverUrl, headers, JSON.stringify(call), insecure).then(() => undefined, (err: unknown) => err)
   t.ok(refused instanceof oauth.WWWAuthenticateChallengeError)
@@ -24,6 +25,9 @@ t.test('a client discovers the issuer from a 401 and gets a 200', async (t) => {
   t.equal(challenge!.scheme, 'bearer')
   t.equal(challenge!.parameters.error, 'invalid_token')
   const metadataUrl = challenge!.parameters.resource_metadata!
+  // The scope to ask for comes from the challenge, before any metadata is read.
+  const challengedScope = challenge!.parameters.scope!
+  t.equal(challengedScope, 'mcp:tools', 'the invalid-token challenge names the scope too')
 
   // 2. RFC 9728: the resource's metadata, checked against the resource identifier.
   const metadataResponse = await oauth.resourceDiscoveryRequest(serverUrl, insecure)
@@ -42,7 +46,7 @@ t.test('a client discovers the issuer from a 401 and gets a 200', async (t) => {
   // 4. A token for this resource (RFC 8707).
   const client: oauth.Client = { client_id: 'partner' }
   const tokenResponse = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic('partner-secret'),
-    { resource: resource.resource, scope: resource.scopes_supported!.join(' ') }, insecure)
+    { resource: resource.resource, scope: challengedScope }, insecure)
   const { access_token: accessToken } = await oauth.processClientCredentialsResponse(as, client, tokenResponse)
 
   // 5. The call goes through.

@@ -98,3 +98,11 @@ t.test('a refused DPoP proof counts as reason proof, not as an unexpected error'
   t.equal(count(decisions, { outcome: 'refused', reason: 'proof' }), 1)
   t.equal(count(decisions, { outcome: 'refused', reason: 'error' }), 0)
 })
+
+t.test('a step-up refusal counts as reason authentication', async (t) => {
+  const app = await buildApp(t, { jwks, acr: ['mfa'] })
+  t.equal((await app.inject({ url: '/orders', headers: bearer(await sign(key, { acr: 'pwd' })) })).statusCode, 401)
+  const decisions = (await collect()).get('jwt_revocation.decisions')
+  t.equal(count(decisions, { outcome: 'refused', reason: 'authentication' }), 1)
+  t.equal(count(decisions, { outcome: 'refused', reason: 'error' }), 0)
+})

@@ -49,9 +49,9 @@ t.test('every challenge names the metadata of the route\'s resource (RFC 9728 §
   const server = await app(t, {})
   const missing = await server.inject({ method: 'POST', url: '/mcp' })
   t.equal(missing.statusCode, 401)
-  t.equal(missing.headers['www-authenticate'], `Bearer realm="api", resource_metadata="https://api.test/.well-known/oauth-protected-resource/mcp"${DPOP_CHALLENGE}`)
+  t.equal(missing.headers['www-authenticate'], `Bearer realm="api", resource_metadata="https://api.test/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"${DPOP_CHALLENGE}`)
   const wrong = await server.inject({ url: '/orders', headers: bearer('not-a-token') })
-  t.equal(wrong.headers['www-authenticate'], `Bearer realm="api", resource_metadata="https://api.test/.well-known/oauth-protected-resource", error="invalid_token", error_description="The token is malformed"${DPOP_CHALLENGE}`)
+  t.equal(wrong.headers['www-authenticate'], `Bearer realm="api", resource_metadata="https://api.test/.well-known/oauth-protected-resource", error="invalid_token", error_description="The token is malformed", scope="read:orders"${DPOP_CHALLENGE}`)
   const token = await sign(key, { aud: MCP, scope: 'read:orders' })
   const scope = await server.inject({ method: 'POST', url: '/mcp', headers: bearer(token) })
   t.equal(scope.statusCode, 403)
@@ -71,7 +71,7 @@ t.test('a trailing slash in the resource stays in the path, as clients build it'
 t.test('without the option: no document, challenges unchanged', async (t) => {
   const server = await app(t, { resourceMetadata: false })
   t.equal((await server.inject({ url: '/.well-known/oauth-protected-resource' })).statusCode, 401, 'the path is just another protected route')
-  t.equal((await server.inject({ url: '/orders' })).headers['www-authenticate'], `Bearer realm="api"${DPOP_CHALLENGE}`)
+  t.equal((await server.inject({ url: '/orders' })).headers['www-authenticate'], `Bearer realm="api", scope="read:orders"${DPOP_CHALLENGE}`)
 })
 
 t.test('fields given override or add to the derived ones; resource narrows to one document', async (t) => {

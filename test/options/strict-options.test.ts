@@ -216,7 +216,7 @@ t.test('config.auth: an unknown key on a route of a child plugin fails ready(), 
     plugin({})(app)
     app.register(async (child: FastifyInstance) => { child.get('/admin', { config: { auth: { roles: ['admin'] } } } as object, secret) })
   })
-  t.match(unrelated?.message, 'option "config.auth.roles of route /admin" is not known (known: scopes, audience, introspect, dpop)')
+  t.match(unrelated?.message, 'option "config.auth.roles of route /admin" is not known (known: scopes, audience, introspect, dpop, acr, maxAge)')
 })
 
 t.test('config.auth: an array is refused, not read as an object without scopes', async (t) => {
@@ -224,7 +224,7 @@ t.test('config.auth: an array is refused, not read as an object without scopes',
     plugin({})(app)
     app.register(async (child: FastifyInstance) => { child.get('/admin', { config: { auth: ['admin'] } } as object, secret) })
   })
-  t.match(err?.message, 'option "config.auth of route /admin" must be false, true or { scopes, audience, introspect, dpop }')
+  t.match(err?.message, 'option "config.auth of route /admin" must be false, true or { scopes, audience, introspect, dpop, acr, maxAge }')
 })
 
 t.test('config.auth: every known key is accepted together', async (t) => {

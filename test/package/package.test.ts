@@ -140,7 +140,7 @@ t.test('npm pack, install into a fresh Fastify app, use from ESM, CommonJS and T
 t.test('the public entry point exports the plugin, stores, admin routes and error classes only', async (t) => {
   const api = await import('../../src/index.js')
   t.same(Object.keys(api).sort(), [
-    'FileStore', 'GrantConflictError', 'GrantNotFoundError', 'InsufficientScopeError', 'InvalidArgumentError', 'InvalidDpopProofError', 'InvalidOptionError',
+    'FileStore', 'GrantConflictError', 'GrantNotFoundError', 'InsufficientScopeError', 'InsufficientUserAuthenticationError', 'InvalidArgumentError', 'InvalidDpopProofError', 'InvalidOptionError',
     'InvalidRequestError', 'InvalidTokenError', 'MemoryStore', 'OutboundRequestError', 'Revocation', 'RouteMisconfiguredError', 'ServiceUnavailableError', 'StoreError',
     'TokenExpiredError', 'TokenLifetimeError', 'TokenMissingError', 'TokenRevokedError', 'UseDpopNonceError', 'adminRoutes', 'default',
     'jwtRevocation',

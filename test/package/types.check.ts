@@ -26,6 +26,14 @@ app.get('/payments', { config: { auth: { dpop: 'required' } } }, async (req) => 
   const jkt: unknown = req.auth?.confirmation?.jkt
   return { binding, jkt }
 })
+app.get('/transfer', { config: { auth: { acr: ['mfa'], maxAge: '5m' } } }, async (req) => {
+  const acr: string | null | undefined = req.auth?.acr
+  const authTime: number | null | undefined = req.auth?.authTime
+  return { acr, authTime }
+})
+app.get('/lifted', { config: { auth: { acr: null, maxAge: null } } }, async () => 'x')
+// @ts-expect-error config.auth.acr is a list of acr values
+app.get('/one-acr', { config: { auth: { acr: 'mfa' } } }, async () => 'x')
 // @ts-expect-error config.auth.dpop is 'required' only
 app.get('/dpop', { config: { auth: { dpop: true } } }, async () => 'x')
 const dpop: DpopOptions = { required: true, algorithms: ['ES256'], nonce: { secret: Buffer.alloc(32) }, proofMaxAge: '60s' }

@@ -7,11 +7,11 @@ import { AUDIENCE, bearer, buildApp, DPOP_CHALLENGE, ISSUER, makeKey, sign } fro
 const key = await makeKey('ES256')
 const jwks = { keys: [key.publicJwk] }
 
-t.test('no token on a protected route: 401 with a bare Bearer challenge', async (t) => {
+t.test('no token on a protected route: 401 with a Bearer challenge naming the route\'s scopes', async (t) => {
   const app = await buildApp(t, { jwks, realm: 'orders-api' })
   const res = await app.inject({ url: '/orders' })
   t.equal(res.statusCode, 401)
-  t.equal(res.headers['www-authenticate'], 'Bearer realm="orders-api"' + DPOP_CHALLENGE)
+  t.equal(res.headers['www-authenticate'], 'Bearer realm="orders-api", scope="read:orders"' + DPOP_CHALLENGE)
   t.equal(res.json().code, 'FST_JWT_REVOCATION_TOKEN_MISSING')
 })
 
@@ -19,7 +19,7 @@ t.test('another scheme counts as no Bearer token', async (t) => {
   const app = await buildApp(t, { jwks })
   const res = await app.inject({ url: '/orders', headers: { authorization: 'Basic dXNlcjpwYXNz' } })
   t.equal(res.statusCode, 401)
-  t.equal(res.headers['www-authenticate'], 'Bearer realm="api"' + DPOP_CHALLENGE)
+  t.equal(res.headers['www-authenticate'], 'Bearer realm="api", scope="read:orders"' + DPOP_CHALLENGE)
 })
 
 t.test('malformed Authorization headers: 400 invalid_request', async (t) => {
@@ -28,7 +28,7 @@ t.test('malformed Authorization headers: 400 invalid_request', async (t) => {
   for (const authorization of ['Bearer', 'Bearer ', 'Bearer  ' + token, 'Bearer a b', 'Bearer tok"en', 'Bearer\t' + token]) {
     const res = await app.inject({ url: '/orders', headers: { authorization } })
     t.equal(res.statusCode, authorization === 'Bearer' || authorization.startsWith('Bearer\t') ? 401 : 400, JSON.stringify(authorization))
-    if (res.statusCode === 400) t.match(res.headers['www-authenticate'], /^Bearer realm="api", error="invalid_request", error_description="[^"]+", DPoP algs="[^"]+"$/)
+    if (res.statusCode === 400) t.match(res.headers['www-authenticate'], /^Bearer realm="api", error="invalid_request", error_description="[^"]+", scope="read:orders", DPoP algs="[^"]+"$/)
   }
 })
 
@@ -89,7 +89,7 @@ t.test('invalid tokens: 401 invalid_token, nothing of the token echoed', async (
   for (const [name, token, description] of cases) {
     const res = await app.inject({ url: '/orders', headers: bearer(token) })
     t.equal(res.statusCode, 401, name)
-    t.match(res.headers['www-authenticate'], /^Bearer realm="api", error="invalid_token", error_description="[^"]+", DPoP algs="[^"]+"$/, name)
+    t.match(res.headers['www-authenticate'], /^Bearer realm="api", error="invalid_token", error_description="[^"]+", scope="read:orders", DPoP algs="[^"]+"$/, name)
     t.match(res.json().message, description, name)
     t.notOk(res.body.includes(token), `${name}: body does not echo the token`)
   }

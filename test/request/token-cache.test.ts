@@ -7,6 +7,8 @@ function record (jti: string | undefined, clientId: string | null, subject: stri
     recheckAt: Infinity,
     binding: null,
     confirmation: null,
+    acr: null,
+    authTime: null,
     header: { alg: 'HS256' },
     payload: jti === undefined ? {} : { jti },
     audiences: [aud],

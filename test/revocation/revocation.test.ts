@@ -28,7 +28,7 @@ t.test('strategy 1: a blacklisted jti is refused on the very next request, cache
   const res = await get(app, token)
   t.equal(res.statusCode, 401)
   t.equal(res.json().code, 'FST_JWT_REVOCATION_TOKEN_REVOKED')
-  t.equal(res.headers['www-authenticate'], 'Bearer realm="api", error="invalid_token", error_description="The token has been revoked"' + DPOP_CHALLENGE)
+  t.equal(res.headers['www-authenticate'], 'Bearer realm="api", error="invalid_token", error_description="The token has been revoked", scope="read:orders"' + DPOP_CHALLENGE)
   t.equal(await app.revocation.isTokenRevoked('partner-token-1', AUDIENCE), true)
   t.equal(await app.revocation.isTokenRevoked('partner-token-1'), true, 'aud defaults to the first audience')
   t.equal(await app.revocation.isTokenRevoked('another', AUDIENCE), false)
