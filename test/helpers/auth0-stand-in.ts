@@ -181,9 +181,15 @@ function error (res: ServerResponse, status: number, error: string, message: str
   json(res, status, { statusCode: status, error, message, ...(errorCode === undefined ? {} : { errorCode }) })
 }
 
-/** Lets real I/O progress while fake timers stand still, until `done()` (bounded: a stuck condition fails the test). */
+/**
+ * Lets real I/O progress while fake timers stand still, until `done()`. Bounded by at least
+ * `turns` event-loop turns and, for a loaded machine where real I/O takes longer than those
+ * turns, by 10 s of real time (`performance.now()`, which the tests' fake timers leave alone):
+ * a stuck condition still fails the test.
+ */
 export async function until (done: () => boolean | Promise<boolean>, turns = 50_000): Promise<boolean> {
-  for (let i = 0; i < turns; i++) {
+  const deadline = performance.now() + 10_000
+  for (let i = 0; i < turns || (turns > 2_000 && performance.now() < deadline); i++) {
     if (await done()) return true
     await new Promise((resolve) => setImmediate(resolve))
   }
