@@ -5,7 +5,7 @@ import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
 import { ChangeFeed, encodeChange } from './change-feed.js'
 import type {
   ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationQuery,
-  RevocationState, RevocationStore, RevokedToken, SubjectRevocation,
+  RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
 } from './types.js'
 
 export interface PostgresStoreOptions {
@@ -21,7 +21,8 @@ export interface PostgresStoreOptions {
 
 const postgresOptionKeys = optionKeys<PostgresStoreOptions>({ pool: true, tablePrefix: true, migrate: true, reconnectDelay: true })
 
-const SCHEMA_VERSION = 1
+/** 2: session revocations (the `sessions` table). Every version's schema creates what is missing, so it upgrades any earlier one. */
+const SCHEMA_VERSION = 2
 /** ms between sweeps of expired claims (DPoP proofs live a minute or two). */
 const CLAIM_SWEEP_INTERVAL = 60_000
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,40}$/
@@ -56,6 +57,12 @@ CREATE TABLE IF NOT EXISTS ${p}subjects (
   expires_at bigint
 );
 CREATE INDEX IF NOT EXISTS ${p}subjects_expires_at ON ${p}subjects (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ${p}sessions (
+  session_id text PRIMARY KEY,
+  revoked_at bigint NOT NULL,
+  expires_at bigint
+);
+CREATE INDEX IF NOT EXISTS ${p}sessions_expires_at ON ${p}sessions (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS ${p}grants (
   id text PRIMARY KEY,
   client_id text NOT NULL,
@@ -75,6 +82,7 @@ CREATE TABLE IF NOT EXISTS ${p}claims (
 );
 CREATE INDEX IF NOT EXISTS ${p}claims_expires_at ON ${p}claims (expires_at);
 INSERT INTO ${p}schema (version) SELECT ${SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM ${p}schema);
+UPDATE ${p}schema SET version = ${SCHEMA_VERSION} WHERE version < ${SCHEMA_VERSION};
 `
 }
 
@@ -96,9 +104,11 @@ function distinctTokens (entries: RevokedToken[]): RevokedToken[] {
   return [...byPair.values()]
 }
 
-function checkSchemaVersion (rows: Array<{ version?: unknown }>): void {
+function checkSchemaVersion (rows: Array<{ version?: unknown }>, migrated: boolean): void {
   const version = Number(rows[0]?.version)
   if (version > SCHEMA_VERSION) throw new StoreError(`PostgresStore: tables are at schema version ${version}, newer than this package (${SCHEMA_VERSION}); upgrade the package`)
+  // Without migrate, older tables lack what this package reads: say so rather than fail on each lookup.
+  if (!migrated && !(version >= SCHEMA_VERSION)) throw new StoreError(`PostgresStore: tables are at schema version ${rows[0]?.version ?? 'none'}, older than this package (${SCHEMA_VERSION}); apply postgresSchema() through your migrations, or set migrate: true`)
 }
 
 // Answers no retry can change (SQLSTATE → what to fix): the pool names a database, role
@@ -122,6 +132,9 @@ function misconfiguration (err: unknown): Error | undefined {
   refused.cause = err
   return refused
 }
+
+/** A bigint column (ms) as pg returns it, a string, or null. */
+const timeOf = (value: string | null): number | null => (value === null ? null : Number(value))
 
 interface GrantRow { id: string, client_id: string, audience: string, scope: string[], created_at: string }
 const grantOf = (r: GrantRow): ClientGrant => ({ id: r.id, client_id: r.client_id, audience: r.audience, scope: r.scope, created_at: Number(r.created_at) })
@@ -167,6 +180,7 @@ export class PostgresStore implements RevocationStore {
         EXISTS (SELECT 1 FROM ${p}tokens WHERE jti = $2 AND aud = ANY($1::text[]) AND (expires_at IS NULL OR expires_at > $5)) AS token_revoked,
         (SELECT max(revoked_at) FROM ${p}clients WHERE client_id = $3 AND (audience = ANY($1::text[]) OR audience = '*') AND (expires_at IS NULL OR expires_at > $5)) AS client_revoked_at,
         (SELECT revoked_at FROM ${p}subjects WHERE subject = $4 AND (expires_at IS NULL OR expires_at > $5)) AS subject_revoked_at,
+        (SELECT revoked_at FROM ${p}sessions WHERE session_id = $7 AND (expires_at IS NULL OR expires_at > $5)) AS session_revoked_at,
         CASE WHEN $6::boolean THEN (SELECT json_build_object('created_at', created_at, 'scope', scope) FROM ${p}grants WHERE client_id = $3 AND audience = ANY($1::text[]) ORDER BY created_at LIMIT 1) END AS grant`,
       revokeToken: `WITH w AS (INSERT INTO ${p}tokens (aud, jti, expires_at) VALUES ($1, $2, $3)
         ON CONFLICT (aud, jti) DO UPDATE SET expires_at = CASE WHEN ${p}tokens.expires_at IS NULL OR EXCLUDED.expires_at IS NULL THEN NULL ELSE GREATEST(${p}tokens.expires_at, EXCLUDED.expires_at) END)
@@ -182,6 +196,10 @@ export class PostgresStore implements RevocationStore {
       revokeSubject: `WITH w AS (INSERT INTO ${p}subjects (subject, revoked_at, expires_at) VALUES ($1, $2, $3)
         ON CONFLICT (subject) DO UPDATE SET revoked_at = EXCLUDED.revoked_at, expires_at = EXCLUDED.expires_at
         WHERE ${p}subjects.revoked_at <= EXCLUDED.revoked_at)
+        SELECT ${notify.replace('$N', '$4')}`,
+      revokeSession: `WITH w AS (INSERT INTO ${p}sessions (session_id, revoked_at, expires_at) VALUES ($1, $2, $3)
+        ON CONFLICT (session_id) DO UPDATE SET revoked_at = EXCLUDED.revoked_at, expires_at = EXCLUDED.expires_at
+        WHERE ${p}sessions.revoked_at <= EXCLUDED.revoked_at)
         SELECT ${notify.replace('$N', '$4')}`,
       createGrant: `WITH w AS (INSERT INTO ${p}grants (id, client_id, audience, scope, created_at) VALUES ($1, $2, $3, $4, $5)
         ON CONFLICT DO NOTHING RETURNING id)
@@ -207,9 +225,9 @@ export class PostgresStore implements RevocationStore {
 
   /** With `migrate: false`: every table is there and readable, at a schema this package knows. */
   private async checkTables (): Promise<void> {
-    const tables = ['tokens', 'clients', 'subjects', 'grants', 'leases', 'claims']
+    const tables = ['tokens', 'clients', 'subjects', 'sessions', 'grants', 'leases', 'claims']
     const results = await this.pool.query(tables.map((t) => `SELECT FROM ${this.p}${t} LIMIT 0;`).join('') + `SELECT version FROM ${this.p}schema`) as unknown as QueryResult[]
-    checkSchemaVersion(results.at(-1)!.rows)
+    checkSchemaVersion(results.at(-1)!.rows, false)
   }
 
   private async createTables (): Promise<void> {
@@ -220,7 +238,7 @@ export class PostgresStore implements RevocationStore {
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${this.p}migrate`])
       await client.query(postgresSchema(this.p))
       const { rows } = await client.query(`SELECT version FROM ${this.p}schema`)
-      checkSchemaVersion(rows)
+      checkSchemaVersion(rows, true)
       await client.query('COMMIT')
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {})
@@ -238,13 +256,17 @@ export class PostgresStore implements RevocationStore {
 
   async lookup (query: RevocationQuery): Promise<RevocationState> {
     const { rows } = await this.query('lookup', this.sql.lookup!, [
-      query.audiences, query.jti ?? null, query.clientId ?? null, query.subject ?? null, Date.now(), query.includeGrant,
+      query.audiences, query.jti ?? null, query.clientId ?? null, query.subject ?? null, Date.now(), query.includeGrant, query.sessionId ?? null,
     ])
-    const row = rows[0] as { token_revoked: boolean, client_revoked_at: string | null, subject_revoked_at: string | null, grant: { created_at: number, scope: string[] } | null }
+    const row = rows[0] as {
+      token_revoked: boolean, client_revoked_at: string | null, subject_revoked_at: string | null, session_revoked_at: string | null,
+      grant: { created_at: number, scope: string[] } | null
+    }
     const state: RevocationState = {
       tokenRevoked: row.token_revoked,
-      clientRevokedAt: row.client_revoked_at === null ? null : Number(row.client_revoked_at),
-      subjectRevokedAt: row.subject_revoked_at === null ? null : Number(row.subject_revoked_at),
+      clientRevokedAt: timeOf(row.client_revoked_at),
+      subjectRevokedAt: timeOf(row.subject_revoked_at),
+      sessionRevokedAt: timeOf(row.session_revoked_at),
     }
     if (query.includeGrant) state.grant = row.grant === null ? null : { created_at: Number(row.grant.created_at), scope: row.grant.scope }
     return state
@@ -280,6 +302,10 @@ export class PostgresStore implements RevocationStore {
 
   async revokeSubject (entry: SubjectRevocation): Promise<void> {
     await this.query('revoke_subject', this.sql.revokeSubject!, [entry.subject, entry.revokedAt, entry.expiresAt, encodeChange({ type: 'subject', subject: entry.subject })])
+  }
+
+  async revokeSession (entry: SessionRevocation): Promise<void> {
+    await this.query('revoke_session', this.sql.revokeSession!, [entry.sessionId, entry.revokedAt, entry.expiresAt, encodeChange({ type: 'session', sessionId: entry.sessionId })])
   }
 
   async createGrant (grant: ClientGrant): Promise<ClientGrant> {
@@ -336,7 +362,7 @@ export class PostgresStore implements RevocationStore {
   async purgeExpired (now: number): Promise<number> {
     await this.ready()
     let removed = 0
-    for (const table of ['tokens', 'clients', 'subjects', 'claims']) {
+    for (const table of ['tokens', 'clients', 'subjects', 'sessions', 'claims']) {
       const result = await this.pool.query(`DELETE FROM ${this.p}${table} WHERE expires_at IS NOT NULL AND expires_at <= $1`, [now])
       removed += result.rowCount ?? 0
     }

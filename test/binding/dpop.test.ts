@@ -225,7 +225,7 @@ t.test('two instances on one PostgreSQL refuse each other\'s proofs', async (t) 
   if (!pool) return
   const tablePrefix = `${uniqueName('dpop')}_`.toLowerCase()
   t.teardown(async () => {
-    for (const table of ['schema', 'tokens', 'clients', 'subjects', 'grants', 'leases', 'claims']) await pool.query(`DROP TABLE IF EXISTS ${tablePrefix}${table}`)
+    for (const table of ['schema', 'tokens', 'clients', 'subjects', 'sessions', 'grants', 'leases', 'claims']) await pool.query(`DROP TABLE IF EXISTS ${tablePrefix}${table}`)
   })
   await sharedStoreReplay(t, () => new PostgresStore({ pool, tablePrefix }))
   const store = new PostgresStore({ pool, tablePrefix })

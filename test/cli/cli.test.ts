@@ -153,7 +153,7 @@ t.test('PostgreSQL: grants and an import through multi-row statements', async (t
   if (!pool) return
   const tablePrefix = uniqueName('cli').toLowerCase() + '_'
   t.teardown(async () => {
-    for (const table of ['schema', 'tokens', 'clients', 'subjects', 'grants', 'leases']) await pool.query(`DROP TABLE IF EXISTS ${tablePrefix}${table}`)
+    for (const table of ['schema', 'tokens', 'clients', 'subjects', 'sessions', 'grants', 'leases']) await pool.query(`DROP TABLE IF EXISTS ${tablePrefix}${table}`)
   })
   const store = ['--store', PG_URL, '--prefix', tablePrefix]
   const created = await cli(['grants', 'create', '--client', 'partner', '--audience', 'https://api', '--scope', 'read:orders', '--json', ...store])

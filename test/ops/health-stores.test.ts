@@ -36,7 +36,7 @@ t.test('PostgreSQL', async (t) => {
   if (!pool) return
   const tablePrefix = uniqueName('health').toLowerCase() + '_'
   t.teardown(async () => {
-    for (const table of ['schema', 'tokens', 'clients', 'subjects', 'grants', 'leases', 'claims']) await pool.query(`DROP TABLE IF EXISTS ${tablePrefix}${table}`)
+    for (const table of ['schema', 'tokens', 'clients', 'subjects', 'sessions', 'grants', 'leases', 'claims']) await pool.query(`DROP TABLE IF EXISTS ${tablePrefix}${table}`)
   })
   await probedWhileServing(t, new PostgresStore({ pool, tablePrefix }))
 })

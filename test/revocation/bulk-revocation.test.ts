@@ -49,7 +49,7 @@ t.test('PostgreSQL: a small batch names its tokens; a large one resets the cache
   if (!pool) return
   for (const count of [20, 2000]) {
     const tablePrefix = uniqueName('bulk').toLowerCase() + '_'
-    t.teardown(async () => { for (const x of ['schema', 'tokens', 'clients', 'subjects', 'grants', 'leases']) await pool.query(`DROP TABLE IF EXISTS ${tablePrefix}${x}`) })
+    t.teardown(async () => { for (const x of ['schema', 'tokens', 'clients', 'subjects', 'sessions', 'grants', 'leases']) await pool.query(`DROP TABLE IF EXISTS ${tablePrefix}${x}`) })
     await t.test(`${count} tokens`, (t) => batchAcrossInstances(t, () => new PostgresStore({ pool, tablePrefix }), count))
   }
 })

@@ -4,7 +4,7 @@ import t from 'tap'
 import { PostgresStore } from '../../src/stores/postgres.js'
 import { RedisStore } from '../../src/stores/redis.js'
 import { AUDIENCE, bearer, sign } from '../helpers/helpers.js'
-import { instance, key, scenario } from '../helpers/propagation.js'
+import { instance, key, scenario, sessionScenario } from '../helpers/propagation.js'
 import { privateRedis } from '../helpers/redis-servers.js'
 import { connectPostgres, connectRedis, deleteKeys, uniqueName } from '../helpers/services.js'
 
@@ -20,8 +20,24 @@ t.test('two instances on one PostgresStore agree on every revocation', async (t)
   const pool = await connectPostgres(t)
   if (!pool) return
   const tablePrefix = uniqueName('multi').toLowerCase() + '_'
-  t.teardown(async () => { for (const x of ['schema', 'tokens', 'clients', 'subjects', 'grants']) await pool.query(`DROP TABLE IF EXISTS ${tablePrefix}${x}`) })
+  t.teardown(async () => { for (const x of ['schema', 'tokens', 'clients', 'subjects', 'sessions', 'grants']) await pool.query(`DROP TABLE IF EXISTS ${tablePrefix}${x}`) })
   await scenario(t, () => new PostgresStore({ pool, tablePrefix }), 'postgres')
+})
+
+t.test('a logged-out session is refused by every instance on one RedisStore, nothing else', async (t) => {
+  const client = await connectRedis(t)
+  if (!client) return
+  const prefix = `{${uniqueName('sessions')}}:`
+  t.teardown(() => deleteKeys(client, prefix))
+  await sessionScenario(t, () => new RedisStore({ client, prefix }), 'redis')
+})
+
+t.test('a logged-out session is refused by every instance on one PostgresStore, nothing else', async (t) => {
+  const pool = await connectPostgres(t)
+  if (!pool) return
+  const tablePrefix = uniqueName('sessions').toLowerCase() + '_'
+  t.teardown(async () => { for (const x of ['schema', 'tokens', 'clients', 'subjects', 'sessions', 'grants']) await pool.query(`DROP TABLE IF EXISTS ${tablePrefix}${x}`) })
+  await sessionScenario(t, () => new PostgresStore({ pool, tablePrefix }), 'postgres')
 })
 
 t.test('Redis stopped mid-test: 503 while down, normal after it returns, no revocation lost', async (t) => {

@@ -3,10 +3,10 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { SignJWT, type JWTPayload } from 'jose'
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import jwtRevocation from '../../src/index.js'
+import jwtRevocation, { MemoryStore, type RevocationStore } from '../../src/index.js'
 import { ssfReceiver, type SsfReceiverOptions } from '../../src/sources/ssf/index.js'
 import { setExamples, subjectIdentifierExamples } from '../fixtures/ssf-examples.js'
-import { AUDIENCE, bearer, ISSUER, makeKey, sign, type TestKey } from '../helpers/helpers.js'
+import { AUDIENCE, bearer, ISSUER, makeKey, refusalsOf, sign, type TestKey } from '../helpers/helpers.js'
 
 const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/'
 const TRANSMITTER = 'https://idp.test/'
@@ -29,22 +29,33 @@ const sessionRevoked = (sub: string, extra: Record<string, unknown> = {}) => ({
   events: { [CAEP + 'session-revoked']: { ...extra } },
 })
 
-interface Harness { app: FastifyInstance, revoked: Array<{ sub: string, at: number | undefined }> }
+interface Harness {
+  app: FastifyInstance
+  revoked: Array<{ sub: string, at: number | undefined }>
+  sessions: Array<{ sid: string, at: number | undefined }>
+}
 
-async function receiverApp (tt: { teardown: (fn: () => unknown) => void }, options: Partial<SsfReceiverOptions> = {}): Promise<Harness> {
+async function receiverApp (tt: { teardown: (fn: () => unknown) => void }, options: Partial<SsfReceiverOptions> = {}, store?: RevocationStore): Promise<Harness> {
   const app = Fastify()
   tt.teardown(() => app.close())
-  await app.register(jwtRevocation, { jwks: { keys: [tokenKey.publicJwk] }, issuer: ISSUER, audience: AUDIENCE })
+  await app.register(jwtRevocation, { jwks: { keys: [tokenKey.publicJwk] }, issuer: ISSUER, audience: AUDIENCE, ...(store === undefined ? {} : { store }) })
+  refusalsOf(app)
   const revoked: Harness['revoked'] = []
   const original = app.revocation.revokeSubject.bind(app.revocation)
   app.revocation.revokeSubject = async (sub, opts = {}) => {
     revoked.push({ sub, at: opts.at })
     return original(sub, opts)
   }
+  const sessions: Harness['sessions'] = []
+  const revokeSession = app.revocation.revokeSession.bind(app.revocation)
+  app.revocation.revokeSession = async (sid, opts = {}) => {
+    sessions.push({ sid, at: opts.revokedAt })
+    return revokeSession(sid, opts)
+  }
   await app.register(ssfReceiver, { issuer: TRANSMITTER, audience: RECEIVER, jwks: { keys: [transmitterKey.publicJwk] }, ...options } as SsfReceiverOptions)
   app.get('/orders', async (req) => ({ sub: req.auth!.subject }))
   await app.ready()
-  return { app, revoked }
+  return { app, revoked, sessions }
 }
 
 const push = (app: FastifyInstance, body: string, headers: Record<string, string> = {}) =>
@@ -85,7 +96,7 @@ t.test('conformance: the example SETs of CAEP 1.0, RISC 1.0 and RFC 8935', async
     await t.test(example.source, async (t) => {
       const clock = FakeTimers.install({ toFake: ['Date'], now: ((example.claims.iat as number) + 30) * 1000 })
       t.teardown(() => clock.uninstall())
-      const { app, revoked } = await receiverApp(t, {
+      const { app, revoked, sessions } = await receiverApp(t, {
         issuer: example.claims.iss as string,
         audience: example.claims.aud as string | string[],
         tokenIssuer: example.claims.iss as string,
@@ -93,7 +104,11 @@ t.test('conformance: the example SETs of CAEP 1.0, RISC 1.0 and RFC 8935', async
       const res = await push(app, await signSet(transmitterKey, example.claims))
       t.equal(res.statusCode, 202, res.body)
       t.same(revoked.map((r) => r.sub), example.revokes)
-      if (example.at !== undefined) t.same(revoked.map((r) => r.at), example.revokes.map(() => example.at))
+      t.same(sessions.map((s) => s.sid), example.revokesSessions ?? [])
+      if (example.at !== undefined) {
+        t.same(revoked.map((r) => r.at), example.revokes.map(() => example.at))
+        t.same(sessions.map((s) => s.at), (example.revokesSessions ?? []).map(() => example.at))
+      }
     })
   }
 })
@@ -168,6 +183,54 @@ t.test('push authorization: the transmitter must present the configured header',
   t.same(revoked, [])
   t.equal((await push(app, await set(), { authorization: PUSH })).statusCode, 202)
   t.equal(revoked.length, 1)
+})
+
+const complexSessionRevoked = (sub: string, sid: string) => ({
+  sub_id: { format: 'complex', session: { format: 'opaque', id: sid }, user: { format: 'iss_sub', iss: ISSUER, sub } },
+  events: { [CAEP + 'session-revoked']: {} },
+})
+
+t.test('a session-revoked SET naming a session revokes that session, not the user', async (t) => {
+  const { app, revoked, sessions } = await receiverApp(t)
+  const status = async (token: string) => (await app.inject({ url: '/orders', headers: bearer(token) })).statusCode
+  const iat = Math.floor(Date.now() / 1000) - 5
+  const laptop = await sign(tokenKey, { sub: 'user-9', sid: 'sid-laptop', iat })
+  const phone = await sign(tokenKey, { sub: 'user-9', sid: 'sid-phone', iat })
+  const noSession = await sign(tokenKey, { sub: 'user-9', iat })
+  for (const token of [laptop, phone, noSession]) t.equal(await status(token), 200)
+  t.equal((await push(app, await signSet(transmitterKey, complexSessionRevoked('user-9', 'sid-laptop')))).statusCode, 202)
+  t.same(sessions.map((s) => s.sid), ['sid-laptop'])
+  t.same(revoked, [], 'the user is not cut off')
+  t.equal(await status(laptop), 401, 'the named session is refused')
+  t.equal(refusalsOf(app).at(-1)?.reason, 'session')
+  t.equal(await status(phone), 200, 'the user\'s other session stays valid')
+  t.equal(await status(noSession), 200, 'a token without sid stays valid')
+
+  // Without a session (a simple subject, or a session of a format that is no sid), the subject is revoked as before.
+  await push(app, await signSet(transmitterKey, { ...complexSessionRevoked('user-10', 'x'), sub_id: { format: 'complex', session: { format: 'email', email: 'a@b.test' }, user: { format: 'iss_sub', iss: ISSUER, sub: 'user-10' } } }))
+  await push(app, await signSet(transmitterKey, sessionRevoked('user-11')))
+  t.same(revoked.map((r) => r.sub), ['user-10', 'user-11'])
+  t.same(sessions.map((s) => s.sid), ['sid-laptop'])
+  // A session named in another event type is no reason to spare the user.
+  await push(app, await signSet(transmitterKey, { ...complexSessionRevoked('user-12', 'sid-x'), events: { [CAEP + 'credential-change']: {} } }))
+  t.same(revoked.map((r) => r.sub), ['user-10', 'user-11', 'user-12'])
+})
+
+t.test('a session-revoked SET on a store without sessions cuts the user off instead', async (t) => {
+  const inner = new MemoryStore()
+  const store: RevocationStore = {
+    lookup: (query) => inner.lookup(query),
+    revokeToken: (entry) => inner.revokeToken(entry),
+    listRevokedTokens: (filter) => inner.listRevokedTokens(filter),
+    revokeClient: (entry) => inner.revokeClient(entry),
+    revokeSubject: (entry) => inner.revokeSubject(entry),
+  }
+  const { app, revoked, sessions } = await receiverApp(t, {}, store)
+  const phone = await sign(tokenKey, { sub: 'user-9', sid: 'sid-phone', iat: Math.floor(Date.now() / 1000) - 5 })
+  t.equal((await push(app, await signSet(transmitterKey, complexSessionRevoked('user-9', 'sid-laptop')))).statusCode, 202)
+  t.same(sessions, [])
+  t.same(revoked.map((r) => r.sub), ['user-9'], 'wider, never narrower: the user is revoked')
+  t.equal((await app.inject({ url: '/orders', headers: bearer(phone) })).statusCode, 401)
 })
 
 t.test('subject identifiers (RFC 9493): iss_sub of the token issuer, opaque, others through resolveSubject', async (t) => {

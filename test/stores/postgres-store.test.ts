@@ -8,7 +8,7 @@ if (pool) {
   const prefixes: string[] = []
   t.teardown(async () => {
     for (const p of prefixes) {
-      for (const table of ['schema', 'tokens', 'clients', 'subjects', 'grants']) await pool.query(`DROP TABLE IF EXISTS ${p}${table}`)
+      for (const table of ['schema', 'tokens', 'clients', 'subjects', 'sessions', 'grants', 'leases', 'claims']) await pool.query(`DROP TABLE IF EXISTS ${p}${table}`)
     }
   })
   const fresh = () => {
@@ -26,7 +26,7 @@ if (pool) {
     const again = new PostgresStore({ pool, tablePrefix })
     await again.ready()
     const { rows } = await pool.query(`SELECT version FROM ${tablePrefix}schema`)
-    t.same(rows, [{ version: 1 }], 'one version row')
+    t.same(rows, [{ version: 2 }], 'one version row')
   })
 
   t.test('migrate: false uses tables the user created from postgresSchema()', async (t) => {
@@ -64,12 +64,32 @@ if (pool) {
     t.ok(await waitFor('token:after'), 'notifications flow again after the reconnect')
   })
 
+  t.test('tables at schema version 1 (before sessions) are upgraded in place, their revocations kept', async (t) => {
+    const tablePrefix = fresh()
+    // Version 1 is version 2 without the sessions table.
+    await pool.query(postgresSchema(tablePrefix))
+    await pool.query(`DROP TABLE ${tablePrefix}sessions; UPDATE ${tablePrefix}schema SET version = 1`)
+    const old = new PostgresStore({ pool, tablePrefix, migrate: false })
+    await t.rejects(old.ready(), { code: 'FST_JWT_REVOCATION_STORE', message: /42P01|older than this package/ }, 'migrate: false names the missing upgrade')
+    await pool.query(`INSERT INTO ${tablePrefix}subjects (subject, revoked_at, expires_at) VALUES ('user-1', 1000, NULL)`)
+    const store = new PostgresStore({ pool, tablePrefix })
+    await store.ready()
+    const { rows } = await pool.query(`SELECT version FROM ${tablePrefix}schema`)
+    t.same(rows, [{ version: 2 }], 'the version row is bumped, not duplicated')
+    await store.revokeSession({ sessionId: 'sid-1', revokedAt: 2000, expiresAt: null })
+    const state = await store.lookup({ audiences: ['a'], subject: 'user-1', sessionId: 'sid-1', includeGrant: false })
+    t.same({ subjectRevokedAt: state.subjectRevokedAt, sessionRevokedAt: state.sessionRevokedAt }, { subjectRevokedAt: 1000, sessionRevokedAt: 2000 })
+    await pool.query(`UPDATE ${tablePrefix}schema SET version = 1`)
+    await t.rejects(new PostgresStore({ pool, tablePrefix, migrate: false }).ready(), { message: /schema version 1, older than this package \(2\); apply postgresSchema\(\)/ })
+  })
+
   t.test('purgeExpired deletes expired rows only', async (t) => {
     const store = new PostgresStore({ pool, tablePrefix: fresh() })
     await store.revokeToken({ aud: 'a', jti: 'old', expiresAt: Date.now() - 1000 })
     await store.revokeClient({ clientId: 'c', audience: '*', revokedAt: 1, expiresAt: Date.now() - 1000 })
+    await store.revokeSession({ sessionId: 's', revokedAt: 1, expiresAt: Date.now() - 1000 })
     await store.revokeToken({ aud: 'a', jti: 'new', expiresAt: Date.now() + 60_000 })
-    t.equal(await store.purgeExpired(Date.now()), 2)
+    t.equal(await store.purgeExpired(Date.now()), 3)
     t.same((await store.listRevokedTokens({})).map((e) => e.jti), ['new'])
   })
 }

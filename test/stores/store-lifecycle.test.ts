@@ -151,7 +151,7 @@ t.test('PostgreSQL unreachable at boot: the app starts, answers 503, migrates an
   pool.on('error', () => {})
   const tablePrefix = uniqueName('boot').toLowerCase() + '_'
   t.teardown(async () => {
-    for (const x of ['schema', 'tokens', 'clients', 'subjects', 'grants']) await direct.query(`DROP TABLE IF EXISTS ${tablePrefix}${x}`)
+    for (const x of ['schema', 'tokens', 'clients', 'subjects', 'sessions', 'grants']) await direct.query(`DROP TABLE IF EXISTS ${tablePrefix}${x}`)
   })
   await bootThroughOutage(t, {
     name: 'PostgresStore',
@@ -165,7 +165,7 @@ t.test('PostgreSQL unreachable at boot: the app starts, answers 503, migrates an
     },
   })
   const { rows } = await direct.query(`SELECT version FROM ${tablePrefix}schema`)
-  t.same(rows, [{ version: 1 }], 'the migration ran once the store answered')
+  t.same(rows, [{ version: 2 }], 'the migration ran once the store answered')
   // Not awaited: it resolves once the apps, closed at teardown too, let go of their LISTEN client.
   t.teardown(() => { void pool.end() })
 })
@@ -228,7 +228,7 @@ t.test('app.close() never waits on the order of the user\'s own onClose hooks', 
     const pool = new pg.Pool({ connectionString: PG_URL, max: 3 })
     pool.on('error', () => {})
     const tablePrefix = uniqueName('close').toLowerCase() + '_'
-    tt.teardown(async () => { for (const x of ['schema', 'tokens', 'clients', 'subjects', 'grants']) await direct.query(`DROP TABLE IF EXISTS ${tablePrefix}${x}`) })
+    tt.teardown(async () => { for (const x of ['schema', 'tokens', 'clients', 'subjects', 'sessions', 'grants']) await direct.query(`DROP TABLE IF EXISTS ${tablePrefix}${x}`) })
     return { store: new PostgresStore({ pool, tablePrefix }), closeClients: () => pool.end() }
   })
 })

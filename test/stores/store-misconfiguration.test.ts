@@ -69,7 +69,7 @@ t.test('PostgreSQL: tables missing with migrate: false, or a role without permis
   const role = uniqueName('limited_role')
   await pool.query(`CREATE ROLE ${role} LOGIN`)
   t.teardown(async () => {
-    for (const table of ['schema', 'tokens', 'clients', 'subjects', 'grants', 'leases', 'claims']) await pool.query(`DROP TABLE IF EXISTS ${tablePrefix}${table}`)
+    for (const table of ['schema', 'tokens', 'clients', 'subjects', 'sessions', 'grants', 'leases', 'claims']) await pool.query(`DROP TABLE IF EXISTS ${tablePrefix}${table}`)
     await pool.query(`DROP ROLE IF EXISTS ${role}`)
   })
   await new PostgresStore({ pool, tablePrefix }).ready()

@@ -9,8 +9,10 @@ const RISC = 'https://schemas.openid.net/secevent/risc/event-type/'
  * leaked. Every other event type is accepted and ignored (RFC 8417 §2.2; SSF 1.0 asks
  * receivers to ignore what they do not understand).
  */
+const SESSION_REVOKED = CAEP + 'session-revoked'
+
 export const REVOKING_EVENTS: ReadonlySet<string> = new Set([
-  CAEP + 'session-revoked',
+  SESSION_REVOKED,
   CAEP + 'credential-change',
   RISC + 'account-disabled',
   RISC + 'account-purged',
@@ -35,6 +37,11 @@ export interface SubjectPolicy {
 export interface RevokingEvent {
   type: string
   subId: SubjectIdentifier | undefined
+  /**
+   * The one session a CAEP `session-revoked` event names (a complex subject's `session`
+   * member, an `opaque` id: the token's `sid`); undefined when it names none.
+   */
+  sessionId: string | undefined
   /** When the event happened, ms; undefined when the SET does not say. */
   at: number | undefined
 }
@@ -56,7 +63,7 @@ export function revokingEvents (set: SecurityEventToken, nowMs: number): Revokin
     const subId = isSubjectIdentifier(set.sub_id) ? set.sub_id : isSubjectIdentifier(event.subject) ? event.subject : undefined
     const seconds = typeof event.event_timestamp === 'number' ? event.event_timestamp : set.toe
     const at = typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0 && seconds * 1000 <= nowMs ? seconds * 1000 : undefined
-    found.push({ type, subId, at })
+    found.push({ type, subId, sessionId: type === SESSION_REVOKED ? sessionOf(subId) : undefined, at })
   }
   return found
 }
@@ -64,15 +71,30 @@ export function revokingEvents (set: SecurityEventToken, nowMs: number): Revokin
 const nonEmptyString = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && !v.includes('\u0000')
 
 /**
+ * The session of a complex subject (SSF 1.0 §3.2, CAEP's session-revoked example:
+ * `{ format: 'complex', session: { format: 'opaque', id }, user: … }`), when its id is
+ * opaque: the identity provider's session id, which its tokens carry as `sid`.
+ */
+function sessionOf (subId: SubjectIdentifier | undefined): string | undefined {
+  if (subId?.format !== 'complex' || !isSubjectIdentifier(subId.session)) return undefined
+  const session = subId.session
+  return session.format === 'opaque' && nonEmptyString(session.id) ? session.id : undefined
+}
+
+/**
  * The token subjects (`sub` values) an RFC 9493 identifier names: `iss_sub` from the
- * access tokens' issuer and `opaque` directly, `aliases` through its members, any other
- * format through `resolveSubject`. Empty when nothing here can name a token subject.
+ * access tokens' issuer and `opaque` directly, `aliases` through its members, a complex
+ * subject through its `user`, any other format through `resolveSubject`. Empty when nothing here can name a token subject.
  */
 export async function subjectsOf (subId: SubjectIdentifier, policy: SubjectPolicy): Promise<string[]> {
   if (subId.format === 'iss_sub') {
     if (nonEmptyString(subId.iss) && nonEmptyString(subId.sub) && policy.tokenIssuers.has(subId.iss)) return [subId.sub]
   } else if (subId.format === 'opaque') {
     if (nonEmptyString(subId.id)) return [subId.id]
+  } else if (subId.format === 'complex' && isSubjectIdentifier(subId.user) && subId.user.format !== 'complex') {
+    // A complex subject names the user in its `user` member; its session and tenant are no token subject.
+    const users = await subjectsOf(subId.user, policy)
+    if (users.length > 0) return users
   } else if (subId.format === 'aliases' && Array.isArray(subId.identifiers)) {
     const all = await Promise.all(subId.identifiers.filter(isSubjectIdentifier).filter((id) => id.format !== 'aliases').map((id) => subjectsOf(id, policy)))
     return [...new Set(all.flat())]

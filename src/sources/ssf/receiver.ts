@@ -74,7 +74,8 @@ function authorizationMatches (presented: string | undefined, expected: Buffer):
 
 /**
  * An OpenID Shared Signals push receiver (RFC 8935) on `app.revocation`: a verified SET
- * whose event revokes a subject calls `revokeSubject` at the event's time; every other
+ * whose event revokes a subject calls `revokeSubject` at the event's time (a CAEP
+ * `session-revoked` naming one session: `revokeSession`); every other
  * valid SET is acknowledged and ignored. Register after the plugin.
  */
 export async function ssfReceiver (app: FastifyInstance, options: SsfReceiverOptions): Promise<void> {
@@ -120,6 +121,13 @@ export async function ssfReceiver (app: FastifyInstance, options: SsfReceiverOpt
 
   async function apply (set: Awaited<ReturnType<typeof verifySecurityEventToken>>, request: FastifyRequest): Promise<void> {
     for (const event of revokingEvents(set, Date.now())) {
+      // One session logged out: that session's tokens, not the user's others. A store
+      // without sessions cannot say which tokens those are, so the user is cut off instead.
+      if (event.sessionId !== undefined && revocation.sessionsSupported) {
+        await revocation.revokeSession(event.sessionId, event.at === undefined ? {} : { revokedAt: event.at })
+        request.log.info({ event: event.type }, 'ssfReceiver: session revoked')
+        continue
+      }
       const subs = event.subId === undefined ? [] : await subjectsOf(event.subId, subjects)
       if (subs.length === 0) {
         request.log.warn({ event: event.type, format: event.subId?.format ?? null }, 'ssfReceiver: no token subject for this event; ignored')
