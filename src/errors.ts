@@ -73,6 +73,8 @@ export interface RevocationRefusal {
   reason: RevocationReason
   clientId?: string
   subject?: string
+  /** The token's `sid`, when it has one. */
+  sessionId?: string
   jti?: string
 }
 

@@ -4,6 +4,7 @@ import type { JWTHeaderParameters, JWTPayload } from '../lib/jose-types.js'
 import type { Binding } from '../binding/sender.js'
 import type { RevocationReason } from '../errors.js'
 import type { RevocationChange } from '../stores/types.js'
+import { sessionIdOf } from '../token/claims.js'
 
 /**
  * One verified token: what jose proved once, and its revocation status as last read
@@ -16,6 +17,8 @@ export interface TokenRecord {
   audiences: string[]
   clientId: string | null
   subject: string | null
+  /** The token's `sid`: what a session revocation matches; null when it has none. */
+  readonly sessionId: string | null
   tokenScopes: string[]
   /** The key the token is bound to (`cnf.jkt`, `cnf["x5t#S256"]`); null for a plain bearer token. */
   readonly binding: Binding | null
@@ -49,7 +52,7 @@ export function freshRecord (
   clientId: string | null, subject: string | null, tokenScopes: string[], recheckAt: number, binding: Binding | null,
 ): TokenRecord {
   return {
-    header, payload, audiences, clientId, subject, tokenScopes, binding,
+    header, payload, audiences, clientId, subject, sessionId: sessionIdOf(payload), tokenScopes, binding,
     confirmation: (payload.cnf as Record<string, unknown> | undefined) ?? null,
     scopes: tokenScopes, recheckAt, revokedReason: null, grantDenied: false, checkedAt: 0, pending: null,
   }
@@ -65,7 +68,7 @@ export function tokenDigest (token: string): string {
   return hash('sha256', token, 'binary')
 }
 
-/** One record, or several when they share a jti, client or subject. */
+/** One record, or several when they share a jti, client, subject or session. */
 type Index = Map<string, TokenRecord | Set<TokenRecord>>
 
 function add (index: Index, key: string | null, record: TokenRecord): void {
@@ -89,7 +92,7 @@ function recordsOf (index: Index, key: string): Iterable<TokenRecord> {
 }
 
 /**
- * The LRU of verified tokens, indexed by jti, client and subject so that a revocation
+ * The LRU of verified tokens, indexed by jti, client, subject and session so that a revocation
  * finds the entries it concerns without walking the whole cache. Expired tokens are
  * refused by the time rules on their next hit and leave as the LRU turns over.
  */
@@ -98,6 +101,7 @@ export class TokenCache {
   private readonly byJti: Index = new Map()
   private readonly byClient: Index = new Map()
   private readonly bySubject: Index = new Map()
+  private readonly bySession: Index = new Map()
 
   constructor (max: number) {
     this.lru = new LRUCache<string, TokenRecord>({
@@ -117,12 +121,14 @@ export class TokenCache {
     add(this.byJti, jtiOf(record), record)
     add(this.byClient, record.clientId, record)
     add(this.bySubject, record.subject, record)
+    add(this.bySession, record.sessionId, record)
   }
 
   private unindex (record: TokenRecord): void {
     remove(this.byJti, jtiOf(record), record)
     remove(this.byClient, record.clientId, record)
     remove(this.bySubject, record.subject, record)
+    remove(this.bySession, record.sessionId, record)
   }
 
   /** The cached tokens a change concerns (every one for a reset). */
@@ -133,6 +139,7 @@ export class TokenCache {
       case 'client':
       case 'grant': return recordsOf(this.byClient, change.clientId)
       case 'subject': return recordsOf(this.bySubject, change.subject)
+      case 'session': return recordsOf(this.bySession, change.sessionId)
       case 'reset': return this.lru.values()
       // A message from a newer version this one cannot read: drop everything, as for a reset.
       default: return this.lru.values()

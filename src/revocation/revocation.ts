@@ -12,6 +12,7 @@ import { inMemoryLookup, lookupNow, type InMemoryLookup } from '../stores/state-
 import type { TokenCache, TokenRecord } from '../request/token-cache.js'
 import type {
   ClientGrant, GrantFilter, RevocationChange, RevocationQuery, RevocationState, RevocationStore, RevokedToken,
+  SessionRevocation,
 } from '../stores/types.js'
 
 export interface RevokeTokenInput {
@@ -20,6 +21,13 @@ export interface RevokeTokenInput {
   aud?: string
   /** The token's `exp` (seconds): the entry is dropped once the token could no longer be used. */
   exp?: number
+}
+
+export interface RevokeSessionOptions {
+  /** ms: tokens of the session issued up to this time are refused. Default now; a time in the future counts as now. */
+  revokedAt?: number
+  /** ms: when the rule may be forgotten. Default: once no token it refuses could still be valid (`maxTokenLifetime`), else never. */
+  expiresAt?: number
 }
 
 export interface CreateGrantInput {
@@ -31,6 +39,15 @@ export interface CreateGrantInput {
 function nonEmpty (value: unknown, name: string): string {
   if (typeof value !== 'string' || value.length === 0 || value.includes('\u0000')) {
     throw new InvalidArgumentError(`${name} must be a non-empty string`)
+  }
+  return value
+}
+
+/** An optional time in ms; a value that reads as seconds (before 2001) is a unit mistake that would refuse nothing. */
+function optionalTime (value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 1e12) {
+    throw new InvalidArgumentError(`${name} must be a time in milliseconds since the epoch`)
   }
   return value
 }
@@ -196,6 +213,39 @@ export class Revocation {
     this.invalidate({ type: 'subject', subject: sub })
   }
 
+  /** Whether the store keeps session revocations (`revokeSession`): what a logout or a CAEP session event needs. */
+  get sessionsSupported (): boolean {
+    return typeof this.store.revokeSession === 'function'
+  }
+
+  /**
+   * Logs out one session: every token whose `sid` claim is `sessionId` issued up to
+   * `revokedAt` (ms, default now; not in the future) is refused; the subject's other
+   * sessions, and tokens without `sid`, are untouched. The rule is kept until
+   * `expiresAt` (ms), by default as long as a token issued before it could be valid
+   * (`maxTokenLifetime`), else until removed.
+   */
+  async revokeSession (sessionId: string, options: RevokeSessionOptions = {}): Promise<void> {
+    const entry = this.sessionEntry(sessionId, options)
+    const store = this.store
+    if (typeof store.revokeSession !== 'function') {
+      throw new StoreError('this store does not keep session revocations (it has no revokeSession method)')
+    }
+    await this.call('revokeSession', () => store.revokeSession!(entry))
+    this.invalidate({ type: 'session', sessionId: entry.sessionId })
+  }
+
+  private sessionEntry (sessionId: string, options: RevokeSessionOptions): SessionRevocation {
+    const sid = nonEmpty(sessionId, 'sessionId')
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('revokeSession options must be an object { revokedAt?, expiresAt? }')
+    const now = Date.now()
+    const revokedAt = optionalTime(options.revokedAt, 'revokedAt')
+    const expiresAt = optionalTime(options.expiresAt, 'expiresAt')
+    // A rule already over would refuse nothing: a mistake, not a revocation.
+    if (expiresAt !== undefined && expiresAt <= now) throw new InvalidArgumentError('expiresAt must be a time in milliseconds in the future')
+    return { sessionId: sid, revokedAt: Math.min(revokedAt ?? now, now), expiresAt: expiresAt ?? this.entryExpiry(undefined) }
+  }
+
   // ---- client grants ---------------------------------------------------------------
 
   private grantStore (): Required<Pick<RevocationStore, 'createGrant' | 'getGrant' | 'listGrants' | 'updateGrant' | 'deleteGrant'>> {
@@ -284,6 +334,7 @@ export class Revocation {
       jti: typeof record.payload.jti === 'string' ? record.payload.jti : undefined,
       clientId: record.clientId ?? undefined,
       subject: record.subject ?? undefined,
+      sessionId: record.sessionId ?? undefined,
       includeGrant: this.options.grants,
     }
   }
@@ -296,7 +347,7 @@ export class Revocation {
     listStatus?.catch(() => {})
     try {
       state = await this.metrics.storeCall(withTimeout(() => this.store.lookup(this.queryOf(record)), this.options.storeTimeout))
-      checkStoreAnswer(state, this.options.grants)
+      checkStoreAnswer(state, this.options.grants, this.sessionsSupported)
     } catch (err) {
       record.pending = null
       this.guard.failed(err)
@@ -336,6 +387,7 @@ export class Revocation {
     else if (record.listStatus === 1) record.revokedReason = 'status-list'
     else if (issuedBy(iat, state.clientRevokedAt)) record.revokedReason = 'client'
     else if (issuedBy(iat, state.subjectRevokedAt)) record.revokedReason = 'subject'
+    else if (record.sessionId !== null && issuedBy(iat, state.sessionRevokedAt ?? null)) record.revokedReason = 'session'
     if (!this.options.grants) return
     const grant = state.grant
     // Not sticky, unlike a revocation: the answer follows the grant as it changes.
@@ -374,10 +426,15 @@ function issuedBy (iat: number, revokedAt: number | null): boolean {
 
 const isTime = (v: unknown) => v === null || (typeof v === 'number' && Number.isFinite(v))
 
-/** A store answering garbage is a failing store: fail by onStoreError, never guess. */
-function checkStoreAnswer (state: RevocationState, grants: boolean): void {
+/**
+ * A store answering garbage is a failing store: fail by onStoreError, never guess. A
+ * store that keeps sessions must say whether the token's session is revoked; one without
+ * `revokeSession` may stay silent, having none to report.
+ */
+function checkStoreAnswer (state: RevocationState, grants: boolean, sessions: boolean): void {
   const ok = state !== null && typeof state === 'object' &&
     typeof state.tokenRevoked === 'boolean' && isTime(state.clientRevokedAt) && isTime(state.subjectRevokedAt) &&
+    (sessions ? isTime(state.sessionRevokedAt) : state.sessionRevokedAt === undefined || isTime(state.sessionRevokedAt)) &&
     (!grants || state.grant === null || (typeof state.grant === 'object' && Number.isFinite(state.grant.created_at) && Array.isArray(state.grant.scope)))
   if (!ok) throw new Error('revocation store returned a malformed answer')
 }
@@ -395,6 +452,7 @@ export function revokedError (record: TokenRecord, reason: RevocationReason): Er
     reason,
     ...(record.clientId === null ? {} : { clientId: record.clientId }),
     ...(record.subject === null ? {} : { subject: record.subject }),
+    ...(record.sessionId === null ? {} : { sessionId: record.sessionId }),
     ...(typeof jti === 'string' ? { jti } : {}),
   })
 }

@@ -3,7 +3,7 @@ import { ChangeFeed } from './change-feed.js'
 import { copyGrant, StoreState, type StoreOperation } from './state.js'
 import type {
   ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationChange, RevocationQuery,
-  RevocationState, RevocationStore, RevokedToken, SubjectRevocation,
+  RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
 } from './types.js'
 
 /** What one write puts in the log, and the change it announces (default: that of its last operation). */
@@ -157,11 +157,16 @@ export abstract class StateBackedStore implements RevocationStore {
     return this.state.lookup(query, now)
   }
 
-  async revokeToken (entry: RevokedToken): Promise<void> {
+  /** One new entry: room is made (or refused) when its batch is formed. */
+  private async add (operation: StoreOperation): Promise<void> {
     await this.write((staged) => {
       this.state.ensureRoom(Date.now(), 1, staged)
-      return { operations: [{ op: 'token', entry: { aud: entry.aud, jti: entry.jti, expiresAt: entry.expiresAt } }] }
+      return { operations: [operation] }
     })
+  }
+
+  async revokeToken (entry: RevokedToken): Promise<void> {
+    await this.add({ op: 'token', entry: { aud: entry.aud, jti: entry.jti, expiresAt: entry.expiresAt } })
   }
 
   async revokeTokens (entries: RevokedToken[]): Promise<void> {
@@ -180,17 +185,15 @@ export abstract class StateBackedStore implements RevocationStore {
   }
 
   async revokeClient (entry: ClientRevocation): Promise<void> {
-    await this.write((staged) => {
-      this.state.ensureRoom(Date.now(), 1, staged)
-      return { operations: [{ op: 'client', entry: { ...entry } }] }
-    })
+    await this.add({ op: 'client', entry: { ...entry } })
   }
 
   async revokeSubject (entry: SubjectRevocation): Promise<void> {
-    await this.write((staged) => {
-      this.state.ensureRoom(Date.now(), 1, staged)
-      return { operations: [{ op: 'subject', entry: { ...entry } }] }
-    })
+    await this.add({ op: 'subject', entry: { ...entry } })
+  }
+
+  async revokeSession (entry: SessionRevocation): Promise<void> {
+    await this.add({ op: 'session', entry: { sessionId: entry.sessionId, revokedAt: entry.revokedAt, expiresAt: entry.expiresAt } })
   }
 
   async createGrant (grant: ClientGrant): Promise<ClientGrant> {

@@ -1,7 +1,7 @@
 import { GrantConflictError, StoreError } from '../errors.js'
 import type {
   ClientGrant, ClientRevocation, GrantFilter, RevocationChange, RevocationQuery,
-  RevocationState, RevokedToken, SubjectRevocation,
+  RevocationState, RevokedToken, SessionRevocation, SubjectRevocation,
 } from './types.js'
 
 // The in-memory state shared by MemoryStore and FileStore (which replays its log into
@@ -17,6 +17,7 @@ export type StoreOperation =
   | { op: 'token', entry: RevokedToken }
   | { op: 'client', entry: ClientRevocation }
   | { op: 'subject', entry: SubjectRevocation }
+  | { op: 'session', entry: SessionRevocation }
   | { op: 'grant', grant: ClientGrant }
   | { op: 'ungrant', id: string }
 
@@ -30,13 +31,14 @@ export class StoreState {
   private tokenCount = 0
   readonly clients = new Map<string, ClientRevocation>()
   readonly subjects = new Map<string, SubjectRevocation>()
+  readonly sessions = new Map<string, SessionRevocation>()
   readonly grants = new Map<string, ClientGrant>()
   private readonly grantByPair = new Map<string, string>()
 
   constructor (private readonly maxEntries: number) {}
 
   get size (): number {
-    return this.tokenCount + this.clients.size + this.subjects.size + this.grants.size
+    return this.tokenCount + this.clients.size + this.subjects.size + this.sessions.size + this.grants.size
   }
 
   /**
@@ -79,6 +81,12 @@ export class StoreState {
         const previous = this.subjects.get(e.subject)
         if (previous === undefined || previous.revokedAt <= e.revokedAt) this.subjects.set(e.subject, e)
         return { type: 'subject', subject: e.subject }
+      }
+      case 'session': {
+        const e = operation.entry
+        const previous = this.sessions.get(e.sessionId)
+        if (previous === undefined || previous.revokedAt <= e.revokedAt) this.sessions.set(e.sessionId, e)
+        return { type: 'session', sessionId: e.sessionId }
       }
       case 'grant': {
         const g = operation.grant
@@ -132,7 +140,12 @@ export class StoreState {
       const s = this.subjects.get(query.subject)
       if (s && live(s.expiresAt, now)) subjectRevokedAt = s.revokedAt
     }
-    const state: RevocationState = { tokenRevoked, clientRevokedAt, subjectRevokedAt }
+    let sessionRevokedAt: number | null = null
+    if (query.sessionId !== undefined && this.sessions.size !== 0) {
+      const s = this.sessions.get(query.sessionId)
+      if (s && live(s.expiresAt, now)) sessionRevokedAt = s.revokedAt
+    }
+    const state: RevocationState = { tokenRevoked, clientRevokedAt, subjectRevokedAt, sessionRevokedAt }
     if (query.includeGrant) state.grant = grant
     return state
   }
@@ -169,7 +182,7 @@ export class StoreState {
       if (byJti.size === 0) this.tokens.delete(aud)
     }
     this.tokenCount -= removed
-    for (const map of [this.clients, this.subjects] as Map<string, { expiresAt: number | null }>[]) {
+    for (const map of [this.clients, this.subjects, this.sessions] as Map<string, { expiresAt: number | null }>[]) {
       for (const [key, e] of map) {
         if (!live(e.expiresAt, now)) {
           map.delete(key)
@@ -185,6 +198,7 @@ export class StoreState {
     for (const entry of this.listRevokedTokens(undefined, now)) yield { op: 'token', entry }
     for (const entry of this.clients.values()) if (live(entry.expiresAt, now)) yield { op: 'client', entry }
     for (const entry of this.subjects.values()) if (live(entry.expiresAt, now)) yield { op: 'subject', entry }
+    for (const entry of this.sessions.values()) if (live(entry.expiresAt, now)) yield { op: 'session', entry }
     for (const grant of this.grants.values()) yield { op: 'grant', grant }
   }
 }

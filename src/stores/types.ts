@@ -24,6 +24,17 @@ export interface SubjectRevocation {
   expiresAt: number | null
 }
 
+/**
+ * "Every token whose `sid` claim is `sessionId` issued at or before `revokedAt` is dead":
+ * one login session logged out (OpenID Connect back-channel logout, a CAEP
+ * `session-revoked` event), the subject's other sessions untouched.
+ */
+export interface SessionRevocation {
+  sessionId: string
+  revokedAt: number
+  expiresAt: number | null
+}
+
 /** Permission for a client to obtain tokens for an audience (Auth0's client grant). */
 export interface ClientGrant {
   id: string
@@ -46,6 +57,8 @@ export interface RevocationQuery {
   jti?: string | undefined
   clientId?: string | undefined
   subject?: string | undefined
+  /** The token's `sid` claim (OpenID Connect session id). */
+  sessionId?: string | undefined
   /** Also return the client's grant for one of `audiences`. */
   includeGrant: boolean
 }
@@ -57,6 +70,11 @@ export interface RevocationState {
   clientRevokedAt: number | null
   /** Latest subject revocation, ms; null when none. */
   subjectRevokedAt: number | null
+  /**
+   * Latest revocation of the query's session, ms; null when none. A store with
+   * `revokeSession` must answer it; one without it may leave it out.
+   */
+  sessionRevokedAt?: number | null
   /** The client's grant for one of the audiences (only when asked); null when it has none. */
   grant?: Pick<ClientGrant, 'created_at' | 'scope'> | null
 }
@@ -68,6 +86,7 @@ export type RevocationChange =
   | { type: 'tokens', tokens: Array<{ aud: string, jti: string }> }
   | { type: 'client', clientId: string }
   | { type: 'subject', subject: string }
+  | { type: 'session', sessionId: string }
   | { type: 'grant', clientId: string }
   /** The feed may have missed messages (e.g. after a reconnect): drop everything. */
   | { type: 'reset' }
@@ -92,6 +111,12 @@ export interface RevocationStore {
   /** Keeps the later `revokedAt` when the pair is already revoked. */
   revokeClient(entry: ClientRevocation): Promise<void>
   revokeSubject(entry: SubjectRevocation): Promise<void>
+  /**
+   * Sessions are optional: needed by `revokeSession` (back-channel logout, CAEP
+   * `session-revoked`). Keeps the later `revokedAt` when the session is already revoked;
+   * a store that has it answers `sessionRevokedAt` in every lookup.
+   */
+  revokeSession?(entry: SessionRevocation): Promise<void>
 
   /** Grants are optional: needed by `grants: true` and by the admin routes. */
   createGrant?(grant: ClientGrant): Promise<ClientGrant>

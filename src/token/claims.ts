@@ -15,6 +15,11 @@ export function subjectOf (payload: JWTPayload): string | null {
   return typeof payload.sub === 'string' && payload.sub !== '' ? payload.sub : null
 }
 
+/** The OpenID Connect session the token belongs to (`sid`, as in an ID Token or a Logout Token), or null. */
+export function sessionIdOf (payload: JWTPayload): string | null {
+  return typeof payload.sid === 'string' && payload.sid !== '' ? payload.sid : null
+}
+
 /** Scopes from `scope` (RFC 8693, space-delimited) and Auth0's RBAC `permissions` array, merged. */
 export function scopesOf (payload: JWTPayload): string[] {
   const scopes = new Set<string>()

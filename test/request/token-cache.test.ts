@@ -2,7 +2,7 @@ import t from 'tap'
 import { createHash } from 'node:crypto'
 import { TokenCache, tokenDigest, type TokenRecord } from '../../src/request/token-cache.js'
 
-function record (jti: string | undefined, clientId: string | null, subject: string | null, aud = 'a'): TokenRecord {
+function record (jti: string | undefined, clientId: string | null, subject: string | null, aud = 'a', sessionId: string | null = null): TokenRecord {
   return {
     recheckAt: Infinity,
     binding: null,
@@ -12,6 +12,7 @@ function record (jti: string | undefined, clientId: string | null, subject: stri
     audiences: [aud],
     clientId,
     subject,
+    sessionId,
     tokenScopes: [],
     scopes: [],
     revokedReason: null,
@@ -25,16 +26,20 @@ t.test('a change finds exactly the cached tokens it concerns', async (t) => {
   const cache = new TokenCache(100)
   const r1 = record('j1', 'c1', 's1')
   const r2 = record('j2', 'c1', 's2')
-  const r3 = record('j3', 'c2', 's1', 'b')
+  const r3 = record('j3', 'c2', 's1', 'b', 'sid-1')
+  const r4 = record(undefined, 'c4', 's1', 'a', 'sid-2')
   cache.set(tokenDigest('t1'), r1)
   cache.set(tokenDigest('t2'), r2)
   cache.set(tokenDigest('t3'), r3)
+  cache.set(tokenDigest('t4'), r4)
   t.same([...cache.affected({ type: 'token', aud: 'a', jti: 'j1' })], [r1])
   t.same([...cache.affected({ type: 'token', aud: 'b', jti: 'j1' })], [], 'the audience must match')
   t.same(new Set(cache.affected({ type: 'client', clientId: 'c1' })), new Set([r1, r2]))
   t.same([...cache.affected({ type: 'grant', clientId: 'c2' })], [r3])
-  t.same(new Set(cache.affected({ type: 'subject', subject: 's1' })), new Set([r1, r3]))
-  t.equal([...cache.affected({ type: 'reset' })].length, 3)
+  t.same(new Set(cache.affected({ type: 'subject', subject: 's1' })), new Set([r1, r3, r4]))
+  t.same([...cache.affected({ type: 'session', sessionId: 'sid-1' })], [r3], "a session change finds that session's tokens only")
+  t.same([...cache.affected({ type: 'session', sessionId: 'sid-3' })], [])
+  t.equal([...cache.affected({ type: 'reset' })].length, 4)
 })
 
 t.test('evicted and replaced tokens leave the indexes', async (t) => {
