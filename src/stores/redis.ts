@@ -5,7 +5,7 @@ import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
 import { ChangeFeed, encodeChange } from './change-feed.js'
 import type {
   ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationQuery,
-  RevocationState, RevocationStore, RevokedToken, SubjectRevocation,
+  RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
 } from './types.js'
 
 export interface RedisStoreOptions {
@@ -179,6 +179,12 @@ function misconfiguration (err: unknown): Error | undefined {
   return refused
 }
 
+/** The time (ms) an MGET reply holds at `index`; null when the key is absent or was not asked. */
+const timeAt = (values: Array<string | null>, index: number): number | null => {
+  const v = index === -1 ? null : values[index]
+  return v == null ? null : Number(v)
+}
+
 const expiry = (expiresAt: number | null) => (expiresAt === null ? '' : String(expiresAt))
 
 /**
@@ -240,6 +246,7 @@ export class RedisStore implements RevocationStore {
   private tokenKey (aud: string, jti: string) { return `${this.prefix}t:${aud}${SEP}${jti}` }
   private clientKey (clientId: string, audience: string) { return `${this.prefix}c:${clientId}${SEP}${audience}` }
   private subjectKey (subject: string) { return `${this.prefix}s:${subject}` }
+  private sessionKey (sessionId: string) { return `${this.prefix}session:${sessionId}` }
   private grantKey (clientId: string, audience: string) { return `${this.prefix}g:${clientId}${SEP}${audience}` }
   private get tokenIndex () { return `${this.prefix}tokens` }
   private get grantIndex () { return `${this.prefix}grants` }
@@ -254,6 +261,7 @@ export class RedisStore implements RevocationStore {
       keys.push(this.clientKey(clientId, '*'))
     }
     const subjectIndex = subject === undefined ? -1 : keys.push(this.subjectKey(subject)) - 1
+    const sessionIndex = query.sessionId === undefined ? -1 : keys.push(this.sessionKey(query.sessionId)) - 1
     const pipeline = this.client.pipeline()
     if (keys.length > 0) pipeline.mget(...keys)
     const withGrant = query.includeGrant && clientId !== undefined
@@ -269,8 +277,9 @@ export class RedisStore implements RevocationStore {
         if (v != null && (clientRevokedAt === null || Number(v) > clientRevokedAt)) clientRevokedAt = Number(v)
       }
     }
-    const s = subjectIndex === -1 ? null : values[subjectIndex]
-    const state: RevocationState = { tokenRevoked, clientRevokedAt, subjectRevokedAt: s == null ? null : Number(s) }
+    const state: RevocationState = {
+      tokenRevoked, clientRevokedAt, subjectRevokedAt: timeAt(values, subjectIndex), sessionRevokedAt: timeAt(values, sessionIndex),
+    }
     if (query.includeGrant) {
       state.grant = null
       if (withGrant) {
@@ -326,6 +335,11 @@ export class RedisStore implements RevocationStore {
       String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange({ type: 'subject', subject: entry.subject }))
   }
 
+  async revokeSession (entry: SessionRevocation): Promise<void> {
+    await this.write(REVOKE_LATEST, 1, this.sessionKey(entry.sessionId),
+      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange({ type: 'session', sessionId: entry.sessionId }))
+  }
+
   async createGrant (grant: ClientGrant): Promise<ClientGrant> {
     const created = await this.write(CREATE_GRANT, 2, this.grantKey(grant.client_id, grant.audience), this.grantIndex,
       grant.id, grant.client_id, grant.audience, JSON.stringify(grant.scope), String(grant.created_at),
@@ -376,7 +390,7 @@ export class RedisStore implements RevocationStore {
   }
 
   async purgeExpired (now: number): Promise<number> {
-    // Token, client and subject keys expire in Redis itself; only the listing index needs trimming.
+    // Token, client, subject and session keys expire in Redis itself; only the listing index needs trimming.
     return this.client.zremrangebyscore(this.tokenIndex, '-inf', `(${now}`)
   }
 

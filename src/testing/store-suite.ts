@@ -134,6 +134,32 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     t.equal((await store.lookup({ audiences: ['x'], subject: expired, includeGrant: false })).subjectRevokedAt, null, 'an expired rule is ignored')
   })
 
+  t.test('session revocations (stores with revokeSession)', async (t: SuiteTest) => {
+    const store = await fresh(t)
+    if (typeof store.revokeSession !== 'function') return
+    const sessionId = unique('sid')
+    const other = unique('sid')
+    const t1 = Date.now() - 5000
+    const t2 = Date.now()
+    await store.revokeSession({ sessionId, revokedAt: t2, expiresAt: Date.now() + HOUR })
+    await store.revokeSession({ sessionId, revokedAt: t1, expiresAt: Date.now() + HOUR })
+    t.equal((await store.lookup({ audiences: ['x'], sessionId, includeGrant: false })).sessionRevokedAt, t2, 'an earlier revocation does not undo a later one')
+    t.equal((await store.lookup({ audiences: ['x'], sessionId: other, includeGrant: false })).sessionRevokedAt, null, 'another session is untouched')
+    t.equal((await store.lookup({ audiences: ['x'], includeGrant: false })).sessionRevokedAt, null, 'a query without a session answers null')
+    const subject = unique('user')
+    await store.revokeSubject({ subject, revokedAt: t1, expiresAt: null })
+    const bySubject = await store.lookup({ audiences: ['x'], subject, sessionId: other, includeGrant: false })
+    t.same({ subjectRevokedAt: bySubject.subjectRevokedAt, sessionRevokedAt: bySubject.sessionRevokedAt }, { subjectRevokedAt: t1, sessionRevokedAt: null }, 'sessions and subjects are separate rules')
+    await store.revokeSubject({ subject: sessionId, revokedAt: t2, expiresAt: null })
+    t.equal((await store.lookup({ audiences: ['x'], sessionId: other, subject: unique('user'), includeGrant: false })).sessionRevokedAt, null, 'a subject named like a session is no session rule')
+    const expired = unique('sid')
+    await store.revokeSession({ sessionId: expired, revokedAt: t2, expiresAt: Date.now() - 1 })
+    t.equal((await store.lookup({ audiences: ['x'], sessionId: expired, includeGrant: false })).sessionRevokedAt, null, 'an expired rule is ignored')
+    const later = Date.now() + 10
+    await store.revokeSession({ sessionId, revokedAt: later, expiresAt: null })
+    t.equal((await store.lookup({ audiences: ['x'], sessionId, includeGrant: false })).sessionRevokedAt, later, 'a later revocation replaces it')
+  })
+
   t.test('one lookup answers token, client, subject and grant together', async (t: SuiteTest) => {
     const store = await fresh(t)
     const jti = unique('jti')
@@ -223,6 +249,10 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     t.ok(await waitFor(events, (c) => c.type === 'token' && c.jti === jti && c.aud === 'https://a.test', feedTimeout), 'token change')
     t.ok(await waitFor(events, (c) => c.type === 'client' && c.clientId === clientId, feedTimeout), 'client change')
     t.ok(await waitFor(events, (c) => c.type === 'subject' && c.subject === subject, feedTimeout), 'subject change')
+    if (typeof store.revokeSession !== 'function') return
+    const sessionId = unique('sid')
+    await store.revokeSession({ sessionId, revokedAt: Date.now(), expiresAt: null })
+    t.ok(await waitFor(events, (c) => c.type === 'session' && c.sessionId === sessionId, feedTimeout), 'session change')
   })
 
   t.test('revokeTokens: a batch is stored whole and announced by one change', async (t: SuiteTest) => {

@@ -33,6 +33,29 @@ t.test('revocations and grants survive a restart', async (t) => {
   t.same(state.grant?.scope, ['read', 'write'])
 })
 
+t.test('session revocations survive a restart and a compaction; a log written before sessions still loads', async (t) => {
+  const path = await tempDir(t)
+  // Lines as a FileStore wrote them before sessions existed: no session record at all.
+  await writeFile(join(path, 'revocations.log'),
+    JSON.stringify({ op: 'token', entry: { aud: AUD, jti: 'old', expiresAt: null } }) + '\n' +
+    JSON.stringify({ op: 'subject', entry: { subject: 'user-1', revokedAt: 1000, expiresAt: null } }) + '\n')
+  const first = new FileStore({ path, compactAfter: 3 })
+  t.equal(await revoked(first, 'old'), true, 'the old log is read')
+  t.equal((await first.lookup({ audiences: [AUD], subject: 'user-1', sessionId: 'sid-1', includeGrant: false })).sessionRevokedAt, null)
+  await first.revokeSession({ sessionId: 'sid-1', revokedAt: 2000, expiresAt: null })
+  await first.revokeSession({ sessionId: 'sid-gone', revokedAt: 2000, expiresAt: Date.now() + 50 })
+  await first.close()
+  t.match(await readFile(join(path, 'revocations.log'), 'utf8'), /"op":"session","entry":\{"sessionId":"sid-1","revokedAt":2000,"expiresAt":null\}/, 'the log gains a session record')
+  await new Promise((resolve) => setTimeout(resolve, 60))
+  const second = new FileStore({ path, compactAfter: 3 })
+  t.teardown(() => second.close())
+  const state = await second.lookup({ audiences: [AUD], subject: 'user-1', sessionId: 'sid-1', includeGrant: false })
+  t.same({ subjectRevokedAt: state.subjectRevokedAt, sessionRevokedAt: state.sessionRevokedAt }, { subjectRevokedAt: 1000, sessionRevokedAt: 2000 })
+  const log = await readFile(join(path, 'revocations.log'), 'utf8')
+  t.notOk(log.includes('sid-gone'), 'an expired session rule is compacted away at start')
+  t.ok(log.includes('"sid-1"'), 'a live one is kept through the compaction')
+})
+
 t.test('a torn last line is dropped, earlier entries kept', async (t) => {
   const path = await tempDir(t)
   const first = new FileStore({ path })

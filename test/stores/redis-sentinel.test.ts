@@ -1,8 +1,9 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { RedisStore, type WaitForReplicas } from '../../src/stores/redis.js'
+import { runStoreSuite } from '../../src/testing/store-suite.js'
 import { command, startSentinelSet } from '../helpers/redis-servers.js'
-import type { Skippable } from '../helpers/services.js'
+import { uniqueName, type Skippable } from '../helpers/services.js'
 
 // Redis replication is asynchronous: a master acknowledges a write before its replica
 // has it, so a failover can lose acknowledged revocations. Measured here on a real
@@ -89,4 +90,13 @@ t.test('waitForReplicas refuses a write no replica acknowledged', async (t) => {
   await t.rejects(store.revokeToken({ aud: 'api', jti: 'one', expiresAt: null }),
     { code: 'FST_JWT_REVOCATION_STORE', message: /reached [01] of 2 replicas within 50 ms/ })
   t.equal((await ok.lookup({ audiences: ['api'], jti: 'two', includeGrant: false })).tokenRevoked, true, 'one replica, one required: acknowledged')
+})
+
+t.test('the store conformance suite through a Sentinel-managed client', async (t) => {
+  const set = await startSentinelSet(t)
+  if (!set) return
+  const client = new Redis({ sentinels: [set.sentinel], name: set.name, maxRetriesPerRequest: 1 })
+  client.on('error', () => {})
+  t.teardown(() => client.disconnect())
+  runStoreSuite(t, () => new RedisStore({ client, prefix: `{${uniqueName('sentinel')}}:` }))
 })

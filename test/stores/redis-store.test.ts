@@ -22,6 +22,9 @@ for (const variant of redisVariants) {
       const store = new RedisStore({ client, prefix })
       await store.revokeToken({ aud: 'a', jti: 'j', expiresAt: Date.now() + 60_000 })
       await store.revokeClient({ clientId: 'c', audience: '*', revokedAt: Date.now(), expiresAt: Date.now() + 30_000 })
+      await store.revokeSession({ sessionId: 'sid', revokedAt: Date.now(), expiresAt: Date.now() + 30_000 })
+      const sessionTtl = await client.pttl(`${prefix}session:sid`)
+      t.ok(sessionTtl > 25_000 && sessionTtl <= 30_000, `session rule expires, under the prefix's hash tag (${sessionTtl} ms)`)
       const tokenTtl = await client.pttl(`${prefix}t:a\u0000j`)
       const clientTtl = await client.pttl(`${prefix}c:c\u0000*`)
       t.ok(tokenTtl > 55_000 && tokenTtl <= 60_000, `token key expires with the token (${tokenTtl} ms)`)
@@ -35,7 +38,7 @@ for (const variant of redisVariants) {
       prefixes.push(prefix)
       const store = new RedisStore({ client, prefix })
       const before = Number((await client.info('stats')).match(/total_commands_processed:(\d+)/)![1])
-      await store.lookup({ audiences: ['a', 'b'], jti: 'j', clientId: 'c', subject: 's', includeGrant: true })
+      await store.lookup({ audiences: ['a', 'b'], jti: 'j', clientId: 'c', subject: 's', sessionId: 'sid', includeGrant: true })
       const after = Number((await client.info('stats')).match(/total_commands_processed:(\d+)/)![1])
       // MGET + one HMGET per audience, pipelined; the first INFO itself counts once.
       t.ok(after - before <= 4, `${after - before - 1} commands, sent as one pipeline`)
