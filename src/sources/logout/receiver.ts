@@ -68,7 +68,7 @@ export async function backchannelLogout (app: FastifyInstance, options: Backchan
 
   const revocation = app.revocation
   // A Logout Token naming a session must revoke that session, never be dropped at run time.
-  if (typeof revocation.store.revokeSession !== 'function') {
+  if (!revocation.sessionsSupported) {
     throw invalidOption('backchannelLogout', 'needs a store that keeps session revocations (revokeSession); every built-in store does')
   }
   const policy: LogoutTokenPolicy = {
