@@ -2,8 +2,9 @@
 // like Auth0's, keys published as a JWKS with OIDC discovery. It refuses clients without
 // a grant for the audience, reading grants from the same store the API checks.
 // Like Okta, Entra or Keycloak it also revokes through standards: every token points
-// into its published Token Status List, and revoking a subject pushes a CAEP
-// session-revoked Security Event Token to the API's Shared Signals receiver.
+// into its published Token Status List, revoking a subject pushes a CAEP
+// session-revoked Security Event Token to the API's Shared Signals receiver, and a
+// logout posts an OpenID Connect Logout Token to the API's back-channel logout endpoint.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { base64url, calculateJwkThumbprint, EmbeddedJWK, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JWK } from 'jose'
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
@@ -132,6 +133,8 @@ export interface IssuerOptions {
   statusListTtl: number
   /** Where "revoke subject" pushes its SET, and the Authorization header the receiver expects. */
   ssf: { receiver: string, authorizationHeader: string }
+  /** Where a logout posts its Logout Token, and the client id the API is registered under. */
+  logout: { endpoint: string, clientId: string }
   /** Audience and scope of the issuer's own admin calls (the Management API's). */
   admin: { audience: string, scope: string }
 }
@@ -237,5 +240,32 @@ export async function issuerRoutes (app: FastifyInstance, opts: IssuerOptions): 
       signal: AbortSignal.timeout(5000),
     })
     return { pushed: pushed.status }
+  })
+
+  // A logout at the issuer (OpenID Connect Back-Channel Logout 1.0 §2.5): one session
+  // (`sid`) or every session of a user (`sub`) ends, and the API is told with a Logout
+  // Token posted as a form; it answers 200, or 400 with the reason.
+  const id = { type: 'string', minLength: 1, maxLength: 256 }
+  app.post<{ Body: { sid?: string, sub?: string } }>('/admin/logout', {
+    config: adminOnly,
+    schema: { body: { type: 'object', minProperties: 1, additionalProperties: false, properties: { sid: id, sub: id } } },
+  }, async (request) => {
+    const now = Math.floor(Date.now() / 1000)
+    const { sid, sub } = request.body
+    const jwt = new SignJWT({ ...(sid === undefined ? {} : { sid }), events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })
+      .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'logout+jwt' })
+      .setIssuer(issuer)
+      .setAudience(opts.logout.clientId)
+      .setIssuedAt(now)
+      // §4: a short lifetime, so a captured Logout Token is soon useless.
+      .setExpirationTime(now + 120)
+      .setJti(randomUUID())
+    if (sub !== undefined) jwt.setSubject(sub)
+    const posted = await fetch(opts.logout.endpoint, {
+      method: 'POST',
+      body: new URLSearchParams({ logout_token: await jwt.sign(key.privateKey) }),
+      signal: AbortSignal.timeout(5000),
+    })
+    return { status: posted.status }
   })
 }

@@ -10,6 +10,7 @@ import formbody from '@fastify/formbody'
 import Fastify, { type FastifyInstance } from 'fastify'
 import jwtRevocation, { adminRoutes, FileStore, type RevocationStore } from 'fastify-jwt-revocation'
 import { auth0Sync, type Auth0SyncOptions } from 'fastify-jwt-revocation/auth0'
+import { backchannelLogout } from 'fastify-jwt-revocation/logout'
 import { ssfReceiver } from 'fastify-jwt-revocation/ssf'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
@@ -23,6 +24,8 @@ import { metricsRoute } from './telemetry.js'
 export const ORDERS = 'https://orders.example.com'
 export const REPORTS = 'https://reports.example.com'
 export const MANAGEMENT = 'https://admin.example.com/api/v2/'
+/** The API's client id at the issuer, the `aud` of the Logout Tokens it receives. */
+export const LOGOUT_CLIENT_ID = 'orders-api'
 /** Seconds the issuer lets its status list be cached: short, so the demo sees a revocation within seconds. */
 export const STATUS_LIST_TTL = 2
 
@@ -83,6 +86,7 @@ export async function buildExampleServer (options: ExampleOptions): Promise<Fast
   const key = await loadSigningKey(options.dataDir)
   const statusList = await new StatusListPublisher(join(options.dataDir, 'status-list.json')).load()
   const receiver = `${issuer}ssf/events`
+  const logoutEndpoint = `${issuer}backchannel-logout`
   // The secret the issuer (as SET transmitter) presents with each push.
   const pushAuthorization = `Bearer ${randomBytes(24).toString('base64url')}`
 
@@ -114,6 +118,7 @@ export async function buildExampleServer (options: ExampleOptions): Promise<Fast
     statusList,
     statusListTtl: STATUS_LIST_TTL,
     ssf: { receiver, authorizationHeader: pushAuthorization },
+    logout: { endpoint: logoutEndpoint, clientId: LOGOUT_CLIENT_ID },
     admin: { audience: MANAGEMENT, scope: 'blacklist:tokens' },
   })
   // grants: true applies to the admin client too: on the first run (no grant for the
@@ -127,6 +132,15 @@ export async function buildExampleServer (options: ExampleOptions): Promise<Fast
     jwksUri: `${issuer}.well-known/jwks.json`,
     algorithms: ['ES256'],
     authorizationHeader: pushAuthorization,
+  })
+
+  // OpenID Connect Back-Channel Logout: the issuer posts Logout Tokens here.
+  await app.register(backchannelLogout, {
+    path: '/backchannel-logout',
+    issuer,
+    jwksUri: `${issuer}.well-known/jwks.json`,
+    audience: LOGOUT_CLIENT_ID,
+    algorithms: ['ES256'],
   })
 
   if (options.auth0 !== undefined) {
@@ -170,6 +184,7 @@ fastify-jwt-revocation example: issuer + protected API + admin routes
   Admin      ${url}/api/v2/blacklists/tokens  ${url}/api/v2/client-grants
   Console    ${url}/admin   (Client ID admin, Client secret admin-secret)
   Feeds      ${url}/statuslists/1 (Token Status List)  ${url}/ssf/events (Shared Signals receiver)
+             ${url}/backchannel-logout (OpenID Connect Back-Channel Logout; the issuer's POST /admin/logout posts there)
 
 The partner story (copy and paste):
 

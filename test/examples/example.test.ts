@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { runDemo, startExampleServer } from '../../examples/demo.js'
-import { auth0FromEnv, banner, buildExampleServer, ORDERS } from '../../examples/server.js'
+import { auth0FromEnv, banner, buildExampleServer, MANAGEMENT, ORDERS } from '../../examples/server.js'
 import { Auth0StandIn } from '../helpers/auth0-stand-in.js'
 
 async function freePort (): Promise<number> {
@@ -162,4 +162,33 @@ t.test('the example serves readiness at /health/ready', async (t) => {
   const res = await app.inject({ url: '/health/ready' })
   t.equal(res.statusCode, 200)
   t.match(res.json(), { status: 'ok', checks: { store: { status: 'up' }, feed: { status: 'up' }, keys: { status: 'unknown', source: 'issuerBaseURL' } } })
+})
+
+t.test('POST /admin/logout: the issuer posts a Logout Token to the API, which logs the user out', async (t) => {
+  const server = await startExampleServer()
+  t.teardown(server.close)
+  const token = async (client: string, secret: string, audience: string) => {
+    const res = await fetch(`${server.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'client_credentials', client_id: client, client_secret: secret, audience }) })
+    return (await res.json() as { access_token: string }).access_token
+  }
+  const partner = await token('partner', 'partner-secret', ORDERS)
+  const admin = await token('admin', 'admin-secret', MANAGEMENT)
+  const orders = () => fetch(`${server.url}/api/orders`, { headers: { authorization: `Bearer ${partner}` } }).then((r) => r.status)
+  const logout = (body: unknown, bearer = admin) => fetch(`${server.url}/admin/logout`, { method: 'POST', headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  t.equal(await orders(), 200)
+
+  const session = await logout({ sid: 'a-browser-session' })
+  t.equal(session.status, 200)
+  t.same(await session.json(), { status: 200 }, 'the API accepted the Logout Token for a session')
+  t.equal(await orders(), 200, 'a token without that session is untouched')
+
+  const user = await logout({ sub: 'partner@clients' })
+  t.same(await user.json(), { status: 200 }, 'the API accepted the Logout Token for the user')
+  t.equal(await orders(), 401, 'every token of the user is refused on the next request')
+
+  t.equal((await logout({})).status, 400, 'a logout names a session or a user')
+  t.equal((await logout({ sub: 'x' }, partner)).status, 401, 'only an admin token may log users out')
+  const direct = await fetch(`${server.url}/backchannel-logout`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `logout_token=${partner}` })
+  t.equal(direct.status, 400, 'an access token posted as a Logout Token is refused')
+  t.equal(direct.headers.get('cache-control'), 'no-store')
 })

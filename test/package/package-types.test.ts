@@ -37,6 +37,7 @@ import { RedisStore } from 'fastify-jwt-revocation/redis'
 import { PostgresStore, postgresSchema } from 'fastify-jwt-revocation/postgres'
 import { runStoreSuite } from 'fastify-jwt-revocation/testing'
 import { ssfReceiver } from 'fastify-jwt-revocation/ssf'
+import { backchannelLogout, type BackchannelLogoutOptions } from 'fastify-jwt-revocation/logout'
 import { auth0Sync } from 'fastify-jwt-revocation/auth0'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
@@ -65,6 +66,8 @@ function statusOf (err: unknown): 401 | 503 | 500 {
   const failure: JwtRevocationError = new StoreError('the store is unreachable')
   return err === failure ? failure.statusCode as 503 : 500
 }
+const logout: BackchannelLogoutOptions = { issuer: 'https://idp.example/', jwksUri: 'https://idp.example/jwks', audience: 'client-id' }
+void app.register(backchannelLogout, logout)
 void [schema, statusOf, runStoreSuite, ssfReceiver, auth0Sync]
 `
 

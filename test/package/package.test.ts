@@ -19,6 +19,7 @@ import { RedisStore } from 'fastify-jwt-revocation/redis'
 import { PostgresStore, postgresSchema } from 'fastify-jwt-revocation/postgres'
 import { runStoreSuite } from 'fastify-jwt-revocation/testing'
 import { ssfReceiver } from 'fastify-jwt-revocation/ssf'
+import { backchannelLogout } from 'fastify-jwt-revocation/logout'
 import { auth0Sync } from 'fastify-jwt-revocation/auth0'
 
 const secret = 'a-secret-that-is-at-least-32-bytes-long'
@@ -37,7 +38,7 @@ statuses.push((await app.inject({ url: '/orders', headers: { authorization: 'Bea
 statuses.push((await app.inject({ url: '/orders', headers: { authorization: 'Bearer ' + await sign({}, 30 * 86400) } })).statusCode)
 statuses.push((await app.inject({ url: '/health' })).statusCode)
 await app.close()
-console.log(JSON.stringify({ statuses, exports: [typeof MemoryStore, typeof adminRoutes, typeof RedisStore, typeof PostgresStore, typeof postgresSchema, typeof runStoreSuite, typeof ssfReceiver, typeof auth0Sync] }))
+console.log(JSON.stringify({ statuses, exports: [typeof MemoryStore, typeof adminRoutes, typeof RedisStore, typeof PostgresStore, typeof postgresSchema, typeof runStoreSuite, typeof ssfReceiver, typeof backchannelLogout, typeof auth0Sync] }))
 `
 
 const consumerCjs = `
@@ -45,6 +46,7 @@ const { default: jwtRevocation, jwtRevocation: named, MemoryStore } = require('f
 const { RedisStore } = require('fastify-jwt-revocation/redis')
 const { PostgresStore } = require('fastify-jwt-revocation/postgres')
 const { ssfReceiver } = require('fastify-jwt-revocation/ssf')
+const { backchannelLogout } = require('fastify-jwt-revocation/logout')
 const { auth0Sync } = require('fastify-jwt-revocation/auth0')
 const Fastify = require('fastify')
 ;(async () => {
@@ -53,7 +55,7 @@ const Fastify = require('fastify')
   app.get('/x', async () => 'x')
   const res = await app.inject({ url: '/x' })
   await app.close()
-  console.log(JSON.stringify({ status: res.statusCode, same: jwtRevocation === named, redis: typeof RedisStore, postgres: typeof PostgresStore, ssf: typeof ssfReceiver, auth0: typeof auth0Sync }))
+  console.log(JSON.stringify({ status: res.statusCode, same: jwtRevocation === named, redis: typeof RedisStore, postgres: typeof PostgresStore, ssf: typeof ssfReceiver, logout: typeof backchannelLogout, auth0: typeof auth0Sync }))
 })()
 `
 
@@ -101,11 +103,11 @@ t.test('npm pack, install into a fresh Fastify app, use from ESM, CommonJS and T
   await writeFile(join(app, 'esm.mjs'), consumerEsm)
   const esm = JSON.parse((await run(process.execPath, ['esm.mjs', join(app, 'revocations')], { cwd: app })).stdout)
   t.same(esm.statuses, [200, 401, 401, 200], 'valid → revoked → month-long token refused → open route')
-  t.same(esm.exports, ['function', 'function', 'function', 'function', 'function', 'function', 'function', 'function'], 'every entry point resolves')
+  t.same(esm.exports, ['function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function'], 'every entry point resolves')
 
   await writeFile(join(app, 'cjs.cjs'), consumerCjs)
   const cjs = JSON.parse((await run(process.execPath, ['cjs.cjs'], { cwd: app })).stdout)
-  t.same(cjs, { status: 401, same: true, redis: 'function', postgres: 'function', ssf: 'function', auth0: 'function' }, 'require() gives a working plugin')
+  t.same(cjs, { status: 401, same: true, redis: 'function', postgres: 'function', ssf: 'function', logout: 'function', auth0: 'function' }, 'require() gives a working plugin')
 
   await writeFile(join(app, 'consumer.ts'), consumerTs)
   await writeFile(join(app, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', noEmit: true, skipLibCheck: true, types: [] }, files: ['consumer.ts'] }))

@@ -72,6 +72,12 @@ await app.register(ssfReceiver, {
 })
 // @ts-expect-error issuer is required
 await app.register(ssfReceiver, { audience: 'a', jwks: { keys: [] } })
+// The back-channel logout entry point: an OP's keys and this client's id.
+import { backchannelLogout } from '../../src/sources/logout/index.js'
+await app.register(backchannelLogout, { path: '/backchannel-logout', issuer: 'https://idp.example/', jwksUri: 'https://idp.example/jwks', audience: 'client-id', maxAge: '2m' })
+await app.register(backchannelLogout, { issuerBaseURL: 'https://idp.example/', audience: ['client-id'] })
+// @ts-expect-error audience is required
+await app.register(backchannelLogout, { issuer: 'https://idp.example/', jwksUri: 'https://idp.example/jwks' })
 // The Auth0 sync entry point: options typed, app.auth0Sync decorated.
 import { auth0Sync, type Auth0SyncStatus } from '../../src/auth0/index.js'
 await app.register(auth0Sync, { domain: 'tenant.auth0.com', clientId: 'id', clientSecret: 'secret', interval: '30s' })

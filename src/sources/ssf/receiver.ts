@@ -5,6 +5,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { leewayRule, lifetimeRule, parseDuration, type Duration } from '../../options/duration.js'
 import { invalidOption } from '../../errors.js'
 import { optionKeys, refuseUnknownKeys, registerOptionKeys } from '../../options/option-keys.js'
+import { positiveInteger, stringList } from '../../options/option-values.js'
 import { createKeySource, jwksOptionKeys, type RemoteJwksOptions } from '../../token/keys.js'
 import { revokingEvents, subjectsOf, type ResolveSubject, type SubjectPolicy } from './events.js'
 import { SetRefusal } from './refusal.js'
@@ -52,18 +53,6 @@ const receiverOptionKeys = [...optionKeys<SsfReceiverOptions>({
   authorizationHeader: true, tokenIssuer: true, resolveSubject: true, maxAge: true, clockTolerance: true,
   bodyLimit: true, maxRemembered: true,
 }), ...registerOptionKeys]
-
-function stringList (value: unknown, name: string): string[] {
-  const list = Array.isArray(value) ? value : [value]
-  if (list.length === 0 || list.some((v) => typeof v !== 'string' || v.length === 0)) throw invalidOption(name, 'must be a non-empty string or array of non-empty strings')
-  return list as string[]
-}
-
-function positiveInteger (value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isInteger(value) || (value as number) < 1) throw invalidOption(name, 'must be an integer ≥ 1')
-  return value as number
-}
 
 const digest = (value: string) => createHash('sha256').update(value).digest()
 
