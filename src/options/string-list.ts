@@ -1,0 +1,14 @@
+import { invalidOption } from '../errors.js'
+
+/** One string or several, as options take them: a non-empty list of non-empty strings, without repeats. */
+export function stringList (value: unknown, name: string, required: boolean): string[] | undefined {
+  if (value === undefined || value === null) {
+    if (required) throw invalidOption(name, 'is required (a string or an array of strings)')
+    return undefined
+  }
+  const list = Array.isArray(value) ? value : [value]
+  if (list.length === 0 || list.some((v) => typeof v !== 'string' || v.length === 0)) {
+    throw invalidOption(name, 'must be a non-empty string or a non-empty array of non-empty strings')
+  }
+  return [...new Set(list as string[])]
+}
