@@ -215,3 +215,11 @@ t.test('one issuer unreachable: its check is down, the report degraded, the othe
   t.equal(report.checks.keys.status, 'stale')
   t.equal(report.status, 'degraded')
 })
+
+t.test('with one issuer, request.auth.issuer is the token\'s iss, or null when it has none', async (t) => {
+  const app = await api(t, { issuers: undefined, jwksUri: `${b.url}/jwks`, resourceMetadata: undefined } as Partial<JwtRevocationOptions>)
+  t.same((await app.inject({ url: '/orders', headers: bearer(await b.token(API)) })).json(), { issuer: b.url, client: 'partner' })
+  const withoutIss = await new SignJWT({ aud: API, client_id: 'partner', scope: 'read:orders' })
+    .setProtectedHeader({ alg: b.alg, kid: b.kid }).setExpirationTime('5m').sign(b.privateKey)
+  t.same((await app.inject({ url: '/orders', headers: bearer(withoutIss) })).json(), { issuer: null, client: 'partner' })
+})
