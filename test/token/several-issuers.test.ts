@@ -147,7 +147,7 @@ t.test('a token naming no listed issuer is refused before anything is fetched', 
   }
   // No iss at all, and an iss that is not a string.
   for (const iss of [undefined, 42]) {
-    const token = await new SignJWT({ ...(iss === undefined ? {} : { iss }), aud: API }).setProtectedHeader({ alg: 'ES256', kid: 'key-a' }).setExpirationTime('5m').sign(privateKey)
+    const token = await new SignJWT({ ...(iss === undefined ? {} : { iss }), aud: API } as Record<string, unknown>).setProtectedHeader({ alg: 'ES256', kid: 'key-a' }).setExpirationTime('5m').sign(privateKey)
     t.equal((await app.inject({ url: '/orders', headers: bearer(token) })).statusCode, 401)
   }
   t.same({ a: fetchesOf(a).length, b: fetchesOf(b).length }, before, 'neither issuer was asked anything')
