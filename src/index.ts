@@ -4,6 +4,7 @@ export { jwtRevocation }
 export default jwtRevocation
 export type { AuthContext, JwtRevocationOptions, RouteAuthConfig } from './plugin.js'
 export type { CacheOptions } from './options/options.js'
+export type { IssuerOptions } from './options/issuers.js'
 export type { DpopOptions, DpopNonceOptions, MtlsOptions } from './binding/dpop/options.js'
 export type { ProvenBinding } from './binding/sender.js'
 export type { HealthCheck, HealthContributor, HealthReport } from './ops/health.js'

@@ -8,7 +8,7 @@ import { InsufficientScopeError, InvalidOptionError, InvalidTokenError, RouteMis
 import { checkTokenCharacters, checkTokenShape, extractBearerToken } from './request/extract.js'
 import { Metrics } from './ops/metrics.js'
 import { sendOutageAnswer } from './request/outage-reply.js'
-import { resolveOptions, type JwtRevocationOptions } from './options/options.js'
+import { resolveOptions, singleKeySource, type JwtRevocationOptions } from './options/options.js'
 import { HealthReporter } from './ops/health.js'
 import { Revocation } from './revocation/revocation.js'
 import { Introspector } from './sources/introspection/introspector.js'
@@ -29,6 +29,11 @@ export interface AuthContext {
   token: string
   header: JWTHeaderParameters
   payload: JWTPayload
+  /**
+   * The issuer that vouched for the token: its verified `iss` (with `issuers`, the entry
+   * whose keys verified it; without, whatever `iss` the token carries, null if none).
+   */
+  issuer: string | null
   clientId: string | null
   subject: string | null
   /** The token's scopes (`scope` and `permissions`), narrowed to the client grant's when `grants: true`. */
@@ -69,12 +74,12 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   // The feed's state is read when a report is made, by then the connection exists.
   let connection: StoreConnection | undefined
   const health = new HealthReporter({
-    store: options.store, guard, audience: options.audiences[0]!, keySource: options.keySource, feedConnected: () => connection?.connected ?? false,
+    store: options.store, guard, audience: options.audiences[0]!, keySource: options.keySource, issuers: options.issuers, feedConnected: () => connection?.connected ?? false,
   })
   const revocation = new Revocation(options, cache, guard, fastify.log, metrics, health)
   const senders = new SenderBinding(options, guard, fastify.log)
   const authenticator = new Authenticator(options, cache, revocation, metrics, senders)
-  const introspector = options.introspection === null ? null : new Introspector({ ...options, introspection: options.introspection }, cache, revocation, fastify.log)
+  const introspector = options.introspection === null ? null : new Introspector({ ...options, keySource: singleKeySource(options), introspection: options.introspection }, cache, revocation, fastify.log)
   const dpopDefault = options.dpop === null ? 'off' : options.dpop.required ? 'required' : 'on'
   const retryAfter = String(options.retryAfter)
 
@@ -131,6 +136,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
       token,
       header: record.header,
       payload: record.payload,
+      issuer: typeof record.payload.iss === 'string' ? record.payload.iss : null,
       clientId: record.clientId,
       subject: record.subject,
       scopes: record.scopes,
@@ -223,7 +229,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
     routePolicy(route.config?.auth, options.global, options.audiences, route.url, routeContext)
   })
   if (options.resourceMetadata !== null) {
-    serveResourceMetadata(fastify, { metadata: options.resourceMetadata, issuers: options.issuer, keySource: options.keySource, global: options.global, audiences: options.audiences, dpop: options.dpop, mtls: options.mtls })
+    serveResourceMetadata(fastify, { metadata: options.resourceMetadata, issuers: options.issuers?.map((entry) => entry.issuer) ?? options.issuer, keySource: options.keySource, global: options.global, audiences: options.audiences, dpop: options.dpop, mtls: options.mtls })
   }
 }
 

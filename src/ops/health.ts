@@ -1,3 +1,4 @@
+import type { IssuerEntry } from '../options/issuers.js'
 import type { KeySource } from '../token/keys.js'
 import type { StoreGuard } from '../revocation/store-guard.js'
 import type { RevocationStore } from '../stores/types.js'
@@ -32,7 +33,10 @@ export interface HealthSources {
   store: RevocationStore
   guard: StoreGuard
   audience: string
-  keySource: KeySource
+  /** The one key source; null with `issuers`. */
+  keySource: KeySource | null
+  /** With `issuers`: each entry's key source, reported as `keys:<issuer>`. */
+  issuers: readonly Pick<IssuerEntry, 'issuer' | 'keySource'>[] | null
   /** Whether the store's change feed is connected (false while it waits for the store). */
   feedConnected: () => boolean
 }
@@ -50,27 +54,47 @@ export class HealthReporter {
   constructor (private readonly sources: HealthSources) {}
 
   add (name: string, contributor: HealthContributor): void {
-    if (['store', 'feed', 'keys'].includes(name) || this.contributors.has(name)) {
+    if (['store', 'feed', 'keys'].includes(name) || name.startsWith('keys:') || this.contributors.has(name)) {
       throw new TypeError(`fastify-jwt-revocation: a health check named "${name}" exists already`)
     }
     this.contributors.set(name, contributor)
   }
 
   async report (): Promise<HealthReport> {
-    const { store, guard, audience, keySource, feedConnected } = this.sources
+    const { store, guard, audience, keySource, issuers, feedConnected } = this.sources
     const started = performance.now()
     const answered = await guard.probe(() => store.lookup({ audiences: [audience], jti: PROBE_JTI, includeGrant: false }))
     const storeCheck: HealthReport['checks']['store'] = answered
       ? { status: 'up', latencyMs: Math.round((performance.now() - started) * 10) / 10 }
       : { status: 'down' }
     const feed: HealthCheck = { status: store.subscribe === undefined ? 'none' : feedConnected() ? 'up' : 'down' }
-    const keys: HealthCheck = { status: keySource.state?.() ?? 'up', source: keySource.option }
-    const checks: HealthReport['checks'] = { store: storeCheck, feed, keys }
+    let checks: HealthReport['checks']
+    if (issuers === null) {
+      checks = { store: storeCheck, feed, keys: keyCheck(keySource!) }
+    } else {
+      const each = issuers.map(({ issuer, keySource }): [string, HealthCheck] => [`keys:${issuer}`, { ...keyCheck(keySource), issuer }])
+      checks = { store: storeCheck, feed, keys: { status: keysOfAll(each.map(([, check]) => check.status)), issuers: issuers.length }, ...Object.fromEntries(each) }
+    }
     for (const [name, contributor] of this.contributors) {
       checks[name] = await Promise.resolve().then(contributor).catch((): HealthCheck => ({ status: 'down' }))
     }
     return { status: overall(checks), checks }
   }
+}
+
+function keyCheck (keySource: KeySource): HealthCheck {
+  return { status: keySource.state?.() ?? 'up', source: keySource.option }
+}
+
+/**
+ * `keys` with several issuers: `down` only when no issuer's tokens can be verified (the
+ * instance serves nobody); one issuer failing leaves the others served, so it reads as
+ * `stale`, and its own `keys:<issuer>` check says which.
+ */
+function keysOfAll (statuses: HealthCheck['status'][]): HealthCheck['status'] {
+  if (statuses.every((s) => s === 'down')) return 'down'
+  if (statuses.some((s) => s === 'down' || s === 'stale')) return 'stale'
+  return statuses.some((s) => s === 'unknown') ? 'unknown' : 'up'
 }
 
 function overall (checks: HealthReport['checks']): HealthReport['status'] {

@@ -15,7 +15,7 @@ import { routePolicy } from '../request/route-policy.js'
 export interface ResourceMetadataFields {
   /** The resource identifier; default: each audience that is an absolute https URL (http only on loopback). */
   resource?: string
-  /** Default: the `issuer` option, else the issuer discovery finds at `issuerBaseURL`. */
+  /** Default: the `issuer` option (every entry's with `issuers`), else the issuer discovery finds at `issuerBaseURL`. */
   authorization_servers?: string[]
   jwks_uri?: string
   /** Default: every scope a route of this resource requires (`config.auth.scopes`). */
@@ -94,7 +94,7 @@ function checkFields (fields: Record<string, unknown>): void {
 }
 
 /** Validates `resourceMetadata` once, at registration; null when it is off. */
-export function resolveResourceMetadata (value: unknown, audiences: readonly string[], issuers: readonly string[] | undefined, keySource: KeySource): ResolvedResourceMetadata | null {
+export function resolveResourceMetadata (value: unknown, audiences: readonly string[], issuers: readonly string[] | undefined, keySource: KeySource | null): ResolvedResourceMetadata | null {
   if (value === undefined || value === false) return null
   if (value !== true && (typeof value !== 'object' || value === null || Array.isArray(value))) throw invalidOption('resourceMetadata', 'must be true or an object of RFC 9728 fields')
   const fields = (value === true ? {} : { ...value }) as ResourceMetadataFields
@@ -110,7 +110,7 @@ export function resolveResourceMetadata (value: unknown, audiences: readonly str
     resources = audiences.map(resourceOf).filter((r): r is Resource => r !== undefined)
     if (resources.length === 0) throw invalidOption('resourceMetadata', 'needs an audience that is an https URL (http only on loopback): it is the resource identifier')
   }
-  if (fields.authorization_servers === undefined && issuers === undefined && keySource.option !== 'issuerBaseURL') {
+  if (fields.authorization_servers === undefined && issuers === undefined && keySource?.option !== 'issuerBaseURL') {
     throw invalidOption('resourceMetadata.authorization_servers', 'is required when neither issuer nor issuerBaseURL names the authorization server')
   }
   const byAudience = new Map(resources.map((r) => [r.identifier, r.url]))
@@ -128,8 +128,10 @@ function bindingFields (dpop: ResolvedDpopOptions | null, mtls: ResolvedMtlsOpti
 
 export interface MetadataSource {
   metadata: ResolvedResourceMetadata
+  /** The `issuer` option, or every entry's issuer with `issuers`. */
   issuers: readonly string[] | undefined
-  keySource: KeySource
+  /** Asked for the issuer discovery finds when `issuers` is undefined; null with `issuers`. */
+  keySource: KeySource | null
   global: boolean
   audiences: readonly string[]
   dpop: ResolvedDpopOptions | null
@@ -158,8 +160,8 @@ export function serveResourceMetadata (fastify: FastifyInstance, source: Metadat
 
   async function authorizationServers (): Promise<string[]> {
     if (source.issuers !== undefined) return [...source.issuers]
-    const resolved = await keySource.resolve()
-    if (resolved.issuer === undefined) throw new ServiceUnavailableError('The authorization server is not known yet')
+    const resolved = await keySource?.resolve()
+    if (resolved?.issuer === undefined) throw new ServiceUnavailableError('The authorization server is not known yet')
     return [resolved.issuer]
   }
 

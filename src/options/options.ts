@@ -9,6 +9,8 @@ import { createKeySource, type KeyPolicyLog, type KeySource, type KeySourceOptio
 import { resolveIntrospectionOptions, type IntrospectionOptions, type ResolvedIntrospectionOptions } from '../sources/introspection/options.js'
 import { optionKeys, refuseUnknownKeys, registerOptionKeys } from './option-keys.js'
 import { acrValues, maxAgeSeconds, type AcrOption, type MaxAgeOption } from './step-up.js'
+import { refuseSingleIssuerOptions, resolveIssuers, type IssuerEntry, type IssuerOptions } from './issuers.js'
+import { stringList } from './option-values.js'
 import { resolveResourceMetadata, type ResolvedResourceMetadata, type ResourceMetadataOptions } from '../ops/resource-metadata.js'
 import { resolveStatusListOptions, type ResolvedStatusListOptions, type StatusListOptions } from '../sources/status-list/options.js'
 import { MemoryStore } from '../stores/memory.js'
@@ -28,6 +30,12 @@ export interface CacheOptions {
 export interface JwtRevocationOptions extends KeySourceOptions {
   /** Expected `iss`; one value or several. Discovery supplies it for `issuerBaseURL`. */
   issuer?: string | string[]
+  /**
+   * Several authorization servers, each with its own key source, instead of the top-level
+   * key source, `issuer` and `algorithms`: the token's `iss` picks the entry, whose keys
+   * alone verify it. A token from an issuer not listed is refused before any key is fetched.
+   */
+  issuers?: IssuerOptions[]
   /** Expected `aud`: at least one must be in the token. Required. */
   audience: string | string[]
   /** Expected JWT `typ` header, e.g. `'at+jwt'` (RFC 9068). */
@@ -104,8 +112,11 @@ export interface JwtRevocationOptions extends KeySourceOptions {
 }
 
 export interface ResolvedOptions {
-  keySource: KeySource
+  /** The one key source; null with `issuers`, where each entry has its own. */
+  keySource: KeySource | null
   issuer: string[] | undefined
+  /** One entry per issuer; null without the `issuers` option. */
+  issuers: IssuerEntry[] | null
   audiences: string[]
   typ: string | undefined
   clockTolerance: number
@@ -140,7 +151,7 @@ export interface ResolvedOptions {
 // new option is declared in the interface and added here, nowhere else.
 const pluginOptionKeys = [...optionKeys<JwtRevocationOptions>({
   jwksUri: true, issuerBaseURL: true, jwks: true, publicKey: true, secret: true, algorithms: true, jwksOptions: true,
-  issuer: true, audience: true, typ: true, clockTolerance: true, requiredClaims: true, maxTokenLifetime: true,
+  issuer: true, issuers: true, audience: true, typ: true, clockTolerance: true, requiredClaims: true, maxTokenLifetime: true,
   maxTokenAge: true, store: true, cache: true, grants: true, onStoreError: true, global: true, realm: true,
   extractToken: true, maxTokenSize: true, storeTimeout: true, retryAfter: true, statusList: true,
   acceptForeignAudiences: true, resourceMetadata: true, introspection: true, dpop: true, mtls: true, publicUrl: true,
@@ -151,18 +162,6 @@ const cacheOptionKeys = optionKeys<CacheOptions>({ max: true, ttl: true })
 const storeMethods = ['lookup', 'revokeToken', 'listRevokedTokens', 'revokeClient', 'revokeSubject'] as const
 const QUOTE_OR_CONTROL = /["\\\x00-\x1f\x7f]/
 
-function stringList (value: unknown, name: string, required: boolean): string[] | undefined {
-  if (value === undefined || value === null) {
-    if (required) throw invalidOption(name, 'is required (a string or an array of strings)')
-    return undefined
-  }
-  const list = Array.isArray(value) ? value : [value]
-  if (list.length === 0 || list.some((v) => typeof v !== 'string' || v.length === 0)) {
-    throw invalidOption(name, 'must be a non-empty string or a non-empty array of non-empty strings')
-  }
-  return [...new Set(list as string[])]
-}
-
 function positiveInteger (value: unknown, name: string, fallback: number, min = 1): number {
   if (value === undefined) return fallback
   if (!Number.isInteger(value) || (value as number) < min) throw invalidOption(name, `must be an integer ≥ ${min}`)
@@ -170,12 +169,23 @@ function positiveInteger (value: unknown, name: string, fallback: number, min = 
 }
 
 
+/**
+ * The one key source, for what checks a token against "the" issuer (status lists,
+ * introspection): those are refused at registration beside `issuers`, so this holds.
+ */
+export function singleKeySource (options: ResolvedOptions): KeySource {
+  if (options.keySource === null) throw new TypeError('fastify-jwt-revocation: this feature needs a single key source, not issuers')
+  return options.keySource
+}
+
 /** Validates and defaults every option once, at registration; `log` hears of remote keys the key policy refuses. */
 export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLog): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw invalidOption('options', 'must be an object')
   refuseUnknownKeys(options, pluginOptionKeys)
   const retryAfter = options.retryAfter === undefined ? 5 : parseDuration(options.retryAfter, 'retryAfter', { unit: 'seconds', min: 1, plausibleNumber: PLAUSIBLE_SHORT_SECONDS, example: '5s' })
-  const keySource = createKeySource(options, retryAfter * 1000, log)
+  const several = options.issuers !== undefined
+  if (several) refuseSingleIssuerOptions(options as unknown as Record<string, unknown>)
+  const keySource = several ? null : createKeySource(options, retryAfter * 1000, log)
 
   const realm = options.realm ?? 'api'
   if (typeof realm !== 'string' || QUOTE_OR_CONTROL.test(realm)) throw invalidOption('realm', 'must be a string without quotes, backslashes or control characters')
@@ -215,14 +225,22 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
   if (typeof acceptForeignAudiences !== 'boolean') throw invalidOption('acceptForeignAudiences', 'must be a boolean')
   if (options.extractToken !== undefined && typeof options.extractToken !== 'function') throw invalidOption('extractToken', 'must be a function (request) => string | undefined')
   const issuer = stringList(options.issuer, 'issuer', false)
-  const statusList = resolveStatusListOptions(options.statusList, issuer, options.issuerBaseURL)
-  if (statusList !== null && keySource.option === 'secret') throw invalidOption('statusList', 'needs the issuer\'s public keys: status list tokens are signed asymmetrically')
-
   const audiences = stringList(options.audience, 'audience', true)!
+  const issuers = several
+    ? resolveIssuers(options.issuers, { audiences, typ: options.typ, jwksOptions: options.jwksOptions, retryAfterMs: retryAfter * 1000, log })
+    : null
+  // These ask "the issuer" for a token: not per issuer yet, so refused rather than asking the wrong one.
+  if (several) {
+    if (options.statusList !== undefined && options.statusList !== false) throw invalidOption('statusList', 'cannot be used with "issuers" yet: it checks lists against one issuer\'s keys')
+    if (options.introspection !== undefined) throw invalidOption('introspection', 'cannot be used with "issuers" yet: it asks one issuer\'s endpoint')
+  }
+  const statusList = resolveStatusListOptions(options.statusList, issuer, options.issuerBaseURL)
+  if (statusList !== null && keySource?.option === 'secret') throw invalidOption('statusList', 'needs the issuer\'s public keys: status list tokens are signed asymmetrically')
 
   return {
     keySource,
     issuer,
+    issuers,
     audiences,
     typ: options.typ,
     clockTolerance: options.clockTolerance === undefined ? 0 : parseDuration(options.clockTolerance, 'clockTolerance', leewayRule),
@@ -241,7 +259,7 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
     retryAfter,
     statusList,
     acceptForeignAudiences,
-    resourceMetadata: resolveResourceMetadata(options.resourceMetadata, audiences, issuer, keySource),
+    resourceMetadata: resolveResourceMetadata(options.resourceMetadata, audiences, issuers?.map((entry) => entry.issuer) ?? issuer, keySource),
     introspection: resolveIntrospectionOptions(options.introspection, issuer, options.issuerBaseURL),
     dpop: resolveDpopOptions(options.dpop, options.algorithms),
     mtls: resolveMtlsOptions(options.mtls),

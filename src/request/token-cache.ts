@@ -9,7 +9,8 @@ import { sessionIdOf } from '../token/claims.js'
 /**
  * One verified token: what jose proved once, and its revocation status as last read
  * from the store. It is found by the SHA-256 digest of the token's text, so a hit is
- * the same signed bytes without keeping the token itself (its largest part).
+ * the same signed bytes without keeping the token itself (its largest part): with
+ * `issuers`, the same `iss` that picked the issuer whose keys verified it.
  */
 export interface TokenRecord {
   header: JWTHeaderParameters

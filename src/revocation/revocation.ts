@@ -5,7 +5,7 @@ import {
 import { newGrantId } from './grant-id.js'
 import type { HealthContributor, HealthReport, HealthReporter } from '../ops/health.js'
 import { Metrics } from '../ops/metrics.js'
-import type { ResolvedOptions } from '../options/options.js'
+import { singleKeySource, type ResolvedOptions } from '../options/options.js'
 import { StatusListChecker } from '../sources/status-list/checker.js'
 import { withTimeout, type StoreGuard } from './store-guard.js'
 import { inMemoryLookup, lookupNow, type InMemoryLookup } from '../stores/state-backed.js'
@@ -78,13 +78,13 @@ export class Revocation {
     this.cache = cache
     this.guard = guard
     this.ttl = options.cache === false ? 0 : options.cache.ttl
-    this.statusList = options.statusList === null ? null : new StatusListChecker({ ...options, statusList: options.statusList }, log)
+    this.statusList = options.statusList === null ? null : new StatusListChecker({ ...options, keySource: singleKeySource(options), statusList: options.statusList }, log)
     this.memory = this.statusList === null ? inMemoryLookup(this.store) : null
   }
 
-  /** The access tokens' expected issuers, when the `issuer` option names them. */
+  /** The access tokens' expected issuers, when the `issuer` or `issuers` option names them. */
   get tokenIssuers (): readonly string[] | undefined {
-    return this.options.issuer
+    return this.options.issuer ?? this.options.issuers?.map((entry) => entry.issuer)
   }
 
   /** The audiences this API accepts (the plugin's `audience` option). */

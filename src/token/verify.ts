@@ -5,7 +5,7 @@ import {
 } from '../errors.js'
 import { hasCanonicalSegments } from '../lib/canonical-segments.js'
 import { parsedAsWritten } from '../lib/json-as-written.js'
-import type { ResolvedKey } from './keys.js'
+import type { KeySource, ResolvedKey } from './keys.js'
 import type { ResolvedOptions } from '../options/options.js'
 
 export interface VerifiedJwt {
@@ -107,13 +107,69 @@ const refuse = (err: unknown): never => { throw mapJoseError(err) }
  */
 export type AccessTokenVerifier = (token: string, compactShape: boolean) => Promise<VerifiedJwt>
 
+/** What one key source's tokens are held to. */
+type VerificationPolicy = Pick<ResolvedOptions, 'issuer' | 'audiences' | 'typ' | 'clockTolerance' | 'requiredClaims'> & { keySource: KeySource }
+
 /**
  * Signature, algorithm, issuer, audience, typ, nbf and exp, all by jose. Only tokens
- * that pass reach the lifetime checks, the cache and the store. jose's options are
- * built once (again only when discovery gives another issuer), and no promise is
- * added around jose's: one reaction runs our checks or maps jose's failure.
+ * that pass reach the lifetime checks, the cache and the store. With `issuers`, the
+ * token's unverified `iss` picks the one entry whose keys and rules apply.
  */
 export function accessTokenVerifier (options: ResolvedOptions): AccessTokenVerifier {
+  const headers = new KnownHeaders()
+  // Without `issuers` there is exactly one key source.
+  if (options.issuers === null) return keySourceVerifier({ ...options, keySource: options.keySource! }, headers)
+  return issuerPickingVerifier(options.issuers.map((entry) => [entry.issuer, keySourceVerifier({
+    ...options, keySource: entry.keySource, issuer: [entry.issuer], audiences: entry.audiences, typ: entry.typ,
+  }, headers)]))
+}
+
+/**
+ * The entry is picked by the `iss` as written, read before any key is fetched: a token
+ * naming no listed issuer is refused without a request leaving this process. The pick
+ * is only a choice of keys: jose then requires the signature from that issuer's keys
+ * and `iss` equal to its name, so a token signed by one issuer claiming another fails.
+ */
+function issuerPickingVerifier (entries: Array<[string, AccessTokenVerifier]>): AccessTokenVerifier {
+  const byIssuer = new Map(entries)
+  return function verifyAccessTokenOfIssuer (token, compactShape) {
+    if (!compactShape || !hasCanonicalSegments(token)) return Promise.reject(new InvalidTokenError('The token is malformed'))
+    let verify: AccessTokenVerifier | undefined
+    try {
+      const issuer = unverifiedIssuer(token)
+      verify = issuer === undefined ? undefined : byIssuer.get(issuer)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (verify === undefined) return Promise.reject(new InvalidTokenError(claimDescriptions.iss!))
+    return verify(token, compactShape)
+  }
+}
+
+const utf8 = new TextDecoder()
+
+/** The payload's `iss` before verification, read as jose will read it; a payload that reads two ways is refused. */
+function unverifiedIssuer (token: string): string | undefined {
+  const first = token.indexOf('.')
+  const text = Buffer.from(token.slice(first + 1, token.indexOf('.', first + 1)), 'base64url')
+  let payload: unknown
+  try {
+    payload = JSON.parse(utf8.decode(text))
+  } catch {
+    throw new InvalidTokenError('The token is malformed')
+  }
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw new InvalidTokenError('The token is malformed')
+  if (!parsedAsWritten(text, payload)) throw new InvalidTokenError(UNREADABLE_MEMBERS)
+  const { iss } = payload as { iss?: unknown }
+  return typeof iss === 'string' ? iss : undefined
+}
+
+/**
+ * One key source's verifier. jose's options are built once (again only when discovery
+ * gives another issuer), and no promise is added around jose's: one reaction runs our
+ * checks or maps jose's failure.
+ */
+function keySourceVerifier (options: VerificationPolicy, headers: KnownHeaders): AccessTokenVerifier {
   let discoveredIssuer: string | undefined
   let joseOptions: JWTVerifyOptions | undefined
   const joseOptionsFor = (resolved: ResolvedKey): JWTVerifyOptions => {
@@ -131,7 +187,6 @@ export function accessTokenVerifier (options: ResolvedOptions): AccessTokenVerif
     }
     return joseOptions
   }
-  const headers = new KnownHeaders()
   // One reaction per verification: jose's failures are mapped in it, ours are thrown mapped.
   const verifyWith = (token: string, resolved: ResolvedKey): Promise<VerifiedJwt> =>
     jwtVerify(token, resolved.key, joseOptionsFor(resolved)).then(({ payload, protectedHeader }) => {

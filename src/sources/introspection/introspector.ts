@@ -13,6 +13,7 @@ import { freshRecord, type TokenCache, type TokenRecord } from '../../request/to
 import { bindingOf } from '../../binding/sender.js'
 import { checkTokenTime, timeRulesHoldUntil } from '../../token/verify.js'
 import type { ResolvedIntrospectionOptions } from './options.js'
+import type { KeySource } from '../../token/keys.js'
 
 // RFC 7662: the issuer's own word on a token, as one more answer source after the
 // local checks. Its cache rule is the package's: an `active` answer is reused for at
@@ -41,6 +42,7 @@ const unavailable = () => new ServiceUnavailableError('Token introspection is un
 
 export interface IntrospectorOptions extends ResolvedOptions {
   introspection: ResolvedIntrospectionOptions
+  keySource: KeySource
 }
 
 export class Introspector {
