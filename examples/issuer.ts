@@ -151,7 +151,13 @@ export async function issuerRoutes (app: FastifyInstance, opts: IssuerOptions): 
     issuer,
     jwks_uri: `${issuer}.well-known/jwks.json`,
     token_endpoint: `${issuer}oauth/token`,
+    // RFC 8414 needs no authorization endpoint when no grant uses one, but MCP SDK clients
+    // refuse metadata without it: one that turns every request away (below), and no
+    // response type supported.
+    authorization_endpoint: `${issuer}oauth/authorize`,
+    response_types_supported: [],
     grant_types_supported: ['client_credentials'],
+    scopes_supported: [...new Set(config.apis.flatMap((api) => api.scopes))],
     token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic'],
     id_token_signing_alg_values_supported: ['ES256'],
     dpop_signing_alg_values_supported: DPOP_ALGORITHMS,
@@ -159,6 +165,10 @@ export async function issuerRoutes (app: FastifyInstance, opts: IssuerOptions): 
   // OIDC Discovery, and RFC 8414 for OAuth clients (MCP clients look there).
   app.get('/.well-known/openid-configuration', { config: open }, async () => metadata)
   app.get('/.well-known/oauth-authorization-server', { config: open }, async () => metadata)
+
+  // No client has a redirect URI, so nothing is redirected back (RFC 6749 §4.1.2.1).
+  app.get('/oauth/authorize', { config: open }, async (_request, reply) =>
+    oauthError(reply, 400, 'unsupported_response_type', 'This issuer only issues client_credentials tokens'))
 
   app.post<{ Body: TokenRequest }>('/oauth/token', { config: open, bodyLimit: 4096 }, async (request, reply) => {
     reply.header('cache-control', 'no-store')

@@ -1,11 +1,13 @@
-// An MCP-shaped resource server: one JSON-RPC endpoint behind the plugin, which a
-// standard OAuth client finds its way into from nothing but its URL, as the Model
-// Context Protocol's authorization spec asks:
-//   401 + resource_metadata → RFC 9728 metadata → the issuer's RFC 8414 metadata →
-//   a token for this resource (RFC 8707 `resource`) → 200.
+// An MCP server behind the plugin, built with the official MCP SDK (stateless Streamable
+// HTTP, one tool), which an MCP client finds its way into from nothing but its URL, as
+// the Model Context Protocol's authorization spec asks:
+//   401 + resource_metadata and scope → RFC 9728 metadata → the issuer's RFC 8414
+//   metadata → a token for this resource (RFC 8707 `resource`) → 200.
 //
 //   npx tsx examples/mcp-resource-server.ts   # issuer on :3000, MCP server on :3001
-import Fastify, { type FastifyInstance } from 'fastify'
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import jwtRevocation from 'fastify-jwt-revocation'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -17,7 +19,14 @@ import { buildExampleServer } from './server.js'
 
 export const MCP_SCOPE = 'mcp:tools'
 
-interface JsonRpcRequest { jsonrpc?: unknown, id?: string | number | null, method?: unknown, params?: { name?: unknown } }
+/** The MCP server one request sees: its tools answer for the client the plugin verified. */
+function mcpServerFor (clientId: string | null): McpServer {
+  const server = new McpServer({ name: 'example-mcp', version: '1.0.0' })
+  server.registerTool('whoami', { description: 'Who the calling client is' }, () => ({
+    content: [{ type: 'text', text: clientId === null ? 'You are a client without a client id' : `You are client ${clientId}` }],
+  }))
+  return server
+}
 
 /** The resource server: it knows its own URL and its issuer, nothing else. */
 export async function buildMcpServer (options: { publicUrl: string, issuer: string, logger?: boolean }): Promise<FastifyInstance> {
@@ -32,24 +41,24 @@ export async function buildMcpServer (options: { publicUrl: string, issuer: stri
     resourceMetadata: { resource_name: 'Example MCP server' },
   })
 
-  const tools = [{ name: 'whoami', description: 'Who the calling client is', inputSchema: { type: 'object', properties: {} } }]
-  app.post<{ Body: JsonRpcRequest }>('/mcp', { config: { auth: { scopes: [MCP_SCOPE] } } }, async (request, reply) => {
-    const { id, method, params } = request.body ?? {}
-    // A notification (no id) gets no answer.
-    if (id === undefined) return reply.code(202).send()
-    const result = (value: unknown) => ({ jsonrpc: '2.0', id, result: value })
-    switch (method) {
-      case 'initialize':
-        return result({ protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'example-mcp', version: '1.0.0' } })
-      case 'tools/list':
-        return result({ tools })
-      case 'tools/call':
-        if (params?.name === 'whoami') return result({ content: [{ type: 'text', text: `You are client ${request.auth!.clientId}` }] })
-        return { jsonrpc: '2.0', id, error: { code: -32602, message: 'Unknown tool' } }
-      default:
-        return { jsonrpc: '2.0', id, error: { code: -32601, message: 'Method not found' } }
-    }
+  const scoped = { config: { auth: { scopes: [MCP_SCOPE] } } }
+  app.post('/mcp', scoped, async (request, reply) => {
+    // Stateless: a server and a transport per request, so no session outlives the token
+    // that the plugin checked for this request.
+    const server = mcpServerFor(request.auth!.clientId)
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true })
+    reply.hijack()
+    reply.raw.on('close', () => {
+      void transport.close()
+      void server.close()
+    })
+    await server.connect(transport)
+    await transport.handleRequest(request.raw, reply.raw, request.body)
   })
+  // No server-initiated stream and no session to end in stateless mode (MCP Streamable HTTP).
+  const notAllowed = async (_request: unknown, reply: FastifyReply) => reply.code(405).header('allow', 'POST').send()
+  app.get('/mcp', scoped, notAllowed)
+  app.delete('/mcp', scoped, notAllowed)
   await app.ready()
   return app
 }
@@ -90,7 +99,7 @@ async function main (): Promise<void> {
   const example = await startMcpExample({ host: 'localhost', issuerPort: Number(process.env.PORT ?? 3000), mcpPort: Number(process.env.MCP_PORT ?? 3001) })
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { void example.close().then(() => process.exit(0)) })
   process.stdout.write(`
-MCP server  ${example.mcpUrl}/mcp   (JSON-RPC, scope ${MCP_SCOPE})
+MCP server  ${example.mcpUrl}/mcp   (Streamable HTTP, scope ${MCP_SCOPE})
 Issuer      ${example.issuerUrl}/   (client "partner", secret "partner-secret")
 
   curl -i -X POST ${example.mcpUrl}/mcp                      # 401 naming resource_metadata
@@ -99,6 +108,7 @@ Issuer      ${example.issuerUrl}/   (client "partner", secret "partner-secret")
   TOKEN=$(curl -s ${example.issuerUrl}/oauth/token -u partner:partner-secret -d grant_type=client_credentials \\
     --data-urlencode resource=${example.mcpUrl}/mcp | node -pe 'JSON.parse(require("fs").readFileSync(0)).access_token')
   curl -s ${example.mcpUrl}/mcp -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
+    -H 'accept: application/json, text/event-stream' \\
     -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami"}}'
 `)
 }
