@@ -5,8 +5,10 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { PassThrough, Readable } from 'node:stream'
 import t from 'tap'
-import jwtRevocation, { FileStore, MemoryStore, type RevocationStore } from '../../src/index.js'
+import { main } from '../../src/cli/main.js'
+import jwtRevocation, { adminRoutes, FileStore, MemoryStore, type RevocationStore } from '../../src/index.js'
 import { PostgresStore } from '../../src/stores/postgres.js'
 import { RedisStore } from '../../src/stores/redis.js'
 import { AUDIENCE, bearer, makeKey, sign } from '../helpers/helpers.js'
@@ -164,4 +166,66 @@ t.test('rules written before issuer scopes still apply to every issuer', async (
       t.equal(await status(app, await partnerOf(issuer, { sub: 'alice', azp: 'web' })), 401, `the old subject rule refuses ${issuer}'s alice`)
     }
   })
+})
+
+const MGMT = 'https://admin.test/api/v2/'
+
+/** Runs the command line in this process; its exit code and what it printed. */
+async function cli (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  const out = { stdout: '', stderr: '' }
+  const stream = (name: 'stdout' | 'stderr') => Object.assign(new PassThrough(), { isTTY: false }).on('data', (c: Buffer) => { out[name] += c })
+  const code = await main(args, { stdin: Readable.from([]), stdout: stream('stdout'), stderr: stream('stderr'), env: {} })
+  return { code, ...out }
+}
+
+t.test('admin routes and the command line take an issuer', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(jwtRevocation, {
+    audience: [AUDIENCE, MGMT],
+    issuers: [{ issuer: A, jwks: { keys: [keyA.publicJwk] } }, { issuer: B, jwks: { keys: [keyB.publicJwk] } }],
+    store: new MemoryStore(),
+  })
+  await app.register(adminRoutes, { prefix: '/api/v2', audience: MGMT })
+  app.get('/orders', { config: { auth: { audience: AUDIENCE } } }, async () => 'ok')
+  const address = await app.listen({ port: 0, host: '127.0.0.1' })
+  const admin = await sign(keyA, { iss: A, aud: MGMT, sub: 'admin@clients', azp: 'admin', scope: 'blacklist:tokens delete:client_grants read:client_grants' })
+  const post = (url: string, payload: unknown) => app.inject({ method: 'POST', url: `/api/v2/revocations/${url}`, headers: bearer(admin), payload: payload as object })
+
+  const tokens = { a: await partnerOf(A), b: await partnerOf(B) }
+  t.equal((await post('clients', { client_id: 'partner', issuer: A })).statusCode, 204)
+  t.same([await status(app, tokens.a), await status(app, tokens.b)], [401, 200], 'the route revoked issuer A\'s partner only')
+  const unknown = await post('clients', { client_id: 'partner', issuer: 'https://c.issuer.test/' })
+  t.equal(unknown.statusCode, 400, 'an issuer the API does not accept is refused')
+  t.match(unknown.json(), { message: /issuer must be an issuer this API accepts/ })
+  t.equal((await post('clients', { client_id: 'partner', issuer: '' })).statusCode, 400, 'an empty issuer is refused by the schema')
+
+  const alice = { a: await partnerOf(A, { sub: 'alice', azp: 'web' }), b: await partnerOf(B, { sub: 'alice', azp: 'web' }) }
+  t.equal((await post('subjects', { subject: 'alice', issuer: B })).statusCode, 204)
+  t.same([await status(app, alice.a), await status(app, alice.b)], [200, 401], 'the route revoked issuer B\'s alice only')
+
+  const target = ['--admin', `${address}/api/v2`, '--token', admin]
+  const bob = { a: await partnerOf(A, { sub: 'bob', azp: 'cli-client' }), b: await partnerOf(B, { sub: 'bob', azp: 'cli-client' }) }
+  const client = await cli(['revoke-client', 'cli-client', '--issuer', B, '--json', ...target])
+  t.equal(client.code, 0, client.stderr)
+  t.same(JSON.parse(client.stdout), { revokedClient: { clientId: 'cli-client', audience: '*', issuer: B } })
+  t.same([await status(app, bob.a), await status(app, bob.b)], [200, 401], 'revoke-client --issuer through the admin routes')
+  const subject = await cli(['revoke-subject', 'bob', '--issuer', A, ...target])
+  t.equal(subject.code, 0, subject.stderr)
+  t.match(subject.stdout, /revoked subject bob: its tokens from https:\/\/a\.issuer\.test\/ issued up to now are refused/)
+  t.equal(await status(app, bob.a), 401, 'revoke-subject --issuer through the admin routes')
+  const refused = await cli(['revoke-client', 'partner', '--issuer', 'https://c.issuer.test/', ...target])
+  t.not(refused.code, 0, 'the server refuses an issuer it does not accept')
+  t.equal((await cli(['revoke-client', 'partner', '--issuer', '', ...target])).code, 2, 'an empty --issuer is a usage error')
+})
+
+t.test('the command line scopes rules in a store it opens', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'jwtr-issuer-cli-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const store = ['--store', `file:${dir}`]
+  t.equal((await cli(['revoke-client', 'partner', '--issuer', A, ...store])).code, 0)
+  t.equal((await cli(['revoke-subject', 'alice', '--issuer', B, ...store])).code, 0)
+  const app = await api(t, new FileStore({ path: dir }))
+  t.same([await status(app, await partnerOf(A)), await status(app, await partnerOf(B))], [401, 200])
+  t.same([await status(app, await partnerOf(A, { sub: 'alice', azp: 'web' })), await status(app, await partnerOf(B, { sub: 'alice', azp: 'web' }))], [200, 401])
 })
