@@ -14,7 +14,7 @@ export type { ResourceMetadataFields, ResourceMetadataOptions } from './ops/reso
 export type { RemoteJwksOptions } from './token/keys.js'
 export type { Duration } from './options/duration.js'
 export type { AcrOption, MaxAgeOption } from './options/step-up.js'
-export { Revocation, type RevokeTokenInput, type RevokeSessionOptions, type CreateGrantInput } from './revocation/revocation.js'
+export { Revocation, type RevokeTokenInput, type RevokeSessionOptions, type RevokeClientOptions, type RevokeSubjectOptions, type IssuerScope, type CreateGrantInput } from './revocation/revocation.js'
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { FileStore, type FileStoreOptions } from './stores/file.js'
 export type * from './stores/types.js'

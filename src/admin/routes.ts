@@ -103,14 +103,15 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
     return { revoked: request.body.tokens.length }
   })
 
-  app.post<{ Body: { client_id: string, audience?: string } }>('/revocations/clients', { schema: schemas.postClientRevocation, config: auth(GRANT_SCOPES[3]), bodyLimit }, async (request, reply) => {
-    const { client_id: clientId, audience } = request.body
-    await revocation.revokeClient(clientId, audience === undefined ? {} : { audience })
+  app.post<{ Body: { client_id: string, audience?: string, issuer?: string } }>('/revocations/clients', { schema: schemas.postClientRevocation, config: auth(GRANT_SCOPES[3]), bodyLimit }, async (request, reply) => {
+    const { client_id: clientId, audience, issuer } = request.body
+    await revocation.revokeClient(clientId, { ...(audience === undefined ? {} : { audience }), ...(issuer === undefined ? {} : { issuer }) })
     return reply.code(204).send()
   })
 
-  app.post<{ Body: { subject: string } }>('/revocations/subjects', { schema: schemas.postSubjectRevocation, config: auth('blacklist:tokens'), bodyLimit }, async (request, reply) => {
-    await revocation.revokeSubject(request.body.subject)
+  app.post<{ Body: { subject: string, issuer?: string } }>('/revocations/subjects', { schema: schemas.postSubjectRevocation, config: auth('blacklist:tokens'), bodyLimit }, async (request, reply) => {
+    const { subject, issuer } = request.body
+    await revocation.revokeSubject(subject, issuer === undefined ? {} : { issuer })
     return reply.code(204).send()
   })
 

@@ -194,7 +194,7 @@ export const postBlacklistBatch = {
 export const postClientRevocation = {
   tags: ['Revocations'],
   summary: 'Revoke a client (not in Auth0)',
-  description: 'Refuses every token of the client (for `audience`, or every audience) issued up to now. Needs delete:client_grants.',
+  description: 'Refuses every token of the client (for `audience`, or every audience; from `issuer`, or every issuer) issued up to now. Needs delete:client_grants.',
   body: {
     type: 'object',
     required: ['client_id'],
@@ -202,6 +202,7 @@ export const postClientRevocation = {
     properties: {
       client_id: { ...id, description: 'ID of the client' },
       audience: { ...id, description: 'Only its tokens for this audience' },
+      issuer: { ...id, description: 'Only its tokens from this issuer (one the API accepts): a client id is only unique within its issuer' },
     },
   },
   response: { 204: { type: 'null', description: 'Client revoked' }, ...errors },
@@ -210,12 +211,15 @@ export const postClientRevocation = {
 export const postSubjectRevocation = {
   tags: ['Revocations'],
   summary: 'Revoke a subject (not in Auth0)',
-  description: '"Log out everywhere": refuses every token of the subject issued up to now. Needs blacklist:tokens.',
+  description: '"Log out everywhere": refuses every token of the subject (from `issuer`, or every issuer) issued up to now. Needs blacklist:tokens.',
   body: {
     type: 'object',
     required: ['subject'],
     additionalProperties: false,
-    properties: { subject: { ...id, description: 'The tokens\' sub' } },
+    properties: {
+      subject: { ...id, description: 'The tokens\' sub' },
+      issuer: { ...id, description: 'Only its tokens from this issuer (one the API accepts): a subject is only unique within its issuer' },
+    },
   },
   response: { 204: { type: 'null', description: 'Subject revoked' }, ...errors },
 } as const

@@ -58,12 +58,13 @@ export class AdminTarget implements Target {
     this.notFound(await this.call('POST', '/blacklists/tokens/batch', { tokens }), 'blacklisting')
   }
 
-  async revokeClient (clientId: string, audience: string | undefined): Promise<void> {
-    this.notFound(await this.call('POST', '/revocations/clients', { client_id: clientId, ...(audience === undefined ? {} : { audience }) }), 'revoking the client')
+  async revokeClient (clientId: string, audience: string | undefined, issuer?: string): Promise<void> {
+    const body = { client_id: clientId, ...(audience === undefined ? {} : { audience }), ...(issuer === undefined ? {} : { issuer }) }
+    this.notFound(await this.call('POST', '/revocations/clients', body), 'revoking the client')
   }
 
-  async revokeSubject (subject: string): Promise<void> {
-    this.notFound(await this.call('POST', '/revocations/subjects', { subject }), 'revoking the subject')
+  async revokeSubject (subject: string, issuer?: string): Promise<void> {
+    this.notFound(await this.call('POST', '/revocations/subjects', { subject, ...(issuer === undefined ? {} : { issuer }) }), 'revoking the subject')
   }
 
   async listRevoked (aud: string | undefined): Promise<RevokedView[]> {

@@ -43,6 +43,8 @@ const expiryHelp = [
   '  --expires-in <duration>     or: keep the entry this long (e.g. 30d, the longest token lifetime)',
 ]
 
+const issuerHelp = '  --issuer <iss>              only its tokens from this issuer (default: every issuer)'
+
 export const commands: CommandSpec[] = [
   {
     name: 'revoke-token',
@@ -55,15 +57,15 @@ export const commands: CommandSpec[] = [
     name: 'revoke-client',
     args: ['<clientId>'],
     summary: 'refuse every token of a client issued up to now',
-    options: { audience: { type: 'string' } },
-    help: ['  --audience <audience>       only its tokens for this audience (default: every audience)'],
+    options: { audience: { type: 'string' }, issuer: { type: 'string' } },
+    help: ['  --audience <audience>       only its tokens for this audience (default: every audience)', issuerHelp],
   },
   {
     name: 'revoke-subject',
     args: ['<sub>'],
     summary: 'refuse every token of a subject issued up to now ("log out everywhere")',
-    options: {},
-    help: [],
+    options: { issuer: { type: 'string' } },
+    help: [issuerHelp],
   },
   {
     name: 'list-revoked',

@@ -61,6 +61,15 @@ function positional (parsed: Parsed, index: number, what: string): string {
   return value
 }
 
+/** `--issuer`: undefined for every issuer; an empty one is a mistake, not "every issuer". */
+function issuerOf (values: Values, command: string): string | undefined {
+  const issuer = values.issuer as string | undefined
+  if (issuer === '') throw new UsageError('--issuer must not be empty', command)
+  return issuer
+}
+
+const fromIssuer = (issuer: string | undefined) => (issuer === undefined ? '' : ` from ${issuer}`)
+
 function noMorePositionals (parsed: Parsed, count: number): void {
   if (parsed.positionals.length > count) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[count])}`, parsed.spec.name)
 }
@@ -156,20 +165,25 @@ function prepare (parsed: Parsed, io: Io): Step {
       const clientId = positional(parsed, 0, '<clientId>')
       noMorePositionals(parsed, 1)
       const audience = values.audience as string | undefined
+      const issuer = issuerOf(values, name)
       return async (target) => {
-        await target.revokeClient(clientId, audience)
+        await target.revokeClient(clientId, audience, issuer)
         return {
-          json: { revokedClient: { clientId, audience: audience ?? '*' } },
-          text: `revoked client ${clientId}: its tokens for ${audience ?? 'every audience'} issued up to now are refused\n`,
+          json: { revokedClient: { clientId, audience: audience ?? '*', ...(issuer === undefined ? {} : { issuer }) } },
+          text: `revoked client ${clientId}: its tokens for ${audience ?? 'every audience'}${fromIssuer(issuer)} issued up to now are refused\n`,
         }
       }
     }
     case 'revoke-subject': {
       const subject = positional(parsed, 0, '<sub>')
       noMorePositionals(parsed, 1)
+      const issuer = issuerOf(values, name)
       return async (target) => {
-        await target.revokeSubject(subject)
-        return { json: { revokedSubject: subject }, text: `revoked subject ${subject}: its tokens issued up to now are refused\n` }
+        await target.revokeSubject(subject, issuer)
+        return {
+          json: issuer === undefined ? { revokedSubject: subject } : { revokedSubject: subject, issuer },
+          text: `revoked subject ${subject}: its tokens${fromIssuer(issuer)} issued up to now are refused\n`,
+        }
       }
     }
     case 'list-revoked': {

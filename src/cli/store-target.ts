@@ -115,12 +115,19 @@ class StoreTarget implements Target {
     for (const entry of entries) await this.store.revokeToken(entry)
   }
 
-  revokeClient (clientId: string, audience: string | undefined): Promise<void> {
-    return this.store.revokeClient({ clientId, audience: audience ?? '*', revokedAt: Date.now(), expiresAt: null })
+  revokeClient (clientId: string, audience: string | undefined, issuer?: string): Promise<void> {
+    return this.store.revokeClient({ clientId, audience: audience ?? '*', ...this.scope(issuer), revokedAt: Date.now(), expiresAt: null })
   }
 
-  revokeSubject (subject: string): Promise<void> {
-    return this.store.revokeSubject({ subject, revokedAt: Date.now(), expiresAt: null })
+  revokeSubject (subject: string, issuer?: string): Promise<void> {
+    return this.store.revokeSubject({ subject, ...this.scope(issuer), revokedAt: Date.now(), expiresAt: null })
+  }
+
+  /** A scope the store cannot keep is refused, never widened to every issuer. */
+  private scope (issuer: string | undefined): { issuer?: string } {
+    if (issuer === undefined) return {}
+    if (this.store.issuerScopes !== true) throw new Error(`${this.describe} does not keep rules scoped to an issuer`)
+    return { issuer }
   }
 
   listRevoked (aud: string | undefined): Promise<RevokedToken[]> {

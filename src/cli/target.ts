@@ -13,9 +13,10 @@ export interface Target {
   /** Entries per `revokeTokens` call during an import. */
   readonly batchSize: number
   revokeTokens(entries: RevokedToken[]): Promise<void>
-  /** `audience` undefined: every audience. */
-  revokeClient(clientId: string, audience: string | undefined): Promise<void>
-  revokeSubject(subject: string): Promise<void>
+  /** `audience` undefined: every audience; `issuer` undefined: every issuer. */
+  revokeClient(clientId: string, audience: string | undefined, issuer?: string): Promise<void>
+  /** `issuer` undefined: every issuer. */
+  revokeSubject(subject: string, issuer?: string): Promise<void>
   listRevoked(aud: string | undefined): Promise<RevokedView[]>
   listGrants(filter: GrantFilter): Promise<GrantView[]>
   createGrant(input: { client_id: string, audience: string, scope: string[] }): Promise<GrantView>

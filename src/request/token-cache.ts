@@ -143,10 +143,10 @@ export class TokenCache {
     switch (change.type) {
       case 'token': return [...recordsOf(this.byJti, change.jti)].filter((r) => r.audiences.includes(change.aud))
       case 'tokens': return !Array.isArray(change.tokens) ? this.lru.values() : change.tokens.flatMap((t) => [...recordsOf(this.byJti, t.jti)].filter((r) => r.audiences.includes(t.aud)))
-      case 'client':
+      case 'client': return ofIssuer(recordsOf(this.byClient, change.clientId), change.issuer)
       case 'grant': return recordsOf(this.byClient, change.clientId)
-      case 'subject': return recordsOf(this.bySubject, change.subject)
-      case 'session': return recordsOf(this.bySession, change.sessionId)
+      case 'subject': return ofIssuer(recordsOf(this.bySubject, change.subject), change.issuer)
+      case 'session': return ofIssuer(recordsOf(this.bySession, change.sessionId), change.issuer)
       case 'reset': return this.lru.values()
       // A message from a newer version this one cannot read: drop everything, as for a reset.
       default: return this.lru.values()
@@ -156,6 +156,13 @@ export class TokenCache {
   get size (): number {
     return this.lru.size
   }
+}
+
+/** The records a rule scoped to `issuer` concerns: those of tokens it issued (all of them for an unscoped rule). */
+function ofIssuer (records: Iterable<TokenRecord>, issuer: unknown): Iterable<TokenRecord> {
+  // A message from elsewhere is read defensively: anything but a string scope drops them all.
+  if (typeof issuer !== 'string') return records
+  return [...records].filter((r) => r.payload.iss === issuer)
 }
 
 function jtiOf (record: TokenRecord): string | null {

@@ -8,6 +8,7 @@ import { Metrics } from '../ops/metrics.js'
 import { singleKeySource, type ResolvedOptions } from '../options/options.js'
 import { StatusListChecker } from '../sources/status-list/checker.js'
 import { withTimeout, type StoreGuard } from './store-guard.js'
+import { issuerMember } from '../stores/change-feed.js'
 import { inMemoryLookup, lookupNow, type InMemoryLookup } from '../stores/state-backed.js'
 import type { TokenCache, TokenRecord } from '../request/token-cache.js'
 import type {
@@ -23,7 +24,26 @@ export interface RevokeTokenInput {
   exp?: number
 }
 
-export interface RevokeSessionOptions {
+/** Scopes a client, subject or session rule to the tokens of one issuer. */
+export interface IssuerScope {
+  /**
+   * Only tokens whose `iss` is this issuer (one the API accepts): a client id or subject
+   * is only unique within its issuer. Default: every issuer.
+   */
+  issuer?: string
+}
+
+export interface RevokeClientOptions extends IssuerScope {
+  /** Only the client's tokens for this audience (one the API accepts). Default: every audience. */
+  audience?: string
+}
+
+export interface RevokeSubjectOptions extends IssuerScope {
+  /** ms, not in the future: dates the revocation to when it happened elsewhere. Default now. */
+  at?: number
+}
+
+export interface RevokeSessionOptions extends IssuerScope {
   /** ms: tokens of the session issued up to this time are refused. Default now; a time in the future counts as now. */
   revokedAt?: number
   /** ms: when the rule may be forgotten. Default: once no token it refuses could still be valid (`maxTokenLifetime`), else never. */
@@ -135,6 +155,29 @@ export class Revocation {
     return audience
   }
 
+  /** Whether the store keeps rules scoped to an issuer (its `issuerScopes`). */
+  get issuerScopesSupported (): boolean {
+    return this.store.issuerScopes === true
+  }
+
+  /**
+   * The issuer a rule is scoped to, or undefined for every issuer. A rule for an issuer
+   * this API does not accept would refuse nothing here, and a store without issuer
+   * scopes would have to widen or drop it: both are refused.
+   */
+  private scope (value: unknown): { issuer?: string } {
+    if (value === undefined) return {}
+    const issuer = nonEmpty(value, 'issuer')
+    const accepted = this.tokenIssuers
+    if (accepted !== undefined && !accepted.includes(issuer)) {
+      throw new InvalidArgumentError(`issuer must be an issuer this API accepts: ${accepted.join(', ')}`)
+    }
+    if (!this.issuerScopesSupported) {
+      throw new StoreError('this store does not keep rules scoped to an issuer (it does not declare issuerScopes); revoke for every issuer instead')
+    }
+    return { issuer }
+  }
+
   // ---- strategy 1: blacklist one token -------------------------------------------
 
   async revokeToken (input: RevokeTokenInput): Promise<void> {
@@ -185,32 +228,38 @@ export class Revocation {
 
   // ---- strategy 2: cut off a client (or a subject) -------------------------------
 
-  /** Every token of `clientId` (for `audience`, or all audiences) issued up to now is refused. */
-  async revokeClient (clientId: string, options: { audience?: string } = {}): Promise<void> {
+  /**
+   * Every token of `clientId` (for `audience`, or all audiences; from `issuer`, or every
+   * issuer) issued up to now is refused.
+   */
+  async revokeClient (clientId: string, options: RevokeClientOptions = {}): Promise<void> {
+    const id = nonEmpty(clientId, 'clientId')
     const audience = options.audience === undefined ? '*' : this.ownAudience(options.audience, 'audience')
-    await this.revokeClientFor(nonEmpty(clientId, 'clientId'), audience)
+    await this.revokeClientFor(id, audience, this.scope(options.issuer))
   }
 
-  private async revokeClientFor (id: string, audience: string): Promise<void> {
-    const entry = { clientId: id, audience, revokedAt: Date.now(), expiresAt: this.entryExpiry(undefined) }
+  private async revokeClientFor (id: string, audience: string, scope: { issuer?: string } = {}): Promise<void> {
+    const entry = { clientId: id, audience, ...scope, revokedAt: Date.now(), expiresAt: this.entryExpiry(undefined) }
     await this.call('revokeClient', () => this.store.revokeClient(entry))
-    this.invalidate({ type: 'client', clientId: id })
+    this.invalidate({ type: 'client', clientId: id, ...scope })
   }
 
   /**
    * "Log out everywhere": every token of `subject` issued up to now is refused. `at` (ms,
    * not in the future) dates the revocation to when it happened elsewhere, e.g. the time
-   * of a pushed security event: tokens issued after it stay valid.
+   * of a pushed security event: tokens issued after it stay valid. With `issuer`, only
+   * that issuer's tokens of the subject.
    */
-  async revokeSubject (subject: string, options: { at?: number } = {}): Promise<void> {
+  async revokeSubject (subject: string, options: RevokeSubjectOptions = {}): Promise<void> {
     const sub = nonEmpty(subject, 'subject')
     const now = Date.now()
     if (options.at !== undefined && (typeof options.at !== 'number' || !Number.isFinite(options.at))) {
       throw new InvalidArgumentError('at must be a time in milliseconds')
     }
-    const entry = { subject: sub, revokedAt: Math.min(options.at ?? now, now), expiresAt: this.entryExpiry(undefined) }
+    const scope = this.scope(options.issuer)
+    const entry = { subject: sub, ...scope, revokedAt: Math.min(options.at ?? now, now), expiresAt: this.entryExpiry(undefined) }
     await this.call('revokeSubject', () => this.store.revokeSubject(entry))
-    this.invalidate({ type: 'subject', subject: sub })
+    this.invalidate({ type: 'subject', subject: sub, ...scope })
   }
 
   /** Whether the store keeps session revocations (`revokeSession`): what a logout or a CAEP session event needs. */
@@ -232,18 +281,18 @@ export class Revocation {
       throw new StoreError('this store does not keep session revocations (it has no revokeSession method)')
     }
     await this.call('revokeSession', () => store.revokeSession!(entry))
-    this.invalidate({ type: 'session', sessionId: entry.sessionId })
+    this.invalidate({ type: 'session', sessionId: entry.sessionId, ...issuerMember(entry.issuer) })
   }
 
   private sessionEntry (sessionId: string, options: RevokeSessionOptions): SessionRevocation {
     const sid = nonEmpty(sessionId, 'sessionId')
-    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('revokeSession options must be an object { revokedAt?, expiresAt? }')
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('revokeSession options must be an object { revokedAt?, expiresAt?, issuer? }')
     const now = Date.now()
     const revokedAt = optionalTime(options.revokedAt, 'revokedAt')
     const expiresAt = optionalTime(options.expiresAt, 'expiresAt')
     // A rule already over would refuse nothing: a mistake, not a revocation.
     if (expiresAt !== undefined && expiresAt <= now) throw new InvalidArgumentError('expiresAt must be a time in milliseconds in the future')
-    return { sessionId: sid, revokedAt: Math.min(revokedAt ?? now, now), expiresAt: expiresAt ?? this.entryExpiry(undefined) }
+    return { sessionId: sid, ...this.scope(options.issuer), revokedAt: Math.min(revokedAt ?? now, now), expiresAt: expiresAt ?? this.entryExpiry(undefined) }
   }
 
   // ---- client grants ---------------------------------------------------------------
@@ -335,6 +384,8 @@ export class Revocation {
       clientId: record.clientId ?? undefined,
       subject: record.subject ?? undefined,
       sessionId: record.sessionId ?? undefined,
+      // Verified by jose against the issuer whose keys verified the token (with `issuers`, or `issuer`).
+      issuer: typeof record.payload.iss === 'string' ? record.payload.iss : undefined,
       includeGrant: this.options.grants,
     }
   }

@@ -1,5 +1,11 @@
 import type { ChangeListener, RevocationChange } from './types.js'
 
+/**
+ * The `issuer` member of a rule or of its change: present only when the rule is scoped
+ * to an issuer ('' counts as none), so an unscoped one reads as it did before scopes.
+ */
+export const issuerMember = (issuer: string | undefined): { issuer?: string } => (issuer ? { issuer } : {})
+
 /** A change as it travels between processes; `ChangeFeed.emitMessage` reads it back. */
 export function encodeChange (change: RevocationChange): string {
   return JSON.stringify(change)

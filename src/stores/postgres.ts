@@ -2,7 +2,7 @@ import type { Pool, PoolClient, QueryResult } from 'pg'
 import { MAX_TIMER_MS, parseDuration, type Duration } from '../options/duration.js'
 import { GrantConflictError, StoreError } from '../errors.js'
 import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
-import { ChangeFeed, encodeChange } from './change-feed.js'
+import { ChangeFeed, encodeChange, issuerMember } from './change-feed.js'
 import type {
   ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationQuery,
   RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
@@ -21,11 +21,34 @@ export interface PostgresStoreOptions {
 
 const postgresOptionKeys = optionKeys<PostgresStoreOptions>({ pool: true, tablePrefix: true, migrate: true, reconnectDelay: true })
 
-/** 2: session revocations (the `sessions` table). Every version's schema creates what is missing, so it upgrades any earlier one. */
-const SCHEMA_VERSION = 2
+/**
+ * 2: session revocations (the `sessions` table). 3: client, subject and session rules
+ * scoped to an issuer (an `issuer` column in their primary keys, '' for every issuer).
+ * Every version's schema creates what is missing, so it upgrades any earlier one.
+ */
+const SCHEMA_VERSION = 3
 /** ms between sweeps of expired claims (DPoP proofs live a minute or two). */
 const CLAIM_SWEEP_INTERVAL = 60_000
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,40}$/
+
+/**
+ * Upgrades a rule table of schema version 1 or 2 in place: its rules become rules for
+ * every issuer (issuer ''), and the issuer joins the primary key. Does nothing to a
+ * table that has it already.
+ */
+function issuerScopeUpgrade (table: string, keyColumns: string): string {
+  return `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS issuer text NOT NULL DEFAULT '';
+DO $$
+DECLARE old_key name;
+BEGIN
+  SELECT c.conname INTO old_key FROM pg_constraint c
+    WHERE c.conrelid = '${table}'::regclass AND c.contype = 'p'
+      AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) AND a.attname = 'issuer');
+  IF old_key IS NOT NULL THEN
+    EXECUTE format('ALTER TABLE ${table} DROP CONSTRAINT %I, ADD PRIMARY KEY (${keyColumns}, issuer)', old_key);
+  END IF;
+END $$;`
+}
 
 /**
  * The SQL that creates the store's tables, for users who run migrations themselves.
@@ -46,23 +69,31 @@ CREATE INDEX IF NOT EXISTS ${p}tokens_expires_at ON ${p}tokens (expires_at) WHER
 CREATE TABLE IF NOT EXISTS ${p}clients (
   client_id text NOT NULL,
   audience text NOT NULL,
+  issuer text NOT NULL DEFAULT '',
   revoked_at bigint NOT NULL,
   expires_at bigint,
-  PRIMARY KEY (client_id, audience)
+  PRIMARY KEY (client_id, audience, issuer)
 );
 CREATE INDEX IF NOT EXISTS ${p}clients_expires_at ON ${p}clients (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS ${p}subjects (
-  subject text PRIMARY KEY,
+  subject text NOT NULL,
+  issuer text NOT NULL DEFAULT '',
   revoked_at bigint NOT NULL,
-  expires_at bigint
+  expires_at bigint,
+  PRIMARY KEY (subject, issuer)
 );
 CREATE INDEX IF NOT EXISTS ${p}subjects_expires_at ON ${p}subjects (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS ${p}sessions (
-  session_id text PRIMARY KEY,
+  session_id text NOT NULL,
+  issuer text NOT NULL DEFAULT '',
   revoked_at bigint NOT NULL,
-  expires_at bigint
+  expires_at bigint,
+  PRIMARY KEY (session_id, issuer)
 );
 CREATE INDEX IF NOT EXISTS ${p}sessions_expires_at ON ${p}sessions (expires_at) WHERE expires_at IS NOT NULL;
+${issuerScopeUpgrade(`${p}clients`, 'client_id, audience')}
+${issuerScopeUpgrade(`${p}subjects`, 'subject')}
+${issuerScopeUpgrade(`${p}sessions`, 'session_id')}
 CREATE TABLE IF NOT EXISTS ${p}grants (
   id text PRIMARY KEY,
   client_id text NOT NULL,
@@ -145,6 +176,7 @@ const grantOf = (r: GrantRow): ClientGrant => ({ id: r.id, client_id: r.client_i
  * commit), and a lost LISTEN connection is re-established with a cache flush.
  */
 export class PostgresStore implements RevocationStore {
+  readonly issuerScopes = true
   private readonly pool: Pool
   private readonly p: string
   private readonly channel: string
@@ -175,12 +207,14 @@ export class PostgresStore implements RevocationStore {
     this.reconnectDelay = parseDuration(options.reconnectDelay ?? 1000, 'PostgresStore.reconnectDelay', { unit: 'milliseconds', min: 1, max: MAX_TIMER_MS, example: '1s' })
     const p = this.p
     const notify = `pg_notify('${this.channel}', $N::text)`
+    // The rules for every issuer, and those scoped to the token's (none when it has no issuer).
+    const forIssuer = `(issuer = '' OR issuer = $8::text)`
     this.sql = {
       lookup: `SELECT
         EXISTS (SELECT 1 FROM ${p}tokens WHERE jti = $2 AND aud = ANY($1::text[]) AND (expires_at IS NULL OR expires_at > $5)) AS token_revoked,
-        (SELECT max(revoked_at) FROM ${p}clients WHERE client_id = $3 AND (audience = ANY($1::text[]) OR audience = '*') AND (expires_at IS NULL OR expires_at > $5)) AS client_revoked_at,
-        (SELECT revoked_at FROM ${p}subjects WHERE subject = $4 AND (expires_at IS NULL OR expires_at > $5)) AS subject_revoked_at,
-        (SELECT revoked_at FROM ${p}sessions WHERE session_id = $7 AND (expires_at IS NULL OR expires_at > $5)) AS session_revoked_at,
+        (SELECT max(revoked_at) FROM ${p}clients WHERE client_id = $3 AND (audience = ANY($1::text[]) OR audience = '*') AND ${forIssuer} AND (expires_at IS NULL OR expires_at > $5)) AS client_revoked_at,
+        (SELECT max(revoked_at) FROM ${p}subjects WHERE subject = $4 AND ${forIssuer} AND (expires_at IS NULL OR expires_at > $5)) AS subject_revoked_at,
+        (SELECT max(revoked_at) FROM ${p}sessions WHERE session_id = $7 AND ${forIssuer} AND (expires_at IS NULL OR expires_at > $5)) AS session_revoked_at,
         CASE WHEN $6::boolean THEN (SELECT json_build_object('created_at', created_at, 'scope', scope) FROM ${p}grants WHERE client_id = $3 AND audience = ANY($1::text[]) ORDER BY created_at LIMIT 1) END AS grant`,
       revokeToken: `WITH w AS (INSERT INTO ${p}tokens (aud, jti, expires_at) VALUES ($1, $2, $3)
         ON CONFLICT (aud, jti) DO UPDATE SET expires_at = CASE WHEN ${p}tokens.expires_at IS NULL OR EXCLUDED.expires_at IS NULL THEN NULL ELSE GREATEST(${p}tokens.expires_at, EXCLUDED.expires_at) END)
@@ -189,16 +223,16 @@ export class PostgresStore implements RevocationStore {
       revokeTokens: `WITH w AS (INSERT INTO ${p}tokens (aud, jti, expires_at) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
         ON CONFLICT (aud, jti) DO UPDATE SET expires_at = CASE WHEN ${p}tokens.expires_at IS NULL OR EXCLUDED.expires_at IS NULL THEN NULL ELSE GREATEST(${p}tokens.expires_at, EXCLUDED.expires_at) END)
         SELECT ${notify.replace('$N', '$4')}`,
-      revokeClient: `WITH w AS (INSERT INTO ${p}clients (client_id, audience, revoked_at, expires_at) VALUES ($1, $2, $3, $4)
-        ON CONFLICT (client_id, audience) DO UPDATE SET revoked_at = EXCLUDED.revoked_at, expires_at = EXCLUDED.expires_at
+      revokeClient: `WITH w AS (INSERT INTO ${p}clients (client_id, audience, revoked_at, expires_at, issuer) VALUES ($1, $2, $3, $4, $6)
+        ON CONFLICT (client_id, audience, issuer) DO UPDATE SET revoked_at = EXCLUDED.revoked_at, expires_at = EXCLUDED.expires_at
         WHERE ${p}clients.revoked_at <= EXCLUDED.revoked_at)
         SELECT ${notify.replace('$N', '$5')}`,
-      revokeSubject: `WITH w AS (INSERT INTO ${p}subjects (subject, revoked_at, expires_at) VALUES ($1, $2, $3)
-        ON CONFLICT (subject) DO UPDATE SET revoked_at = EXCLUDED.revoked_at, expires_at = EXCLUDED.expires_at
+      revokeSubject: `WITH w AS (INSERT INTO ${p}subjects (subject, revoked_at, expires_at, issuer) VALUES ($1, $2, $3, $5)
+        ON CONFLICT (subject, issuer) DO UPDATE SET revoked_at = EXCLUDED.revoked_at, expires_at = EXCLUDED.expires_at
         WHERE ${p}subjects.revoked_at <= EXCLUDED.revoked_at)
         SELECT ${notify.replace('$N', '$4')}`,
-      revokeSession: `WITH w AS (INSERT INTO ${p}sessions (session_id, revoked_at, expires_at) VALUES ($1, $2, $3)
-        ON CONFLICT (session_id) DO UPDATE SET revoked_at = EXCLUDED.revoked_at, expires_at = EXCLUDED.expires_at
+      revokeSession: `WITH w AS (INSERT INTO ${p}sessions (session_id, revoked_at, expires_at, issuer) VALUES ($1, $2, $3, $5)
+        ON CONFLICT (session_id, issuer) DO UPDATE SET revoked_at = EXCLUDED.revoked_at, expires_at = EXCLUDED.expires_at
         WHERE ${p}sessions.revoked_at <= EXCLUDED.revoked_at)
         SELECT ${notify.replace('$N', '$4')}`,
       createGrant: `WITH w AS (INSERT INTO ${p}grants (id, client_id, audience, scope, created_at) VALUES ($1, $2, $3, $4, $5)
@@ -256,7 +290,7 @@ export class PostgresStore implements RevocationStore {
 
   async lookup (query: RevocationQuery): Promise<RevocationState> {
     const { rows } = await this.query('lookup', this.sql.lookup!, [
-      query.audiences, query.jti ?? null, query.clientId ?? null, query.subject ?? null, Date.now(), query.includeGrant, query.sessionId ?? null,
+      query.audiences, query.jti ?? null, query.clientId ?? null, query.subject ?? null, Date.now(), query.includeGrant, query.sessionId ?? null, query.issuer || null,
     ])
     const row = rows[0] as {
       token_revoked: boolean, client_revoked_at: string | null, subject_revoked_at: string | null, session_revoked_at: string | null,
@@ -297,15 +331,18 @@ export class PostgresStore implements RevocationStore {
   }
 
   async revokeClient (entry: ClientRevocation): Promise<void> {
-    await this.query('revoke_client', this.sql.revokeClient!, [entry.clientId, entry.audience, entry.revokedAt, entry.expiresAt, encodeChange({ type: 'client', clientId: entry.clientId })])
+    await this.query('revoke_client', this.sql.revokeClient!, [entry.clientId, entry.audience, entry.revokedAt, entry.expiresAt,
+      encodeChange({ type: 'client', clientId: entry.clientId, ...issuerMember(entry.issuer) }), entry.issuer || ''])
   }
 
   async revokeSubject (entry: SubjectRevocation): Promise<void> {
-    await this.query('revoke_subject', this.sql.revokeSubject!, [entry.subject, entry.revokedAt, entry.expiresAt, encodeChange({ type: 'subject', subject: entry.subject })])
+    await this.query('revoke_subject', this.sql.revokeSubject!, [entry.subject, entry.revokedAt, entry.expiresAt,
+      encodeChange({ type: 'subject', subject: entry.subject, ...issuerMember(entry.issuer) }), entry.issuer || ''])
   }
 
   async revokeSession (entry: SessionRevocation): Promise<void> {
-    await this.query('revoke_session', this.sql.revokeSession!, [entry.sessionId, entry.revokedAt, entry.expiresAt, encodeChange({ type: 'session', sessionId: entry.sessionId })])
+    await this.query('revoke_session', this.sql.revokeSession!, [entry.sessionId, entry.revokedAt, entry.expiresAt,
+      encodeChange({ type: 'session', sessionId: entry.sessionId, ...issuerMember(entry.issuer) }), entry.issuer || ''])
   }
 
   async createGrant (grant: ClientGrant): Promise<ClientGrant> {

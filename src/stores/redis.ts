@@ -2,7 +2,7 @@ import type { ChainableCommander, Cluster, Redis } from 'ioredis'
 import { parseDuration, type Duration } from '../options/duration.js'
 import { GrantConflictError, invalidOption, StoreError } from '../errors.js'
 import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
-import { ChangeFeed, encodeChange } from './change-feed.js'
+import { ChangeFeed, encodeChange, issuerMember } from './change-feed.js'
 import type {
   ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationQuery,
   RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
@@ -179,10 +179,17 @@ function misconfiguration (err: unknown): Error | undefined {
   return refused
 }
 
-/** The time (ms) an MGET reply holds at `index`; null when the key is absent or was not asked. */
-const timeAt = (values: Array<string | null>, index: number): number | null => {
-  const v = index === -1 ? null : values[index]
-  return v == null ? null : Number(v)
+/** A rule's key, with the issuer it is scoped to appended ('' counts as none). */
+const scoped = (key: string, issuer: string | undefined) => (issuer ? key + SEP + issuer : key)
+
+/** The latest time among the MGET reply's values from `start` (inclusive) to `end` (exclusive); null when none. */
+function latestIn (values: Array<string | null>, start: number, end: number): number | null {
+  let latest: number | null = null
+  for (let i = start; i < end; i++) {
+    const v = values[i]
+    if (v != null && (latest === null || Number(v) > latest)) latest = Number(v)
+  }
+  return latest
 }
 
 const expiry = (expiresAt: number | null) => (expiresAt === null ? '' : String(expiresAt))
@@ -194,6 +201,7 @@ const expiry = (expiresAt: number | null) => (expiresAt === null ? '' : String(e
  * may have been missed while it was down).
  */
 export class RedisStore implements RevocationStore {
+  readonly issuerScopes = true
   private readonly client: Redis | Cluster
   private readonly prefix: string
   private readonly channel: string
@@ -244,24 +252,35 @@ export class RedisStore implements RevocationStore {
   }
 
   private tokenKey (aud: string, jti: string) { return `${this.prefix}t:${aud}${SEP}${jti}` }
-  private clientKey (clientId: string, audience: string) { return `${this.prefix}c:${clientId}${SEP}${audience}` }
-  private subjectKey (subject: string) { return `${this.prefix}s:${subject}` }
-  private sessionKey (sessionId: string) { return `${this.prefix}session:${sessionId}` }
+  // A rule scoped to an issuer has the unscoped key with the issuer appended (the same
+  // hash tag): the lookup asks for both in its one MGET.
+  private clientKey (clientId: string, audience: string, issuer?: string) { return scoped(`${this.prefix}c:${clientId}${SEP}${audience}`, issuer) }
+  private subjectKey (subject: string, issuer?: string) { return scoped(`${this.prefix}s:${subject}`, issuer) }
+  private sessionKey (sessionId: string, issuer?: string) { return scoped(`${this.prefix}session:${sessionId}`, issuer) }
   private grantKey (clientId: string, audience: string) { return `${this.prefix}g:${clientId}${SEP}${audience}` }
   private get tokenIndex () { return `${this.prefix}tokens` }
   private get grantIndex () { return `${this.prefix}grants` }
 
   async lookup (query: RevocationQuery): Promise<RevocationState> {
     const keys: string[] = []
-    const { audiences, jti, clientId, subject } = query
+    const { audiences, jti, clientId, subject, sessionId } = query
+    const issuer = query.issuer || undefined
+    /** Pushes a rule's unscoped key and, for a token with an issuer, its scoped one; returns where they start. */
+    const rule = (key: (issuer?: string) => string) => {
+      const start = keys.push(key()) - 1
+      if (issuer !== undefined) keys.push(key(issuer))
+      return start
+    }
     if (jti !== undefined) for (const aud of audiences) keys.push(this.tokenKey(aud, jti))
     const clientStart = keys.length
     if (clientId !== undefined) {
-      for (const aud of audiences) keys.push(this.clientKey(clientId, aud))
-      keys.push(this.clientKey(clientId, '*'))
+      for (const aud of audiences) rule((i) => this.clientKey(clientId, aud, i))
+      rule((i) => this.clientKey(clientId, '*', i))
     }
-    const subjectIndex = subject === undefined ? -1 : keys.push(this.subjectKey(subject)) - 1
-    const sessionIndex = query.sessionId === undefined ? -1 : keys.push(this.sessionKey(query.sessionId)) - 1
+    const clientEnd = keys.length
+    const subjectIndex = subject === undefined ? -1 : rule((i) => this.subjectKey(subject, i))
+    const sessionIndex = sessionId === undefined ? -1 : rule((i) => this.sessionKey(sessionId, i))
+    const perRule = issuer === undefined ? 1 : 2
     const pipeline = this.client.pipeline()
     if (keys.length > 0) pipeline.mget(...keys)
     const withGrant = query.includeGrant && clientId !== undefined
@@ -270,15 +289,12 @@ export class RedisStore implements RevocationStore {
     const values = (keys.length > 0 ? results[0]![1] : []) as Array<string | null>
     let tokenRevoked = false
     for (let i = 0; i < clientStart; i++) if (values[i] !== null) tokenRevoked = true
-    let clientRevokedAt: number | null = null
-    if (clientId !== undefined) {
-      for (let i = clientStart; i < clientStart + audiences.length + 1; i++) {
-        const v = values[i]
-        if (v != null && (clientRevokedAt === null || Number(v) > clientRevokedAt)) clientRevokedAt = Number(v)
-      }
-    }
+    const ruleAt = (index: number) => (index === -1 ? null : latestIn(values, index, index + perRule))
     const state: RevocationState = {
-      tokenRevoked, clientRevokedAt, subjectRevokedAt: timeAt(values, subjectIndex), sessionRevokedAt: timeAt(values, sessionIndex),
+      tokenRevoked,
+      clientRevokedAt: latestIn(values, clientStart, clientEnd),
+      subjectRevokedAt: ruleAt(subjectIndex),
+      sessionRevokedAt: ruleAt(sessionIndex),
     }
     if (query.includeGrant) {
       state.grant = null
@@ -326,18 +342,21 @@ export class RedisStore implements RevocationStore {
   }
 
   async revokeClient (entry: ClientRevocation): Promise<void> {
-    await this.write(REVOKE_LATEST, 1, this.clientKey(entry.clientId, entry.audience),
-      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange({ type: 'client', clientId: entry.clientId }))
+    const issuer = entry.issuer || undefined
+    await this.write(REVOKE_LATEST, 1, this.clientKey(entry.clientId, entry.audience, issuer),
+      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange({ type: 'client', clientId: entry.clientId, ...issuerMember(issuer) }))
   }
 
   async revokeSubject (entry: SubjectRevocation): Promise<void> {
-    await this.write(REVOKE_LATEST, 1, this.subjectKey(entry.subject),
-      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange({ type: 'subject', subject: entry.subject }))
+    const issuer = entry.issuer || undefined
+    await this.write(REVOKE_LATEST, 1, this.subjectKey(entry.subject, issuer),
+      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange({ type: 'subject', subject: entry.subject, ...issuerMember(issuer) }))
   }
 
   async revokeSession (entry: SessionRevocation): Promise<void> {
-    await this.write(REVOKE_LATEST, 1, this.sessionKey(entry.sessionId),
-      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange({ type: 'session', sessionId: entry.sessionId }))
+    const issuer = entry.issuer || undefined
+    await this.write(REVOKE_LATEST, 1, this.sessionKey(entry.sessionId, issuer),
+      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange({ type: 'session', sessionId: entry.sessionId, ...issuerMember(issuer) }))
   }
 
   async createGrant (grant: ClientGrant): Promise<ClientGrant> {

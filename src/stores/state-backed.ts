@@ -1,5 +1,5 @@
 import { BoundedClaims } from './claims.js'
-import { ChangeFeed } from './change-feed.js'
+import { ChangeFeed, issuerMember } from './change-feed.js'
 import { copyGrant, StoreState, type StoreOperation } from './state.js'
 import type {
   ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationChange, RevocationQuery,
@@ -56,6 +56,7 @@ export function inMemoryLookup (store: Pick<RevocationStore, 'lookup'>): InMemor
  * stay consistent.
  */
 export abstract class StateBackedStore implements RevocationStore {
+  readonly issuerScopes = true
   protected readonly state: StoreState
   private readonly feed = new ChangeFeed()
   private readonly queue: QueuedWrite[] = []
@@ -185,15 +186,16 @@ export abstract class StateBackedStore implements RevocationStore {
   }
 
   async revokeClient (entry: ClientRevocation): Promise<void> {
-    await this.add({ op: 'client', entry: { ...entry } })
+    const { clientId, audience, revokedAt, expiresAt } = entry
+    await this.add({ op: 'client', entry: { clientId, audience, ...issuerMember(entry.issuer), revokedAt, expiresAt } })
   }
 
   async revokeSubject (entry: SubjectRevocation): Promise<void> {
-    await this.add({ op: 'subject', entry: { ...entry } })
+    await this.add({ op: 'subject', entry: { subject: entry.subject, ...issuerMember(entry.issuer), revokedAt: entry.revokedAt, expiresAt: entry.expiresAt } })
   }
 
   async revokeSession (entry: SessionRevocation): Promise<void> {
-    await this.add({ op: 'session', entry: { sessionId: entry.sessionId, revokedAt: entry.revokedAt, expiresAt: entry.expiresAt } })
+    await this.add({ op: 'session', entry: { sessionId: entry.sessionId, ...issuerMember(entry.issuer), revokedAt: entry.revokedAt, expiresAt: entry.expiresAt } })
   }
 
   async createGrant (grant: ClientGrant): Promise<ClientGrant> {

@@ -1,4 +1,5 @@
 import { GrantConflictError, StoreError } from '../errors.js'
+import { issuerMember } from './change-feed.js'
 import type {
   ClientGrant, ClientRevocation, GrantFilter, RevocationChange, RevocationQuery,
   RevocationState, RevokedToken, SessionRevocation, SubjectRevocation,
@@ -11,6 +12,15 @@ const SEP = '\u0000'
 const ALL_AUDIENCES = '*'
 
 const live = (expiresAt: number | null, now: number) => expiresAt === null || expiresAt > now
+
+/** A rule's key: the unscoped key alone, or with the issuer it is scoped to ('' counts as none). */
+const scoped = (key: string, issuer: string | undefined) => (issuer ? key + SEP + issuer : key)
+
+/** The later of `current` and the live rule under `key`. */
+function later (map: Map<string, { revokedAt: number, expiresAt: number | null }>, key: string, now: number, current: number | null): number | null {
+  const e = map.get(key)
+  return e && live(e.expiresAt, now) && (current === null || e.revokedAt > current) ? e.revokedAt : current
+}
 
 /** An operation as FileStore logs it; MemoryStore applies the same ones directly. */
 export type StoreOperation =
@@ -71,22 +81,24 @@ export class StoreState {
       }
       case 'client': {
         const e = operation.entry
-        const key = e.clientId + SEP + e.audience
+        const key = scoped(e.clientId + SEP + e.audience, e.issuer)
         const previous = this.clients.get(key)
         if (previous === undefined || previous.revokedAt <= e.revokedAt) this.clients.set(key, e)
-        return { type: 'client', clientId: e.clientId }
+        return { type: 'client', clientId: e.clientId, ...issuerMember(e.issuer) }
       }
       case 'subject': {
         const e = operation.entry
-        const previous = this.subjects.get(e.subject)
-        if (previous === undefined || previous.revokedAt <= e.revokedAt) this.subjects.set(e.subject, e)
-        return { type: 'subject', subject: e.subject }
+        const key = scoped(e.subject, e.issuer)
+        const previous = this.subjects.get(key)
+        if (previous === undefined || previous.revokedAt <= e.revokedAt) this.subjects.set(key, e)
+        return { type: 'subject', subject: e.subject, ...issuerMember(e.issuer) }
       }
       case 'session': {
         const e = operation.entry
-        const previous = this.sessions.get(e.sessionId)
-        if (previous === undefined || previous.revokedAt <= e.revokedAt) this.sessions.set(e.sessionId, e)
-        return { type: 'session', sessionId: e.sessionId }
+        const key = scoped(e.sessionId, e.issuer)
+        const previous = this.sessions.get(key)
+        if (previous === undefined || previous.revokedAt <= e.revokedAt) this.sessions.set(key, e)
+        return { type: 'session', sessionId: e.sessionId, ...issuerMember(e.issuer) }
       }
       case 'grant': {
         const g = operation.grant
@@ -115,6 +127,7 @@ export class StoreState {
     let clientRevokedAt: number | null = null
     let grant: RevocationState['grant'] = null
     const clientId = this.clients.size === 0 ? undefined : query.clientId
+    const issuer = query.issuer
     const grantClientId = query.includeGrant && this.grantByPair.size !== 0 ? query.clientId : undefined
     for (const aud of query.audiences) {
       if (query.jti !== undefined && this.tokenCount !== 0) {
@@ -122,8 +135,9 @@ export class StoreState {
         if (expiresAt !== undefined && expiresAt > now) tokenRevoked = true
       }
       if (clientId !== undefined) {
-        const c = this.clients.get(clientId + SEP + aud)
-        if (c && live(c.expiresAt, now) && (clientRevokedAt === null || c.revokedAt > clientRevokedAt)) clientRevokedAt = c.revokedAt
+        const key = clientId + SEP + aud
+        clientRevokedAt = later(this.clients, key, now, clientRevokedAt)
+        if (issuer) clientRevokedAt = later(this.clients, key + SEP + issuer, now, clientRevokedAt)
       }
       if (grantClientId !== undefined && grant === null) {
         const id = this.grantByPair.get(grantClientId + SEP + aud)
@@ -132,18 +146,19 @@ export class StoreState {
       }
     }
     if (clientId !== undefined) {
-      const c = this.clients.get(clientId + SEP + ALL_AUDIENCES)
-      if (c && live(c.expiresAt, now) && (clientRevokedAt === null || c.revokedAt > clientRevokedAt)) clientRevokedAt = c.revokedAt
+      const key = clientId + SEP + ALL_AUDIENCES
+      clientRevokedAt = later(this.clients, key, now, clientRevokedAt)
+      if (issuer) clientRevokedAt = later(this.clients, key + SEP + issuer, now, clientRevokedAt)
     }
     let subjectRevokedAt: number | null = null
     if (query.subject !== undefined && this.subjects.size !== 0) {
-      const s = this.subjects.get(query.subject)
-      if (s && live(s.expiresAt, now)) subjectRevokedAt = s.revokedAt
+      subjectRevokedAt = later(this.subjects, query.subject, now, null)
+      if (issuer) subjectRevokedAt = later(this.subjects, query.subject + SEP + issuer, now, subjectRevokedAt)
     }
     let sessionRevokedAt: number | null = null
     if (query.sessionId !== undefined && this.sessions.size !== 0) {
-      const s = this.sessions.get(query.sessionId)
-      if (s && live(s.expiresAt, now)) sessionRevokedAt = s.revokedAt
+      sessionRevokedAt = later(this.sessions, query.sessionId, now, null)
+      if (issuer) sessionRevokedAt = later(this.sessions, query.sessionId + SEP + issuer, now, sessionRevokedAt)
     }
     const state: RevocationState = { tokenRevoked, clientRevokedAt, subjectRevokedAt, sessionRevokedAt }
     if (query.includeGrant) state.grant = grant

@@ -13,6 +13,11 @@ export interface RevokedToken {
 export interface ClientRevocation {
   clientId: string
   audience: string
+  /**
+   * Only tokens whose `iss` is this issuer (a non-empty string); absent: every issuer.
+   * Written only to a store that declares `issuerScopes: true`.
+   */
+  issuer?: string | undefined
   revokedAt: number
   expiresAt: number | null
 }
@@ -20,6 +25,8 @@ export interface ClientRevocation {
 /** "Every token of this subject issued at or before `revokedAt` is dead." */
 export interface SubjectRevocation {
   subject: string
+  /** Only tokens whose `iss` is this issuer; absent: every issuer (see ClientRevocation). */
+  issuer?: string | undefined
   revokedAt: number
   expiresAt: number | null
 }
@@ -31,6 +38,8 @@ export interface SubjectRevocation {
  */
 export interface SessionRevocation {
   sessionId: string
+  /** Only tokens whose `iss` is this issuer; absent: every issuer (see ClientRevocation). */
+  issuer?: string | undefined
   revokedAt: number
   expiresAt: number | null
 }
@@ -59,6 +68,11 @@ export interface RevocationQuery {
   subject?: string | undefined
   /** The token's `sid` claim (OpenID Connect session id). */
   sessionId?: string | undefined
+  /**
+   * The token's verified `iss`: rules scoped to it apply beside the unscoped ones (the
+   * later of the two wins); absent when the token has none (only unscoped rules apply).
+   */
+  issuer?: string | undefined
   /** Also return the client's grant for one of `audiences`. */
   includeGrant: boolean
 }
@@ -66,9 +80,12 @@ export interface RevocationQuery {
 export interface RevocationState {
   /** `(aud, jti)` is blacklisted for one of the query's audiences. */
   tokenRevoked: boolean
-  /** Latest client revocation for one of the audiences or `'*'`, ms; null when none. */
+  /**
+   * Latest client revocation for one of the audiences or `'*'`, unscoped or scoped to the
+   * query's issuer, ms; null when none.
+   */
   clientRevokedAt: number | null
-  /** Latest subject revocation, ms; null when none. */
+  /** Latest subject revocation, unscoped or scoped to the query's issuer, ms; null when none. */
   subjectRevokedAt: number | null
   /**
    * Latest revocation of the query's session, ms; null when none. A store with
@@ -84,9 +101,10 @@ export type RevocationChange =
   | { type: 'token', aud: string, jti: string }
   /** A batch (`revokeTokens`): one message for all of it. */
   | { type: 'tokens', tokens: Array<{ aud: string, jti: string }> }
-  | { type: 'client', clientId: string }
-  | { type: 'subject', subject: string }
-  | { type: 'session', sessionId: string }
+  /** `issuer` when the rule is scoped to one: only that issuer's tokens are affected. */
+  | { type: 'client', clientId: string, issuer?: string }
+  | { type: 'subject', subject: string, issuer?: string }
+  | { type: 'session', sessionId: string, issuer?: string }
   | { type: 'grant', clientId: string }
   /** The feed may have missed messages (e.g. after a reconnect): drop everything. */
   | { type: 'reset' }
@@ -98,6 +116,12 @@ export interface RevocationStore {
   ready?(): Promise<void>
   /** Release what the store itself opened (not the user's clients). Must be idempotent. */
   close?(): Promise<void>
+  /**
+   * True when the store keeps rules scoped to an issuer (`issuer` in client, subject and
+   * session revocations) and answers lookups by the query's `issuer`. Without it, a
+   * scoped revocation is refused rather than written as a rule for every issuer.
+   */
+  readonly issuerScopes?: boolean
 
   lookup(query: RevocationQuery): Promise<RevocationState>
 

@@ -160,6 +160,59 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     t.equal((await store.lookup({ audiences: ['x'], sessionId, includeGrant: false })).sessionRevokedAt, later, 'a later revocation replaces it')
   })
 
+  t.test('rules scoped to an issuer (stores with issuerScopes)', async (t: SuiteTest) => {
+    const store = await fresh(t)
+    if (store.issuerScopes !== true) return
+    const A = 'https://a.issuer.test/'
+    const B = 'https://b.issuer.test/'
+    const clientId = unique('client')
+    const ask = async (issuer: string | undefined, what: { clientId?: string, subject?: string, sessionId?: string } = { clientId }) =>
+      store.lookup({ audiences: ['https://a.test'], ...what, ...(issuer === undefined ? {} : { issuer }), includeGrant: false })
+    const t1 = Date.now() - 5000
+    const t2 = Date.now() - 1000
+    await store.revokeClient({ clientId, audience: '*', issuer: A, revokedAt: t1, expiresAt: Date.now() + HOUR })
+    t.equal((await ask(A)).clientRevokedAt, t1, "the issuer's tokens are refused")
+    t.equal((await ask(B)).clientRevokedAt, null, "another issuer's client of the same id is untouched")
+    t.equal((await ask(undefined)).clientRevokedAt, null, 'a token without an issuer is untouched')
+    await store.revokeClient({ clientId, audience: 'https://a.test', issuer: A, revokedAt: t2, expiresAt: Date.now() + HOUR })
+    t.equal((await ask(A)).clientRevokedAt, t2, 'per audience too, the later wins')
+    await store.revokeClient({ clientId, audience: 'https://a.test', issuer: A, revokedAt: t1, expiresAt: Date.now() + HOUR })
+    t.equal((await ask(A)).clientRevokedAt, t2, 'an earlier scoped revocation does not undo a later one')
+    await store.revokeClient({ clientId, audience: '*', revokedAt: t1, expiresAt: null })
+    t.equal((await ask(B)).clientRevokedAt, t1, 'an unscoped rule applies to every issuer')
+    t.equal((await ask(undefined)).clientRevokedAt, t1, 'and to a token without an issuer')
+    t.equal((await ask(A)).clientRevokedAt, t2, 'the scoped rule, later, wins over the unscoped one')
+    const t3 = Date.now()
+    await store.revokeClient({ clientId, audience: '*', revokedAt: t3, expiresAt: null })
+    t.equal((await ask(A)).clientRevokedAt, t3, 'the unscoped rule, later, wins over the scoped one')
+    t.equal((await store.lookup({ audiences: ['https://b.test'], clientId, issuer: B, includeGrant: false })).clientRevokedAt, t3)
+
+    const subject = unique('user')
+    await store.revokeSubject({ subject, issuer: B, revokedAt: t2, expiresAt: Date.now() + HOUR })
+    t.equal((await ask(B, { subject })).subjectRevokedAt, t2, 'a scoped subject rule')
+    t.equal((await ask(A, { subject })).subjectRevokedAt, null, 'the same subject at another issuer is untouched')
+    t.equal((await ask(undefined, { subject })).subjectRevokedAt, null)
+    await store.revokeSubject({ subject, revokedAt: t1, expiresAt: null })
+    t.equal((await ask(A, { subject })).subjectRevokedAt, t1, 'an unscoped subject rule applies to every issuer')
+    t.equal((await ask(B, { subject })).subjectRevokedAt, t2, 'the later of the two')
+
+    const expired = unique('user')
+    await store.revokeSubject({ subject: expired, issuer: A, revokedAt: t2, expiresAt: Date.now() - 1 })
+    t.equal((await ask(A, { subject: expired })).subjectRevokedAt, null, 'an expired scoped rule is ignored')
+    const expiredClient = unique('client')
+    await store.revokeClient({ clientId: expiredClient, audience: '*', issuer: A, revokedAt: t2, expiresAt: Date.now() - 1 })
+    t.equal((await ask(A, { clientId: expiredClient })).clientRevokedAt, null, 'an expired scoped client rule is ignored')
+
+    if (typeof store.revokeSession !== 'function') return
+    const sessionId = unique('sid')
+    await store.revokeSession({ sessionId, issuer: A, revokedAt: t2, expiresAt: Date.now() + HOUR })
+    t.equal((await ask(A, { sessionId })).sessionRevokedAt, t2, 'a scoped session rule')
+    t.equal((await ask(B, { sessionId })).sessionRevokedAt, null, "another issuer's session of the same id is untouched")
+    await store.revokeSession({ sessionId, revokedAt: t3, expiresAt: null })
+    t.equal((await ask(A, { sessionId })).sessionRevokedAt, t3, 'the unscoped session rule, later, wins')
+    t.equal((await ask(B, { sessionId })).sessionRevokedAt, t3)
+  })
+
   t.test('one lookup answers token, client, subject and grant together', async (t: SuiteTest) => {
     const store = await fresh(t)
     const jti = unique('jti')
@@ -253,6 +306,27 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     const sessionId = unique('sid')
     await store.revokeSession({ sessionId, revokedAt: Date.now(), expiresAt: null })
     t.ok(await waitFor(events, (c) => c.type === 'session' && c.sessionId === sessionId, feedTimeout), 'session change')
+  })
+
+  t.test('the change feed names the issuer a scoped rule is for', async (t: SuiteTest) => {
+    const store = await fresh(t)
+    if (typeof store.subscribe !== 'function' || store.issuerScopes !== true) return
+    const events: RevocationChange[] = []
+    const unsubscribe = await store.subscribe((c) => events.push(c))
+    t.teardown(unsubscribe)
+    const issuer = 'https://a.issuer.test/'
+    const clientId = unique('client')
+    const subject = unique('user')
+    await store.revokeClient({ clientId, audience: '*', issuer, revokedAt: Date.now(), expiresAt: null })
+    await store.revokeSubject({ subject, issuer, revokedAt: Date.now(), expiresAt: null })
+    await store.revokeClient({ clientId: subject, audience: '*', revokedAt: Date.now(), expiresAt: null })
+    t.ok(await waitFor(events, (c) => c.type === 'client' && c.clientId === clientId && c.issuer === issuer, feedTimeout), 'scoped client change')
+    t.ok(await waitFor(events, (c) => c.type === 'subject' && c.subject === subject && c.issuer === issuer, feedTimeout), 'scoped subject change')
+    t.ok(await waitFor(events, (c) => c.type === 'client' && c.clientId === subject && c.issuer === undefined, feedTimeout), 'an unscoped change names no issuer')
+    if (typeof store.revokeSession !== 'function') return
+    const sessionId = unique('sid')
+    await store.revokeSession({ sessionId, issuer, revokedAt: Date.now(), expiresAt: null })
+    t.ok(await waitFor(events, (c) => c.type === 'session' && c.sessionId === sessionId && c.issuer === issuer, feedTimeout), 'scoped session change')
   })
 
   t.test('revokeTokens: a batch is stored whole and announced by one change', async (t: SuiteTest) => {

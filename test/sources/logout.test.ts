@@ -282,3 +282,36 @@ t.test('issuerBaseURL: the issuer and keys come from OpenID discovery', async (t
   t.equal((await logout(url, await signLogout({ sub: 'user-d', iss: `${base}/` }))).status, 200)
   t.equal((await logout(url, await signLogout({ sub: 'user-d', iss: OP }))).status, 400, 'the discovered issuer is enforced')
 })
+
+t.test('with several issuers, a Logout Token revokes the session or subject at its own issuer only', async (t) => {
+  const op = await openIdProvider(t)
+  const otherKey = await makeKey('ES256')
+  const OTHER = 'https://other-op.test/'
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(jwtRevocation, {
+    audience: AUDIENCE,
+    issuers: [{ issuer: OP, jwks: { keys: [tokenKey.publicJwk] } }, { issuer: OTHER, jwks: { keys: [otherKey.publicJwk] } }],
+    store: new MemoryStore(),
+  })
+  await app.register(backchannelLogout, { path: '/backchannel-logout', issuer: OP, jwksUri: op.jwksUri, audience: CLIENT })
+  app.get('/orders', async () => 'ok')
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  const ours = { session: await sign(tokenKey, { iss: OP, sub: 'user-1', sid: 'sid-1' }), user: await sign(tokenKey, { iss: OP, sub: 'user-2' }) }
+  const theirs = { session: await sign(otherKey, { iss: OTHER, sub: 'user-1', sid: 'sid-1' }), user: await sign(otherKey, { iss: OTHER, sub: 'user-2' }) }
+  t.equal((await logout(url, await signLogout({ sid: 'sid-1' }))).status, 200)
+  t.equal((await logout(url, await signLogout({ sub: 'user-2' }))).status, 200)
+  t.same([await status(url, ours.session), await status(url, ours.user)], [401, 401], "the OP's own user is logged out")
+  t.same([await status(url, theirs.session), await status(url, theirs.user)], [200, 200], "the other issuer's session and user of the same ids are not")
+
+  const plain = new MemoryStore()
+  const noScopes: RevocationStore = {
+    lookup: (q) => plain.lookup(q), revokeToken: (e) => plain.revokeToken(e), listRevokedTokens: (f) => plain.listRevokedTokens(f),
+    revokeClient: (e) => plain.revokeClient(e), revokeSubject: (e) => plain.revokeSubject(e), revokeSession: (e) => plain.revokeSession(e),
+  }
+  const refused = Fastify()
+  t.teardown(() => refused.close())
+  await refused.register(jwtRevocation, { audience: AUDIENCE, issuers: [{ issuer: OP, jwks: { keys: [tokenKey.publicJwk] } }, { issuer: OTHER, jwks: { keys: [otherKey.publicJwk] } }], store: noScopes })
+  refused.register(backchannelLogout, { issuer: OP, jwksUri: op.jwksUri, audience: CLIENT })
+  await t.rejects(refused.ready(), { message: /with several issuers, needs a store that keeps rules scoped to an issuer/ })
+})

@@ -11,6 +11,20 @@ if (pool) {
       for (const table of ['schema', 'tokens', 'clients', 'subjects', 'sessions', 'grants', 'leases', 'claims']) await pool.query(`DROP TABLE IF EXISTS ${p}${table}`)
     }
   })
+  /**
+   * The tables of schema version 2 as that release created them (rules without issuers);
+   * version 1 is the same without the sessions table.
+   */
+  const version2Tables = async (tablePrefix: string) => {
+    const p = tablePrefix
+    await pool.query(postgresSchema(p))
+    await pool.query(`DROP TABLE ${p}clients, ${p}subjects, ${p}sessions;
+      CREATE TABLE ${p}clients (client_id text NOT NULL, audience text NOT NULL, revoked_at bigint NOT NULL, expires_at bigint, PRIMARY KEY (client_id, audience));
+      CREATE TABLE ${p}subjects (subject text PRIMARY KEY, revoked_at bigint NOT NULL, expires_at bigint);
+      CREATE TABLE ${p}sessions (session_id text PRIMARY KEY, revoked_at bigint NOT NULL, expires_at bigint);
+      UPDATE ${p}schema SET version = 2`)
+  }
+
   const fresh = () => {
     const tablePrefix = uniqueName('jwtr').toLowerCase() + '_'
     prefixes.push(tablePrefix)
@@ -26,7 +40,7 @@ if (pool) {
     const again = new PostgresStore({ pool, tablePrefix })
     await again.ready()
     const { rows } = await pool.query(`SELECT version FROM ${tablePrefix}schema`)
-    t.same(rows, [{ version: 2 }], 'one version row')
+    t.same(rows, [{ version: 3 }], 'one version row')
   })
 
   t.test('migrate: false uses tables the user created from postgresSchema()', async (t) => {
@@ -66,8 +80,7 @@ if (pool) {
 
   t.test('tables at schema version 1 (before sessions) are upgraded in place, their revocations kept', async (t) => {
     const tablePrefix = fresh()
-    // Version 1 is version 2 without the sessions table.
-    await pool.query(postgresSchema(tablePrefix))
+    await version2Tables(tablePrefix)
     await pool.query(`DROP TABLE ${tablePrefix}sessions; UPDATE ${tablePrefix}schema SET version = 1`)
     const old = new PostgresStore({ pool, tablePrefix, migrate: false })
     await t.rejects(old.ready(), { code: 'FST_JWT_REVOCATION_STORE', message: /42P01|older than this package/ }, 'migrate: false names the missing upgrade')
@@ -75,12 +88,36 @@ if (pool) {
     const store = new PostgresStore({ pool, tablePrefix })
     await store.ready()
     const { rows } = await pool.query(`SELECT version FROM ${tablePrefix}schema`)
-    t.same(rows, [{ version: 2 }], 'the version row is bumped, not duplicated')
+    t.same(rows, [{ version: 3 }], 'the version row is bumped, not duplicated')
     await store.revokeSession({ sessionId: 'sid-1', revokedAt: 2000, expiresAt: null })
     const state = await store.lookup({ audiences: ['a'], subject: 'user-1', sessionId: 'sid-1', includeGrant: false })
     t.same({ subjectRevokedAt: state.subjectRevokedAt, sessionRevokedAt: state.sessionRevokedAt }, { subjectRevokedAt: 1000, sessionRevokedAt: 2000 })
     await pool.query(`UPDATE ${tablePrefix}schema SET version = 1`)
-    await t.rejects(new PostgresStore({ pool, tablePrefix, migrate: false }).ready(), { message: /schema version 1, older than this package \(2\); apply postgresSchema\(\)/ })
+    await t.rejects(new PostgresStore({ pool, tablePrefix, migrate: false }).ready(), { message: /schema version 1, older than this package \(3\); apply postgresSchema\(\)/ })
+  })
+
+  t.test('tables at schema version 2 (rules without issuers) are upgraded in place: their rules apply to every issuer', async (t) => {
+    const tablePrefix = fresh()
+    await version2Tables(tablePrefix)
+    await pool.query(`INSERT INTO ${tablePrefix}clients VALUES ('partner', '*', 1000, NULL);
+      INSERT INTO ${tablePrefix}subjects VALUES ('user-1', 2000, NULL);
+      INSERT INTO ${tablePrefix}sessions VALUES ('sid-1', 3000, NULL)`)
+    await t.rejects(new PostgresStore({ pool, tablePrefix, migrate: false }).ready(), { message: /schema version 2, older than this package \(3\)/ }, 'migrate: false names the missing upgrade')
+    const store = new PostgresStore({ pool, tablePrefix })
+    await store.ready()
+    t.same((await pool.query(`SELECT version FROM ${tablePrefix}schema`)).rows, [{ version: 3 }])
+    for (const issuer of [undefined, 'https://a.test/', 'https://b.test/']) {
+      const state = await store.lookup({ audiences: ['a'], clientId: 'partner', subject: 'user-1', sessionId: 'sid-1', ...(issuer ? { issuer } : {}), includeGrant: false })
+      t.same([state.clientRevokedAt, state.subjectRevokedAt, state.sessionRevokedAt], [1000, 2000, 3000], `old rules apply to ${issuer ?? 'a token without an issuer'}`)
+    }
+    await store.revokeClient({ clientId: 'partner', audience: '*', issuer: 'https://a.test/', revokedAt: 5000, expiresAt: null })
+    await store.revokeSubject({ subject: 'user-1', issuer: 'https://a.test/', revokedAt: 5000, expiresAt: null })
+    const a = await store.lookup({ audiences: ['a'], clientId: 'partner', subject: 'user-1', issuer: 'https://a.test/', includeGrant: false })
+    const b = await store.lookup({ audiences: ['a'], clientId: 'partner', subject: 'user-1', issuer: 'https://b.test/', includeGrant: false })
+    t.same([a.clientRevokedAt, a.subjectRevokedAt, b.clientRevokedAt, b.subjectRevokedAt], [5000, 5000, 1000, 2000], 'a scoped rule sits beside the old one')
+    const again = new PostgresStore({ pool, tablePrefix })
+    await again.ready()
+    t.same((await pool.query(`SELECT count(*)::int AS n FROM ${tablePrefix}clients`)).rows, [{ n: 2 }], 'a second migration changes nothing')
   })
 
   t.test('purgeExpired deletes expired rows only', async (t) => {

@@ -71,6 +71,13 @@ export async function backchannelLogout (app: FastifyInstance, options: Backchan
   if (!revocation.sessionsSupported) {
     throw invalidOption('backchannelLogout', 'needs a store that keeps session revocations (revokeSession); every built-in store does')
   }
+  // With several issuers, one OP's logout must not log out another issuer's user of the same sub or sid.
+  const tokenIssuers = revocation.tokenIssuers ?? []
+  if (tokenIssuers.length > 1 && !revocation.issuerScopesSupported) {
+    throw invalidOption('backchannelLogout', 'with several issuers, needs a store that keeps rules scoped to an issuer (issuerScopes); every built-in store does')
+  }
+  /** The scope of a logout: the OP's own tokens when the API accepts several issuers' tokens. */
+  const scopeOf = (iss: string): { issuer?: string } => (tokenIssuers.length > 1 && tokenIssuers.includes(iss) ? { issuer: iss } : {})
   const policy: LogoutTokenPolicy = {
     // Only the OP's public keys: the Logout Token's signature proves who sent it.
     keySource: createKeySource({
@@ -93,9 +100,9 @@ export async function backchannelLogout (app: FastifyInstance, options: Backchan
     // Never in the future: an iat ahead of this clock (within the tolerated skew) is dated now.
     const at = Math.min(token.iat * 1000, Date.now())
     if (token.sid !== undefined) {
-      await revocation.revokeSession(token.sid, { revokedAt: at })
+      await revocation.revokeSession(token.sid, { revokedAt: at, ...scopeOf(token.iss) })
     } else {
-      await revocation.revokeSubject(token.sub!, { at })
+      await revocation.revokeSubject(token.sub!, { at, ...scopeOf(token.iss) })
     }
     const remembered = Math.min(token.exp, token.iat + policy.maxAge) + policy.clockTolerance + 1
     await jtiOnce.claim(token.iss, token.jti, remembered * 1000)
