@@ -8,10 +8,10 @@ import { InsufficientScopeError, InvalidOptionError, InvalidTokenError, RouteMis
 import { checkTokenCharacters, checkTokenShape, extractBearerToken } from './request/extract.js'
 import { Metrics } from './ops/metrics.js'
 import { sendOutageAnswer } from './request/outage-reply.js'
-import { resolveOptions, singleKeySource, type JwtRevocationOptions } from './options/options.js'
+import { resolveOptions, type JwtRevocationOptions } from './options/options.js'
 import { HealthReporter } from './ops/health.js'
 import { Revocation } from './revocation/revocation.js'
-import { Introspector } from './sources/introspection/introspector.js'
+import { tokenIntrospection } from './sources/introspection/issuer-introspectors.js'
 import { serveResourceMetadata } from './ops/resource-metadata.js'
 import { stepUpShortfall } from './request/step-up.js'
 import { routePolicy, type RouteAuthConfig, type RouteContext, type RoutePolicy } from './request/route-policy.js'
@@ -79,7 +79,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   const revocation = new Revocation(options, cache, guard, fastify.log, metrics, health)
   const senders = new SenderBinding(options, guard, fastify.log)
   const authenticator = new Authenticator(options, cache, revocation, metrics, senders)
-  const introspector = options.introspection === null ? null : new Introspector({ ...options, keySource: singleKeySource(options), introspection: options.introspection }, cache, revocation, fastify.log)
+  const introspector = tokenIntrospection(options, cache, revocation, fastify.log)
   const dpopDefault = options.dpop === null ? 'off' : options.dpop.required ? 'required' : 'on'
   const retryAfter = String(options.retryAfter)
 
@@ -150,7 +150,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   }
 
   const routeContext: RouteContext = {
-    metadataUrl: options.resourceMetadata?.urlFor, introspection: options.introspection !== null, dpop: dpopDefault, acr: options.acr, maxAge: options.maxAge,
+    metadataUrl: options.resourceMetadata?.urlFor, introspection: introspector !== null, dpop: dpopDefault, acr: options.acr, maxAge: options.maxAge,
   }
   // The route's policy, computed once per route from `config.auth` and kept with
   // the route's own config object, so the hit path pays one WeakMap lookup.

@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto'
 import { InvalidOptionError, InvalidTokenError, invalidOption } from '../errors.js'
 import type { JSONWebKeySet, JWK } from '../lib/jose-types.js'
 import { createKeySource, type KeyPolicyLog, type KeySource, type RemoteJwksOptions, type ResolvedKey } from '../token/keys.js'
+import { resolveIntrospectionOptions, type IntrospectionOptions, type ResolvedIntrospectionOptions } from '../sources/introspection/options.js'
 import { optionKeys, refuseUnknownKeys } from './option-keys.js'
 import { stringList } from './option-values.js'
 
@@ -20,6 +21,11 @@ export interface IssuerOptions {
   audience?: string | string[]
   /** Expected `typ` of this issuer's tokens; default the plugin's `typ`. */
   typ?: string
+  /**
+   * This issuer's RFC 7662 endpoint: its tokens are introspected there and nowhere else.
+   * `opaqueTokens: true` in one entry at most: an opaque token names no issuer.
+   */
+  introspection?: IntrospectionOptions
 }
 
 /** An entry as verification uses it. */
@@ -28,10 +34,12 @@ export interface IssuerEntry {
   keySource: KeySource
   audiences: string[]
   typ: string | undefined
+  /** Where this issuer's tokens are introspected; null when it offers no introspection. */
+  introspection: ResolvedIntrospectionOptions | null
 }
 
 export const issuerOptionKeys = optionKeys<IssuerOptions>({
-  issuer: true, jwksUri: true, issuerBaseURL: true, jwks: true, publicKey: true, algorithms: true, audience: true, typ: true,
+  issuer: true, jwksUri: true, issuerBaseURL: true, jwks: true, publicKey: true, algorithms: true, audience: true, typ: true, introspection: true,
 })
 const entrySources = ['jwksUri', 'issuerBaseURL', 'jwks', 'publicKey'] as const
 /** Top-level options that say the same thing as an entry, so giving both would leave one of them unused. */
@@ -64,6 +72,7 @@ export function refuseSingleIssuerOptions (options: Record<string, unknown>): vo
 export function resolveIssuers (value: unknown, defaults: IssuerDefaults): IssuerEntry[] {
   if (!Array.isArray(value) || value.length === 0) throw invalidOption('issuers', 'must be a non-empty array of { issuer, jwksUri | issuerBaseURL | jwks | publicKey, … }')
   const seen = new Map<string, number>()
+  let opaqueAsked: number | undefined
   return value.map((entry: unknown, i) => {
     const path = `issuers[${i}]`
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw invalidOption(path, 'must be an object { issuer, jwksUri | issuerBaseURL | jwks | publicKey, … }')
@@ -83,11 +92,18 @@ export function resolveIssuers (value: unknown, defaults: IssuerDefaults): Issue
     const keySource = withinEntry(path, () => createKeySource({
       [given[0]!]: options[given[0]!], algorithms: options.algorithms, jwksOptions: defaults.jwksOptions,
     }, defaults.retryAfterMs, defaults.log))
+    const introspection = resolveIntrospectionOptions(options.introspection, [options.issuer], options.issuerBaseURL, `${path}.introspection`)
+    if (introspection?.opaqueTokens === true) {
+      // An opaque token carries no iss to pick an entry by: one issuer is named for them.
+      if (opaqueAsked !== undefined) throw invalidOption(`${path}.introspection.opaqueTokens`, `is already set in issuers[${opaqueAsked}]: an opaque token names no issuer, so only one issuer can be asked about them`)
+      opaqueAsked = i
+    }
     return {
       issuer: options.issuer,
       keySource: options.issuerBaseURL === undefined ? keySource : discoveredAs(options.issuer, keySource),
       audiences: entryAudiences(options.audience, defaults.audiences, path),
       typ: entryTyp(options.typ, defaults.typ, path),
+      introspection,
     }
   })
 }

@@ -169,15 +169,6 @@ function positiveInteger (value: unknown, name: string, fallback: number, min = 
 }
 
 
-/**
- * The one key source, for what checks a token against "the" issuer (status lists,
- * introspection): those are refused at registration beside `issuers`, so this holds.
- */
-export function singleKeySource (options: ResolvedOptions): KeySource {
-  if (options.keySource === null) throw new TypeError('fastify-jwt-revocation: this feature needs a single key source, not issuers')
-  return options.keySource
-}
-
 /** Validates and defaults every option once, at registration; `log` hears of remote keys the key policy refuses. */
 export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLog): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw invalidOption('options', 'must be an object')
@@ -229,12 +220,11 @@ export function resolveOptions (options: JwtRevocationOptions, log?: KeyPolicyLo
   const issuers = several
     ? resolveIssuers(options.issuers, { audiences, typ: options.typ, jwksOptions: options.jwksOptions, retryAfterMs: retryAfter * 1000, log })
     : null
-  // These ask "the issuer" for a token: not per issuer yet, so refused rather than asking the wrong one.
-  if (several) {
-    if (options.statusList !== undefined && options.statusList !== false) throw invalidOption('statusList', 'cannot be used with "issuers" yet: it checks lists against one issuer\'s keys')
-    if (options.introspection !== undefined) throw invalidOption('introspection', 'cannot be used with "issuers" yet: it asks one issuer\'s endpoint')
-  }
-  const statusList = resolveStatusListOptions(options.statusList, issuer, options.issuerBaseURL)
+  // Each issuer is asked at its own endpoint: one endpoint for all would be a guess.
+  if (several && options.introspection !== undefined) throw invalidOption('introspection', 'cannot be used with "issuers": give each issuer that offers introspection its own, as issuers[i].introspection')
+  const statusList = issuers === null
+    ? resolveStatusListOptions(options.statusList, issuer, options.issuerBaseURL)
+    : resolveStatusListOptions(options.statusList, issuers.map((entry) => entry.issuer), undefined, true)
   if (statusList !== null && keySource?.option === 'secret') throw invalidOption('statusList', 'needs the issuer\'s public keys: status list tokens are signed asymmetrically')
 
   return {

@@ -5,7 +5,7 @@ import {
 import { newGrantId } from './grant-id.js'
 import type { HealthContributor, HealthReport, HealthReporter } from '../ops/health.js'
 import { Metrics } from '../ops/metrics.js'
-import { singleKeySource, type ResolvedOptions } from '../options/options.js'
+import type { ResolvedOptions } from '../options/options.js'
 import { StatusListChecker } from '../sources/status-list/checker.js'
 import { withTimeout, type StoreGuard } from './store-guard.js'
 import { issuerMember } from '../stores/change-feed.js'
@@ -98,7 +98,7 @@ export class Revocation {
     this.cache = cache
     this.guard = guard
     this.ttl = options.cache === false ? 0 : options.cache.ttl
-    this.statusList = options.statusList === null ? null : new StatusListChecker({ ...options, keySource: singleKeySource(options), statusList: options.statusList }, log)
+    this.statusList = options.statusList === null ? null : new StatusListChecker({ ...options, statusList: options.statusList }, log)
     this.memory = this.statusList === null ? inMemoryLookup(this.store) : null
   }
 

@@ -7,6 +7,7 @@ import { AUDIENCE, makeKey, readyError } from '../helpers/helpers.js'
 const key = await makeKey('ES256')
 const jwks = { keys: [key.publicJwk] }
 const entry = (issuer: string, extra: Record<string, unknown> = {}) => ({ issuer, jwks, ...extra })
+const client = { clientId: 'api', clientSecret: 'api-secret' }
 
 const cases: Array<[string, Record<string, unknown>, RegExp]> = [
   ['issuers and jwksUri', { issuers: [entry('https://a.test/')], jwksUri: 'https://a.test/jwks' }, /option "jwksUri" cannot be used with "issuers"/],
@@ -26,8 +27,19 @@ const cases: Array<[string, Record<string, unknown>, RegExp]> = [
   ['an audience outside the plugin\'s', { issuers: [entry('https://a.test/', { audience: 'https://other.test' })] }, /option "issuers\[0\]\.audience" names https:\/\/other\.test, not among the plugin's audience/],
   ['an empty typ', { issuers: [entry('https://a.test/', { typ: '' })] }, /option "issuers\[0\]\.typ" must be a non-empty string/],
   ['discovery at another URL than the issuer', { issuers: [{ issuer: 'https://a.test/', issuerBaseURL: 'https://b.test' }] }, /option "issuers\[0\]\.issuerBaseURL" must be the issuer's own URL/],
-  ['status lists', { issuers: [entry('https://a.test/')], statusList: true }, /option "statusList" cannot be used with "issuers" yet/],
-  ['introspection', { issuers: [entry('https://a.test/')], introspection: { endpoint: 'https://a.test/introspect', clientId: 'c', clientSecret: 's' } }, /option "introspection" cannot be used with "issuers" yet/],
+  ['a top-level introspection', { issuers: [entry('https://a.test/')], introspection: { endpoint: 'https://a.test/introspect', clientId: 'c', clientSecret: 's' } }, /option "introspection" cannot be used with "issuers": give each issuer that offers introspection its own, as issuers\[i\]\.introspection/],
+  ['a misspelled introspection key in an entry', { issuers: [entry('https://a.test/'), entry('https://b.test/', { introspection: { endpiont: 'https://b.test/introspect', ...client } })] }, /option "issuers\[1\]\.introspection\.endpiont" is not known; did you mean issuers\[1\]\.introspection\.endpoint\?/],
+  ['an entry\'s introspection without credentials', { issuers: [entry('https://a.test/', { introspection: { endpoint: 'https://a.test/introspect' } })] }, /option "issuers\[0\]\.introspection\.clientId" is required/],
+  // An issuer's tokens are sent to its own origin, never to another issuer's.
+  ['an entry\'s introspection endpoint on another issuer\'s origin', { issuers: [entry('https://a.test/'), entry('https://b.test/', { introspection: { endpoint: 'https://a.test/introspect', ...client } })] }, /option "issuers\[1\]\.introspection\.endpoint" is not on the issuer's origin \(https:\/\/b\.test\); list its origin in issuers\[1\]\.introspection\.allowedOrigins/],
+  ['an entry\'s introspection without endpoint nor discovery', { issuers: [entry('https://a.test/', { introspection: client })] }, /option "issuers\[0\]\.introspection\.endpoint" is required unless issuerBaseURL/],
+  ['opaque tokens at two issuers', {
+    issuers: [
+      entry('https://a.test/', { introspection: { endpoint: 'https://a.test/introspect', opaqueTokens: true, ...client } }),
+      entry('https://b.test/', { introspection: { endpoint: 'https://b.test/introspect', opaqueTokens: true, ...client } }),
+    ],
+  }, /option "issuers\[1\]\.introspection\.opaqueTokens" is already set in issuers\[0\]: an opaque token names no issuer/],
+  ['status lists when no issuer is an https URL', { issuers: [entry('partner-a'), entry('http://127.0.0.1:1/')], statusList: true }, /option "statusList\.allowedOrigins" is required when no https issuer gives a default origin/],
 ]
 
 for (const [name, options, message] of cases) {
@@ -37,14 +49,15 @@ for (const [name, options, message] of cases) {
   })
 }
 
-t.test('good entries register: discovery whose URL differs from the issuer by a trailing slash, typ and audience per entry', async (t) => {
+t.test('good entries register: discovery whose URL differs from the issuer by a trailing slash, typ, audience and introspection per entry, status lists', async (t) => {
   await t.rejects(readyError({
     audience: [AUDIENCE, 'https://admin.test'],
     typ: 'at+jwt',
     jwksOptions: { timeoutDuration: '2s' },
     issuers: [
       { issuer: 'https://a.test/', issuerBaseURL: 'https://a.test', audience: AUDIENCE },
-      { issuer: 'https://b.test', publicKey: key.publicJwk, typ: 'jwt', algorithms: ['ES256'] },
+      { issuer: 'https://b.test', publicKey: key.publicJwk, typ: 'jwt', algorithms: ['ES256'], introspection: { endpoint: 'https://b.test/oauth/introspect', opaqueTokens: true, ...client } },
     ],
+    statusList: true,
   }), /ready\(\) did not fail/)
 })

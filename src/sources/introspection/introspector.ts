@@ -43,9 +43,21 @@ const unavailable = () => new ServiceUnavailableError('Token introspection is un
 export interface IntrospectorOptions extends ResolvedOptions {
   introspection: ResolvedIntrospectionOptions
   keySource: KeySource
+  /**
+   * With `issuers`: the entry this endpoint answers for. Its health check is named
+   * `introspection:<issuer>`, and an opaque token's answer without `iss` is its issuer's.
+   */
+  entryIssuer?: string
 }
 
-export class Introspector {
+/** What the plugin asks of introspection, whether one issuer's endpoint or one per issuer. */
+export interface TokenIntrospection {
+  isOpaque (compactShape: boolean): boolean
+  admitOpaque (token: string, key: string): Promise<TokenRecord>
+  confirm (token: string, result: TokenRecord | Promise<TokenRecord>, policy: RoutePolicy): TokenRecord | Promise<TokenRecord>
+}
+
+export class Introspector implements TokenIntrospection {
   private readonly config: ResolvedIntrospectionOptions
   private readonly accepted: ReadonlySet<string>
   private readonly breaker: Breaker
@@ -66,7 +78,9 @@ export class Introspector {
     this.accepted = new Set(options.audiences)
     this.breaker = new Breaker({ pause: Math.min(FIRST_PAUSE_MS, options.retryAfter * 1000), maxPause: options.retryAfter * 1000 })
     // In `app.revocation.health()`: a failing endpoint makes the report `degraded`.
-    revocation.addHealthCheck('introspection', () => ({ status: this.breaker.isOpen ? 'down' : this.answered ? 'up' : 'unknown' }))
+    const issuer = options.entryIssuer
+    const state = () => this.breaker.isOpen ? 'down' : this.answered ? 'up' : 'unknown'
+    revocation.addHealthCheck(issuer === undefined ? 'introspection' : `introspection:${issuer}`, () => issuer === undefined ? { status: state() } : { status: state(), issuer })
   }
 
   /** A token this introspector answers for instead of jose: not a JWS (`compactShape`, from `checkTokenCharacters`), with `opaqueTokens`. */
@@ -232,6 +246,8 @@ export class Introspector {
     const payload = payloadOf(claims)
     // Without a jti, the token's digest identifies it, so the store can revoke it.
     payload.jti ??= createHash('sha256').update(token).digest('base64url')
+    // With `issuers`, the endpoint that answered says whose token it is (RFC 7662 makes `iss` optional).
+    if (this.options.entryIssuer !== undefined) payload.iss ??= this.options.entryIssuer
     const issuers = await this.expectedIssuers()
     if (payload.iss !== undefined && issuers !== undefined && !issuers.includes(payload.iss)) throw new InvalidTokenError('The token has an unexpected issuer')
     const audiences = acceptedAudiences(payload, this.accepted)

@@ -5,6 +5,7 @@ import { LRUCache } from 'lru-cache'
 import { InvalidTokenError, ServiceUnavailableError } from '../../errors.js'
 import { parsedAsWritten } from '../../lib/json-as-written.js'
 import type { KeySource } from '../../token/keys.js'
+import type { IssuerEntry } from '../../options/issuers.js'
 import { decodeStatusList, statusAt, type StatusList } from './decode.js'
 import { fetchStatusListToken } from './fetch.js'
 import type { ResolvedStatusListOptions } from './options.js'
@@ -29,9 +30,22 @@ interface CachedList {
 
 export interface StatusListCheckerOptions {
   statusList: ResolvedStatusListOptions
-  keySource: KeySource
+  /** The one key source; null with `issuers`. */
+  keySource: KeySource | null
+  /** With `issuers`: each token's list is verified with its own issuer's keys. */
+  issuers: readonly Pick<IssuerEntry, 'issuer' | 'keySource'>[] | null
   clockTolerance: number
   retryAfter: number
+}
+
+/** What the lists a token points at are held to: whose keys verify them, and where they may be. */
+interface ListIssuer {
+  /** The issuer whose lists these are; undefined for the one key source without `issuers`. */
+  issuer: string | undefined
+  keySource: KeySource
+  /** Token Status List §5.1: a Status List Token is signed with an asymmetric algorithm. */
+  algorithms: string[]
+  allowedOrigins: ReadonlySet<string>
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -46,16 +60,25 @@ const unavailable = () => new ServiceUnavailableError('Token status is unavailab
  * (capped by `maxAge`) and refreshed in the background before they go stale.
  */
 export class StatusListChecker {
+  /** Keyed by issuer and uri: a list verified with one issuer's keys never answers for another's token. */
   private readonly lists = new LRUCache<string, CachedList>({ max: 1000, maxSize: MAX_CACHED_BYTES, sizeCalculation: (c) => c.list.bytes.length + 1 })
   private readonly loading = new Map<string, Promise<CachedList>>()
   private readonly failedUntil = new LRUCache<string, number>({ max: 1000 })
-  private readonly algorithms: string[]
-  private readonly allowedOrigins: readonly string[]
+  /** Without `issuers`: the one issuer every token's list is held to. */
+  private readonly single: ListIssuer | null
+  /** With `issuers`: by name, the issuer a verified token's `iss` names. */
+  private readonly byIssuer: ReadonlyMap<string, ListIssuer>
 
   constructor (private readonly options: StatusListCheckerOptions, private readonly log: FastifyBaseLogger) {
-    this.allowedOrigins = [...options.statusList.allowedOrigins]
-    // Token Status List §5.1: a Status List Token is signed with an asymmetric algorithm.
-    this.algorithms = options.keySource.algorithms.filter((a) => !a.startsWith('HS'))
+    const { allowedOrigins, originsByIssuer } = options.statusList
+    const listIssuer = (issuer: string | undefined, keySource: KeySource): ListIssuer => ({
+      issuer,
+      keySource,
+      algorithms: keySource.algorithms.filter((a) => !a.startsWith('HS')),
+      allowedOrigins: (issuer === undefined ? undefined : originsByIssuer?.get(issuer)) ?? allowedOrigins,
+    })
+    this.single = options.issuers === null ? listIssuer(undefined, options.keySource!) : null
+    this.byIssuer = new Map((options.issuers ?? []).map((entry) => [entry.issuer, listIssuer(entry.issuer, entry.keySource)]))
   }
 
   /**
@@ -77,13 +100,16 @@ export class StatusListChecker {
     } catch {
       return Promise.reject(new InvalidTokenError('The token has an invalid status claim'))
     }
+    const iss = typeof payload.iss === 'string' ? payload.iss : undefined
+    // Only a verified token gets here: with `issuers`, its `iss` is the entry whose keys verified it.
+    const issuer = this.single ?? (iss === undefined ? undefined : this.byIssuer.get(iss))
+    if (issuer === undefined) return Promise.reject(new InvalidTokenError('The token has an unexpected issuer'))
     // No request to a place a token names unless the operator allowed it (no SSRF).
-    if (!this.options.statusList.allowedOrigins.has(url.origin) || url.username !== '' || url.password !== '') {
+    if (!issuer.allowedOrigins.has(url.origin) || url.username !== '' || url.password !== '') {
       return Promise.reject(new InvalidTokenError('The token status list is not at an allowed origin'))
     }
     const idx = ref.idx as number
-    const iss = typeof payload.iss === 'string' ? payload.iss : undefined
-    return this.listFor(ref.uri, url).then((cached) => {
+    return this.listFor(issuer, ref.uri, url).then((cached) => {
       // §5.1: the list's iss equals the token's when the token has one.
       if (iss !== undefined && cached.iss !== iss) throw new InvalidTokenError('The token status list is from another issuer')
       const status = statusAt(cached.list, idx)
@@ -92,41 +118,43 @@ export class StatusListChecker {
     })
   }
 
-  private listFor (uri: string, url: URL): Promise<CachedList> {
+  private listFor (issuer: ListIssuer, uri: string, url: URL): Promise<CachedList> {
     const now = Date.now()
-    const cached = this.lists.get(uri)
+    const key = issuer.issuer === undefined ? uri : JSON.stringify([issuer.issuer, uri])
+    const cached = this.lists.get(key)
     if (cached !== undefined && now < cached.staleAt) {
-      if (now >= cached.refreshAt && !this.loading.has(uri)) this.load(uri, url).catch(() => {})
+      if (now >= cached.refreshAt && !this.loading.has(key)) this.load(issuer, key, uri, url).catch(() => {})
       return Promise.resolve(cached)
     }
-    return this.load(uri, url)
+    return this.load(issuer, key, uri, url)
   }
 
-  /** One fetch in flight per uri; a failure pauses fetches of that uri for `retryAfter`. */
-  private load (uri: string, url: URL): Promise<CachedList> {
-    const inFlight = this.loading.get(uri)
+  /** One fetch in flight per issuer and uri; a failure pauses fetches of that list for `retryAfter`. */
+  private load (issuer: ListIssuer, key: string, uri: string, url: URL): Promise<CachedList> {
+    const inFlight = this.loading.get(key)
     if (inFlight !== undefined) return inFlight
-    if (Date.now() < (this.failedUntil.get(uri) ?? 0)) return Promise.reject(unavailable())
-    const promise = this.fetchAndVerify(uri, url).then((cached) => {
-      this.lists.set(uri, cached)
-      this.failedUntil.delete(uri)
+    if (Date.now() < (this.failedUntil.get(key) ?? 0)) return Promise.reject(unavailable())
+    const promise = this.fetchAndVerify(issuer, uri, url).then((cached) => {
+      this.lists.set(key, cached)
+      this.failedUntil.delete(key)
       return cached
     }, (err) => {
-      this.failedUntil.set(uri, Date.now() + this.options.retryAfter * 1000)
+      this.failedUntil.set(key, Date.now() + this.options.retryAfter * 1000)
       if ((err as { statusCode?: number }).statusCode === 503) throw err
-      this.log.warn({ err, uri }, 'fastify-jwt-revocation: status list could not be fetched or verified')
+      this.log.warn({ err, uri, issuer: issuer.issuer }, 'fastify-jwt-revocation: status list could not be fetched or verified')
       throw unavailable()
-    }).finally(() => this.loading.delete(uri))
-    this.loading.set(uri, promise)
+    }).finally(() => this.loading.delete(key))
+    this.loading.set(key, promise)
     return promise
   }
 
-  private async fetchAndVerify (uri: string, url: URL): Promise<CachedList> {
+  /** The list at `uri`, verified with `issuer`'s keys alone. */
+  private async fetchAndVerify (issuer: ListIssuer, uri: string, url: URL): Promise<CachedList> {
     const fetchedAt = Date.now()
-    const jwt = await fetchStatusListToken(url, { timeout: this.options.statusList.timeout, maxBytes: MAX_TOKEN_BYTES, allowedOrigins: this.allowedOrigins })
-    const { key } = await this.options.keySource.resolve()
+    const jwt = await fetchStatusListToken(url, { timeout: this.options.statusList.timeout, maxBytes: MAX_TOKEN_BYTES, allowedOrigins: [...issuer.allowedOrigins] })
+    const { key } = await issuer.keySource.resolve()
     const { payload, protectedHeader } = await jwtVerify(jwt, key, {
-      algorithms: this.algorithms,
+      algorithms: issuer.algorithms,
       typ: 'statuslist+jwt',
       subject: uri,
       clockTolerance: this.options.clockTolerance,
