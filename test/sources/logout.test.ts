@@ -313,5 +313,5 @@ t.test('with several issuers, a Logout Token revokes the session or subject at i
   t.teardown(() => refused.close())
   await refused.register(jwtRevocation, { audience: AUDIENCE, issuers: [{ issuer: OP, jwks: { keys: [tokenKey.publicJwk] } }, { issuer: OTHER, jwks: { keys: [otherKey.publicJwk] } }], store: noScopes })
   refused.register(backchannelLogout, { issuer: OP, jwksUri: op.jwksUri, audience: CLIENT })
-  await t.rejects(refused.ready(), { message: /with several issuers, needs a store that keeps rules scoped to an issuer/ })
+  await t.rejects(async () => { await refused.ready() }, { message: /with several issuers, needs a store that keeps rules scoped to an issuer/ })
 })
