@@ -1,4 +1,4 @@
-import type { Revocation } from '../revocation/revocation.js'
+import type { IssuerScope, Revocation } from '../revocation/revocation.js'
 import type { ClientGrant } from '../stores/types.js'
 import type { Auth0BlacklistEntry, Auth0Grant } from './management-api.js'
 
@@ -29,10 +29,11 @@ export async function applyBlacklist (revocation: Revocation, aud: string, entri
 /**
  * Makes the store's grants for `audience` those of Auth0 (one per client): scopes
  * follow Auth0's, a grant gone from Auth0 is deleted — which revokes that client's
- * tokens for the audience — and a grant new at Auth0 is mirrored. `remote` must be
- * Auth0's complete list: the caller never passes a partial read.
+ * tokens for the audience (within `scope`: the tenant's issuer, or every issuer) — and a
+ * grant new at Auth0 is mirrored. `remote` must be Auth0's complete list: the caller
+ * never passes a partial read.
  */
-export async function mirrorGrants (revocation: Revocation, audience: string, remote: Auth0Grant[]): Promise<number> {
+export async function mirrorGrants (revocation: Revocation, audience: string, remote: Auth0Grant[], scope: IssuerScope = {}): Promise<number> {
   const store = revocation.store as Required<Pick<typeof revocation.store, 'createGrant' | 'deleteGrant'>>
   const wanted = new Map<string, Auth0Grant>()
   // Only client (machine-to-machine) grants govern client-credentials tokens; user-access grants are Auth0's business.
@@ -45,7 +46,7 @@ export async function mirrorGrants (revocation: Revocation, audience: string, re
     // Gone from Auth0; or, for a grant this sync mirrored, replaced at Auth0 by a new one
     // since the last sync — deleted in between, so the client's tokens up to now are refused.
     if (theirs === undefined || (mine.created_at === IN_FORCE_SINCE_UNKNOWN && mine.id !== theirs.id)) {
-      await revocation.deleteGrant(mine.id).catch(ignoreNotFound)
+      await revocation.deleteGrant(mine.id, scope).catch(ignoreNotFound)
       local.delete(clientId)
     } else if (!sameScopes(mine.scope, theirs.scope)) {
       await revocation.updateGrant(mine.id, theirs.scope).catch(ignoreNotFound)

@@ -20,6 +20,8 @@ export interface Auth0SyncOptions {
 export interface ResolvedAuth0SyncOptions {
   /** `https://tenant.auth0.com`, no trailing slash. */
   base: string
+  /** The tenant's issuer, as its tokens name it in `iss`: `https://tenant.auth0.com/`. */
+  issuer: string
   clientId: string
   clientSecret: string
   /** ms */
@@ -51,7 +53,8 @@ export function resolveAuth0SyncOptions (options: Auth0SyncOptions): ResolvedAut
     audiences = [...new Set(list)]
   }
   const timeout = parseDuration(options.timeout ?? 10_000, name('timeout'), { unit: 'milliseconds', min: 100, max: 120_000, example: '10s' })
-  return { base: tenantBase(text('domain')), clientId: text('clientId'), clientSecret: text('clientSecret'), interval: interval * 1000, audiences, timeout }
+  const base = tenantBase(text('domain'))
+  return { base, issuer: `${base}/`, clientId: text('clientId'), clientSecret: text('clientSecret'), interval: interval * 1000, audiences, timeout }
 }
 
 /** `tenant.auth0.com` → `https://tenant.auth0.com`; a URL keeps its scheme (http only on loopback) and must name no path. */

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { invalidOption } from '../errors.js'
+import { feedScope, requireIssuerScopes } from '../revocation/issuer-scope.js'
 import { grantMethods } from '../stores/types.js'
 import { resolveAuth0SyncOptions, type Auth0SyncOptions } from './options.js'
 import { Auth0Syncer, type Auth0SyncApi } from './sync.js'
@@ -23,11 +24,13 @@ async function auth0SyncPlugin (app: FastifyInstance, opts: Auth0SyncOptions): P
   if (foreign.length > 0) throw invalidOption('auth0Sync.audience', `names audiences the plugin does not accept: ${foreign.join(', ')}`)
   const missing = grantMethods.filter((m) => typeof revocation.store[m] !== 'function')
   if (missing.length > 0) throw invalidOption('auth0Sync', `mirrors client grants, so it needs a store with grants; this store lacks ${missing.join(', ')}()`)
+  // With several issuers, the tenant's deleted grant cuts off its own client only, not another issuer's client of the same id.
+  requireIssuerScopes(revocation, 'auth0Sync', [options.issuer])
   if (typeof revocation.store.lease !== 'function') {
     app.log.info('fastify-jwt-revocation: the store has no lease(); every instance sharing it polls Auth0 (fine for one instance)')
   }
 
-  const syncer = new Auth0Syncer(options, audiences, revocation, app.log)
+  const syncer = new Auth0Syncer(options, audiences, revocation, feedScope(revocation, options.issuer), app.log)
   app.decorate('auth0Sync', { syncNow: () => syncer.syncNow(), status: () => syncer.status() } satisfies Auth0SyncApi)
   // Auth0 failing never fails a request (what was synced stays), so it degrades, not downs, the report.
   revocation.addHealthCheck('auth0Sync', () => {

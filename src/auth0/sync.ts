@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { randomUUID } from 'node:crypto'
-import type { Revocation } from '../revocation/revocation.js'
+import type { IssuerScope, Revocation } from '../revocation/revocation.js'
 import { nextSyncDelay, pause } from './backoff.js'
 import { ManagementApi, RateLimited, type Auth0BlacklistEntry, type Auth0Grant } from './management-api.js'
 import { applyBlacklist, mirrorGrants } from './mirror.js'
@@ -55,6 +55,8 @@ export class Auth0Syncer implements Auth0SyncApi {
     private readonly options: ResolvedAuth0SyncOptions,
     private readonly audiences: readonly string[],
     private readonly revocation: Revocation,
+    /** Whose tokens a grant deleted at the tenant revokes: the tenant's issuer's, when the API accepts several. */
+    private readonly scope: IssuerScope,
     private readonly log: FastifyBaseLogger,
   ) {
     this.api = new ManagementApi({ ...options, signal: this.closing.signal })
@@ -130,7 +132,7 @@ export class Auth0Syncer implements Auth0SyncApi {
       for (const { audience, blacklist, clientGrants } of read) {
         await applyBlacklist(this.revocation, audience, blacklist)
         tokens += blacklist.length
-        grants += await mirrorGrants(this.revocation, audience, clientGrants)
+        grants += await mirrorGrants(this.revocation, audience, clientGrants, this.scope)
       }
       Object.assign(this.state, { lastSuccessAt: Date.now(), lastError: null, tokens, grants })
       if (this.failures > 0) this.log.info('fastify-jwt-revocation: Auth0 sync works again')

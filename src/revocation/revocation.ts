@@ -340,14 +340,18 @@ export class Revocation {
 
   /**
    * Deletes the grant and revokes the client's tokens for that audience issued up to
-   * now: unlike at an issuer, the deletion takes effect on the next request.
+   * now: unlike at an issuer, the deletion takes effect on the next request. The grant
+   * itself is the client's at every issuer; with `issuer`, only that issuer's tokens of
+   * the client are revoked (an issuer's grant deleted, another issuer's client of the same id kept).
    */
-  async deleteGrant (id: string): Promise<ClientGrant> {
+  async deleteGrant (id: string, options: IssuerScope = {}): Promise<ClientGrant> {
     const store = this.grantStore()
+    // Checked before the grant goes: a bad scope must not leave a deleted grant with its client unrevoked.
+    const scope = this.scope(options?.issuer)
     const deleted = await this.call('deleteGrant', () => store.deleteGrant(id))
     if (!deleted) throw new GrantNotFoundError()
     // The grant may predate a narrower `audience` option: its own audience is what to revoke.
-    await this.revokeClientFor(deleted.client_id, deleted.audience)
+    await this.revokeClientFor(deleted.client_id, deleted.audience, scope)
     return deleted
   }
 

@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Writable } from 'node:stream'
 import t from 'tap'
 import { auth0Sync, type Auth0SyncOptions } from '../../src/auth0/index.js'
-import jwtRevocation, { MemoryStore, type RevocationStore } from '../../src/index.js'
+import jwtRevocation, { MemoryStore, type JwtRevocationOptions, type RevocationStore } from '../../src/index.js'
 import { Auth0StandIn, settle, until } from '../helpers/auth0-stand-in.js'
 import { AUDIENCE, bearer, ISSUER, makeKey, sign } from '../helpers/helpers.js'
 
@@ -19,7 +19,7 @@ interface Setup { app: FastifyInstance, tenant: Auth0StandIn, logs: string[], cl
  * An API with grants enforced and the sync on, against a fresh tenant stand-in. Timers
  * and Date are fake so no sync runs unless the test ticks or calls syncNow(); HTTP is real.
  */
-async function setup (t: Tap, options: { store?: RevocationStore, sync?: Partial<Auth0SyncOptions>, audience?: string[] } = {}): Promise<Setup> {
+async function setup (t: Tap, options: { store?: RevocationStore, sync?: Partial<Auth0SyncOptions>, audience?: string[], plugin?: (tenant: Auth0StandIn) => Partial<JwtRevocationOptions> } = {}): Promise<Setup> {
   const clock = FakeTimers.install({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: Date.now() })
   t.teardown(() => clock.uninstall())
   const tenant = await new Auth0StandIn().start()
@@ -31,7 +31,8 @@ async function setup (t: Tap, options: { store?: RevocationStore, sync?: Partial
   await app.register(jwtRevocation, {
     jwks: { keys: [key.publicJwk] }, issuer: ISSUER, audience: options.audience ?? [AUDIENCE], grants: true, maxTokenLifetime: '1d',
     store: options.store ?? new MemoryStore(),
-  })
+    ...options.plugin?.(tenant),
+  } as JwtRevocationOptions)
   await app.register(auth0Sync, { domain: tenant.url, clientId: tenant.clientId, clientSecret: tenant.clientSecret, ...options.sync })
   app.get('/orders', async (request) => ({ client: request.auth!.clientId, scopes: request.auth!.scopes }))
   await app.ready()
@@ -285,4 +286,51 @@ t.test('options are validated strictly, naming the option', async (t) => {
   alone.register(auth0Sync, base)
   await t.rejects(async () => { await alone.ready() }, /fastify-jwt-revocation/, 'needs the plugin')
   await alone.close()
+})
+
+t.test("with several issuers, a grant deleted at the tenant cuts off the tenant issuer's client, not another issuer's of the same id", async (t) => {
+  const OTHER = 'https://other-issuer.test/'
+  const otherKey = await makeKey('ES256')
+  // Grants not enforced: a grant is the client's at every issuer, so a missing one would refuse both issuers' clients.
+  const { app, tenant } = await setup(t, {
+    plugin: (tenant) => ({
+      jwks: undefined, issuer: undefined, grants: false,
+      issuers: [{ issuer: `${tenant.url}/`, jwks: { keys: [key.publicJwk] } }, { issuer: OTHER, jwks: { keys: [otherKey.publicJwk] } }],
+    }),
+  })
+  const grant = tenant.addGrant('partner', AUDIENCE, ['read:orders'])
+  await app.auth0Sync.syncNow()
+  const tenants = await tokenOf('partner', { iss: `${tenant.url}/` })
+  const others = await sign(otherKey, { iss: OTHER, azp: 'partner', sub: 'partner@clients', scope: 'read:orders' })
+  t.same([(await get(app, tenants)).statusCode, (await get(app, others)).statusCode], [200, 200])
+
+  tenant.deleteGrant(grant.id)
+  await app.auth0Sync.syncNow()
+  t.equal((await get(app, tenants)).statusCode, 401, "the tenant issuer's partner is cut off")
+  t.equal((await get(app, others)).statusCode, 200, "the other issuer's partner is not")
+})
+
+t.test("when the tenant's issuer is not one the API names, a deleted grant cuts off the client at every issuer, as before", async (t) => {
+  const OTHER = 'https://other-issuer.test/'
+  const { app, tenant } = await setup(t, { plugin: () => ({ issuer: [ISSUER, OTHER], grants: false }) })
+  const grant = tenant.addGrant('partner', AUDIENCE, ['read:orders'])
+  await app.auth0Sync.syncNow()
+  const tokens = [await tokenOf('partner'), await tokenOf('partner', { iss: OTHER })]
+  for (const token of tokens) t.equal((await get(app, token)).statusCode, 200)
+  tenant.deleteGrant(grant.id)
+  await app.auth0Sync.syncNow()
+  for (const token of tokens) t.equal((await get(app, token)).statusCode, 401)
+})
+
+t.test("with several issuers, the tenant's among them, a store without issuer scopes is refused at registration", async (t) => {
+  const clock = FakeTimers.install({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: Date.now() })
+  t.teardown(() => clock.uninstall())
+  const tenant = await new Auth0StandIn().start()
+  t.teardown(() => tenant.stop())
+  const store = Object.assign(new MemoryStore(), { issuerScopes: false })
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(jwtRevocation, { jwks: { keys: [key.publicJwk] }, issuer: [`${tenant.url}/`, 'https://other-issuer.test/'], audience: AUDIENCE, store })
+  app.register(auth0Sync, { domain: tenant.url, clientId: tenant.clientId, clientSecret: tenant.clientSecret })
+  await t.rejects(async () => { await app.ready() }, { message: /auth0Sync.*with several issuers, needs a store that keeps rules scoped to an issuer/ })
 })

@@ -89,6 +89,18 @@ t.test('a scoped session rule cuts off one issuer\'s session of that id only', a
   t.same([await status(app, a), await status(app, b)], [401, 200])
 })
 
+t.test("deleteGrant with an issuer revokes that issuer's client only; a refused issuer leaves the grant in place", async (t) => {
+  const app = await api(t, new MemoryStore())
+  const a = await partnerOf(A)
+  const b = await partnerOf(B)
+  const grant = await app.revocation.createGrant({ client_id: 'partner', audience: AUDIENCE, scope: ['read:orders'] })
+  await t.rejects(app.revocation.deleteGrant(grant.id, { issuer: 'https://unknown.issuer.test/' }), { code: 'FST_JWT_REVOCATION_INVALID_ARGUMENT' })
+  t.ok(await app.revocation.getGrant(grant.id), 'not deleted')
+  await app.revocation.deleteGrant(grant.id, { issuer: A })
+  t.equal(await app.revocation.getGrant(grant.id), null)
+  t.same([await status(app, a), await status(app, b)], [401, 200])
+})
+
 t.test('an issuer the API does not accept is refused, and so is a scope the store cannot keep', async (t) => {
   const app = await api(t, new MemoryStore())
   await t.rejects(app.revocation.revokeClient('partner', { issuer: 'https://a.issuer.test' }), { code: 'FST_JWT_REVOCATION_INVALID_ARGUMENT', message: /issuer must be an issuer this API accepts: https:\/\/a\.issuer\.test\/, https:\/\/b\.issuer\.test\// })

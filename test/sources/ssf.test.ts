@@ -299,3 +299,45 @@ t.test('registration checks', async (t) => {
     await t.rejects(async () => { await app.ready() }, pattern)
   }
 })
+
+t.test('with several issuers, an event naming one issuer\'s subject or session leaves the other issuer\'s of the same id alone', async (t) => {
+  const OTHER = 'https://other-issuer.test/'
+  const otherKey = await makeKey('ES256')
+  const severalIssuers = (store?: RevocationStore) => ({
+    audience: AUDIENCE,
+    issuers: [{ issuer: ISSUER, jwks: { keys: [tokenKey.publicJwk] } }, { issuer: OTHER, jwks: { keys: [otherKey.publicJwk] } }],
+    ...(store === undefined ? {} : { store }),
+  })
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(jwtRevocation, severalIssuers())
+  await app.register(ssfReceiver, { issuer: TRANSMITTER, audience: RECEIVER, jwks: { keys: [transmitterKey.publicJwk] } })
+  app.get('/orders', async (req) => ({ sub: req.auth!.subject }))
+  await app.ready()
+  const status = async (token: string) => (await app.inject({ url: '/orders', headers: bearer(token) })).statusCode
+  const iat = Math.floor(Date.now() / 1000) - 5
+  const ours = (claims: JWTPayload) => sign(tokenKey, { iat, ...claims })
+  const theirs = (claims: JWTPayload) => sign(otherKey, { iss: OTHER, iat, ...claims })
+
+  const changed = [await ours({ sub: 'user-1' }), await theirs({ sub: 'user-1' })]
+  const session = [await ours({ sub: 'user-2', sid: 'sid-2' }), await theirs({ sub: 'user-2', sid: 'sid-2' })]
+  const opaque = [await ours({ sub: 'user-3' }), await theirs({ sub: 'user-3' })]
+  for (const token of [...changed, ...session, ...opaque]) t.equal(await status(token), 200)
+
+  const credentialChange = { [CAEP + 'credential-change']: {} }
+  t.equal((await push(app, await signSet(transmitterKey, { sub_id: { format: 'iss_sub', iss: ISSUER, sub: 'user-1' }, events: credentialChange }))).statusCode, 202)
+  t.same([await status(changed[0]!), await status(changed[1]!)], [401, 200], 'an iss_sub subject: that issuer\'s user only')
+  t.equal((await push(app, await signSet(transmitterKey, complexSessionRevoked('user-2', 'sid-2')))).statusCode, 202)
+  t.same([await status(session[0]!), await status(session[1]!)], [401, 200], 'a session of a complex subject\'s iss_sub user: that issuer\'s session only')
+  // An opaque subject names no issuer: every issuer's, as with one issuer.
+  t.equal((await push(app, await signSet(transmitterKey, { sub_id: { format: 'opaque', id: 'user-3' }, events: credentialChange }))).statusCode, 202)
+  t.same([await status(opaque[0]!), await status(opaque[1]!)], [401, 401], 'an opaque subject: every issuer\'s')
+
+  // A store that keeps no rules scoped to an issuer.
+  const noScopes = Object.assign(new MemoryStore(), { issuerScopes: false })
+  const refused = Fastify()
+  t.teardown(() => refused.close())
+  await refused.register(jwtRevocation, severalIssuers(noScopes))
+  refused.register(ssfReceiver, { issuer: TRANSMITTER, audience: RECEIVER, jwks: { keys: [transmitterKey.publicJwk] } })
+  await t.rejects(async () => { await refused.ready() }, { message: /ssfReceiver.*with several issuers, needs a store that keeps rules scoped to an issuer/ })
+})

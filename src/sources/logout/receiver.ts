@@ -5,6 +5,7 @@ import { invalidOption } from '../../errors.js'
 import { optionKeys, refuseUnknownKeys, registerOptionKeys } from '../../options/option-keys.js'
 import { positiveInteger, stringList } from '../../options/option-values.js'
 import { createKeySource, jwksOptionKeys, type RemoteJwksOptions } from '../../token/keys.js'
+import { feedScope, requireIssuerScopes } from '../../revocation/issuer-scope.js'
 import { LogoutJtiOnce } from './jti-once.js'
 import { LogoutRefusal } from './refusal.js'
 import { verifyLogoutToken, type LogoutToken, type LogoutTokenPolicy } from './verify-logout-token.js'
@@ -72,12 +73,8 @@ export async function backchannelLogout (app: FastifyInstance, options: Backchan
     throw invalidOption('backchannelLogout', 'needs a store that keeps session revocations (revokeSession); every built-in store does')
   }
   // With several issuers, one OP's logout must not log out another issuer's user of the same sub or sid.
-  const tokenIssuers = revocation.tokenIssuers ?? []
-  if (tokenIssuers.length > 1 && !revocation.issuerScopesSupported) {
-    throw invalidOption('backchannelLogout', 'with several issuers, needs a store that keeps rules scoped to an issuer (issuerScopes); every built-in store does')
-  }
-  /** The scope of a logout: the OP's own tokens when the API accepts several issuers' tokens. */
-  const scopeOf = (iss: string): { issuer?: string } => (tokenIssuers.length > 1 && tokenIssuers.includes(iss) ? { issuer: iss } : {})
+  requireIssuerScopes(revocation, 'backchannelLogout')
+  const scopeOf = (iss: string) => feedScope(revocation, iss)
   const policy: LogoutTokenPolicy = {
     // Only the OP's public keys: the Logout Token's signature proves who sent it.
     keySource: createKeySource({

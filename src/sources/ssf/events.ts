@@ -42,6 +42,11 @@ export interface RevokingEvent {
    * member, an `opaque` id: the token's `sid`); undefined when it names none.
    */
   sessionId: string | undefined
+  /**
+   * The issuer a CAEP `session-revoked` event's session belongs to: that of the complex
+   * subject's `iss_sub` user; undefined when it names none.
+   */
+  sessionIssuer: string | undefined
   /** When the event happened, ms; undefined when the SET does not say. */
   at: number | undefined
 }
@@ -63,7 +68,8 @@ export function revokingEvents (set: SecurityEventToken, nowMs: number): Revokin
     const subId = isSubjectIdentifier(set.sub_id) ? set.sub_id : isSubjectIdentifier(event.subject) ? event.subject : undefined
     const seconds = typeof event.event_timestamp === 'number' ? event.event_timestamp : set.toe
     const at = typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0 && seconds * 1000 <= nowMs ? seconds * 1000 : undefined
-    found.push({ type, subId, sessionId: type === SESSION_REVOKED ? sessionOf(subId) : undefined, at })
+    const session = type === SESSION_REVOKED ? sessionOf(subId) : undefined
+    found.push({ type, subId, sessionId: session, sessionIssuer: session === undefined ? undefined : userIssuerOf(subId), at })
   }
   return found
 }
@@ -81,26 +87,39 @@ function sessionOf (subId: SubjectIdentifier | undefined): string | undefined {
   return session.format === 'opaque' && nonEmptyString(session.id) ? session.id : undefined
 }
 
+/** The `iss` of a complex subject's `iss_sub` user. */
+function userIssuerOf (subId: SubjectIdentifier | undefined): string | undefined {
+  const user = subId?.format === 'complex' && isSubjectIdentifier(subId.user) ? subId.user : undefined
+  return user?.format === 'iss_sub' && nonEmptyString(user.iss) ? user.iss : undefined
+}
+
+/** A token subject an identifier names, with the issuer it is a subject of when the identifier says (`iss_sub`). */
+export interface TokenSubject {
+  sub: string
+  iss?: string
+}
+
 /**
  * The token subjects (`sub` values) an RFC 9493 identifier names: `iss_sub` from the
  * access tokens' issuer and `opaque` directly, `aliases` through its members, a complex
  * subject through its `user`, any other format through `resolveSubject`. Empty when nothing here can name a token subject.
  */
-export async function subjectsOf (subId: SubjectIdentifier, policy: SubjectPolicy): Promise<string[]> {
+export async function subjectsOf (subId: SubjectIdentifier, policy: SubjectPolicy): Promise<TokenSubject[]> {
   if (subId.format === 'iss_sub') {
-    if (nonEmptyString(subId.iss) && nonEmptyString(subId.sub) && policy.tokenIssuers.has(subId.iss)) return [subId.sub]
+    if (nonEmptyString(subId.iss) && nonEmptyString(subId.sub) && policy.tokenIssuers.has(subId.iss)) return [{ sub: subId.sub, iss: subId.iss }]
   } else if (subId.format === 'opaque') {
-    if (nonEmptyString(subId.id)) return [subId.id]
+    if (nonEmptyString(subId.id)) return [{ sub: subId.id }]
   } else if (subId.format === 'complex' && isSubjectIdentifier(subId.user) && subId.user.format !== 'complex') {
     // A complex subject names the user in its `user` member; its session and tenant are no token subject.
     const users = await subjectsOf(subId.user, policy)
     if (users.length > 0) return users
   } else if (subId.format === 'aliases' && Array.isArray(subId.identifiers)) {
     const all = await Promise.all(subId.identifiers.filter(isSubjectIdentifier).filter((id) => id.format !== 'aliases').map((id) => subjectsOf(id, policy)))
-    return [...new Set(all.flat())]
+    // The same subject named twice (of the same issuer, or of none) is revoked once.
+    return [...new Map(all.flat().map((s) => [`${s.iss ?? ''}\u0000${s.sub}`, s])).values()]
   }
   if (policy.resolveSubject === undefined || subId.format === 'aliases') return []
   const resolved = await policy.resolveSubject(subId)
   const list = resolved === null || resolved === undefined ? [] : Array.isArray(resolved) ? resolved : [resolved]
-  return list.filter(nonEmptyString)
+  return list.filter(nonEmptyString).map((sub) => ({ sub }))
 }

@@ -7,6 +7,7 @@ import { invalidOption } from '../../errors.js'
 import { optionKeys, refuseUnknownKeys, registerOptionKeys } from '../../options/option-keys.js'
 import { positiveInteger, stringList } from '../../options/option-values.js'
 import { createKeySource, jwksOptionKeys, type RemoteJwksOptions } from '../../token/keys.js'
+import { feedScope, requireIssuerScopes } from '../../revocation/issuer-scope.js'
 import { revokingEvents, subjectsOf, type ResolveSubject, type SubjectPolicy } from './events.js'
 import { SetRefusal } from './refusal.js'
 import { verifySecurityEventToken, type SetPolicy } from './verify-set.js'
@@ -87,6 +88,8 @@ export async function ssfReceiver (app: FastifyInstance, options: SsfReceiverOpt
   const maxAge = parseDuration(options.maxAge ?? '1d', 'ssfReceiver.maxAge', lifetimeRule)
 
   const revocation = app.revocation
+  // With several issuers, an event naming one issuer's subject or session leaves another issuer's of the same id alone.
+  requireIssuerScopes(revocation, 'ssfReceiver')
   const policy: SetPolicy = {
     // Only a transmitter's public keys: a SET's signature proves who sent it.
     keySource: createKeySource({ jwksUri: options.jwksUri, jwks: options.jwks, algorithms: options.algorithms, jwksOptions: options.jwksOptions }, 5000, app.log),
@@ -113,7 +116,7 @@ export async function ssfReceiver (app: FastifyInstance, options: SsfReceiverOpt
       // One session logged out: that session's tokens, not the user's others. A store
       // without sessions cannot say which tokens those are, so the user is cut off instead.
       if (event.sessionId !== undefined && revocation.sessionsSupported) {
-        await revocation.revokeSession(event.sessionId, event.at === undefined ? {} : { revokedAt: event.at })
+        await revocation.revokeSession(event.sessionId, { ...(event.at === undefined ? {} : { revokedAt: event.at }), ...feedScope(revocation, event.sessionIssuer) })
         request.log.info({ event: event.type }, 'ssfReceiver: session revoked')
         continue
       }
@@ -122,7 +125,7 @@ export async function ssfReceiver (app: FastifyInstance, options: SsfReceiverOpt
         request.log.warn({ event: event.type, format: event.subId?.format ?? null }, 'ssfReceiver: no token subject for this event; ignored')
         continue
       }
-      for (const sub of subs) await revocation.revokeSubject(sub, event.at === undefined ? {} : { at: event.at })
+      for (const { sub, iss } of subs) await revocation.revokeSubject(sub, { ...(event.at === undefined ? {} : { at: event.at }), ...feedScope(revocation, iss) })
       request.log.info({ event: event.type, subjects: subs.length }, 'ssfReceiver: subject revoked')
     }
   }
