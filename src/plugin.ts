@@ -16,6 +16,7 @@ import { serveResourceMetadata } from './ops/resource-metadata.js'
 import { stepUpShortfall } from './request/step-up.js'
 import { routePolicy, type RouteAuthConfig, type RouteContext, type RoutePolicy } from './request/route-policy.js'
 import { StoreConnection } from './revocation/store-connection.js'
+import { FeedMonitor } from './revocation/feed-status.js'
 import { StoreGuard } from './revocation/store-guard.js'
 import { TokenCache, type TokenRecord } from './request/token-cache.js'
 
@@ -76,7 +77,8 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   const health = new HealthReporter({
     store: options.store, guard, audience: options.audiences[0]!, keySource: options.keySource, issuers: options.issuers, feedConnected: () => connection?.connected ?? false,
   })
-  const revocation = new Revocation(options, cache, guard, fastify.log, metrics, health)
+  const feed = new FeedMonitor((reason) => metrics.cacheReset(reason))
+  const revocation = new Revocation(options, cache, guard, fastify.log, metrics, health, feed)
   const senders = new SenderBinding(options, guard, fastify.log)
   const authenticator = new Authenticator(options, cache, revocation, metrics, senders)
   const introspector = options.introspection === null ? null : new Introspector({ ...options, keySource: singleKeySource(options), introspection: options.introspection }, cache, revocation, fastify.log)
@@ -84,7 +86,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   const retryAfter = String(options.retryAfter)
 
   connection = new StoreConnection(options.store, guard, {
-    timeout: options.storeTimeout, retryAfter: options.retryAfter, log: fastify.log, onChange: (change) => revocation.invalidate(change),
+    timeout: options.storeTimeout, retryAfter: options.retryAfter, log: fastify.log, feed, onChange: (change) => revocation.invalidate(change),
   })
   await connection.open()
   // preClose runs before every onClose hook: the feed lets go of the user's pool

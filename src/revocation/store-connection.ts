@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { isPackageError } from '../errors.js'
 import { FIRST_PAUSE_MS, withTimeout, type StoreGuard } from './store-guard.js'
-import type { ChangeListener, RevocationStore } from '../stores/types.js'
+import type { FeedMonitor } from './feed-status.js'
+import type { ChangeListener, RevocationChange, RevocationStore } from '../stores/types.js'
 
 /**
  * The store's life beside the app's: readied and its change feed connected at boot,
@@ -20,16 +21,25 @@ export class StoreConnection {
   private readonly maxPause: number
   private stopped = false
   private refusalLogged = false
-  /** True once the store is ready and its change feed (if any) is connected. */
-  connected = false
+  private readonly feed: FeedMonitor
 
-  constructor (store: RevocationStore, guard: StoreGuard, options: { timeout: number, retryAfter: number, log: FastifyBaseLogger, onChange: ChangeListener }) {
+  constructor (store: RevocationStore, guard: StoreGuard, options: { timeout: number, retryAfter: number, log: FastifyBaseLogger, feed: FeedMonitor, onChange: ChangeListener }) {
     this.store = store
     this.maxPause = options.retryAfter * 1000
     this.guard = guard
     this.timeout = options.timeout
     this.log = options.log
-    this.onChange = options.onChange
+    this.feed = options.feed
+    const apply = options.onChange
+    this.onChange = (change: RevocationChange) => {
+      if (change.type === 'reset') this.feed.reset(change.reason ?? 'reconnect')
+      apply(change)
+    }
+  }
+
+  /** True once the store is ready and its change feed (if any) is connected. */
+  get connected (): boolean {
+    return this.feed.connected
   }
 
   /**
@@ -54,7 +64,7 @@ export class StoreConnection {
     if (this.store.subscribe && this.unsubscribe === undefined) {
       this.unsubscribe = await withTimeout(() => this.store.subscribe!(this.onChange), this.timeout)
     }
-    this.connected = true
+    this.feed.connected = true
   }
 
   private retryLater (): void {
@@ -64,7 +74,7 @@ export class StoreConnection {
         if (this.stopped) return this.stopFeed()
         this.guard.answered()
         // Whatever changed while the feed was not connected is unknown: as after a reconnect.
-        this.onChange({ type: 'reset' })
+        this.onChange({ type: 'reset', reason: 'reconnect' })
       }, (err: unknown) => {
         if (this.stopped) return
         // A store that came back refusing on purpose (e.g. a wrong database or password)
