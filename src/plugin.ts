@@ -16,6 +16,7 @@ import { serveResourceMetadata } from './ops/resource-metadata.js'
 import { stepUpShortfall } from './request/step-up.js'
 import { routePolicy, type RouteAuthConfig, type RouteContext, type RoutePolicy } from './request/route-policy.js'
 import { StoreConnection } from './revocation/store-connection.js'
+import { FeedMonitor } from './revocation/feed-status.js'
 import { StoreGuard } from './revocation/store-guard.js'
 import { TokenCache, type TokenRecord } from './request/token-cache.js'
 
@@ -71,20 +72,19 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   const cache = options.cache === false ? null : new TokenCache(options.cache.max)
   const metrics = new Metrics()
   const guard = new StoreGuard(options, fastify.log)
-  // The feed's state is read when a report is made, by then the connection exists.
-  let connection: StoreConnection | undefined
+  const feed = new FeedMonitor((reason) => metrics.cacheReset(reason))
   const health = new HealthReporter({
-    store: options.store, guard, audience: options.audiences[0]!, keySource: options.keySource, issuers: options.issuers, feedConnected: () => connection?.connected ?? false,
+    store: options.store, guard, audience: options.audiences[0]!, keySource: options.keySource, issuers: options.issuers, feedStatus: () => feed.status(),
   })
-  const revocation = new Revocation(options, cache, guard, fastify.log, metrics, health)
+  const revocation = new Revocation(options, cache, guard, fastify.log, metrics, health, feed)
   const senders = new SenderBinding(options, guard, fastify.log)
   const authenticator = new Authenticator(options, cache, revocation, metrics, senders)
   const introspector = tokenIntrospection(options, cache, revocation, fastify.log)
   const dpopDefault = options.dpop === null ? 'off' : options.dpop.required ? 'required' : 'on'
   const retryAfter = String(options.retryAfter)
 
-  connection = new StoreConnection(options.store, guard, {
-    timeout: options.storeTimeout, retryAfter: options.retryAfter, log: fastify.log, onChange: (change) => revocation.invalidate(change),
+  const connection = new StoreConnection(options.store, guard, {
+    timeout: options.storeTimeout, retryAfter: options.retryAfter, log: fastify.log, feed, onChange: (change) => revocation.invalidate(change),
   })
   await connection.open()
   // preClose runs before every onClose hook: the feed lets go of the user's pool

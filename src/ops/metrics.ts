@@ -1,4 +1,5 @@
 import { metrics, ValueType, type Attributes, type Counter, type Histogram } from '@opentelemetry/api'
+import type { ResetReason } from '../stores/types.js'
 
 // Counts what the plugin decides, through the OpenTelemetry metrics API. Without an
 // SDK registered the API hands out no-op instruments, so each record below is one
@@ -28,11 +29,13 @@ const HIT: Attributes = { result: 'hit' }
 const MISS: Attributes = { result: 'miss' }
 const STORE_OK: Attributes = { outcome: 'ok' }
 const STORE_ERROR: Attributes = { outcome: 'error' }
+const RESETS: Record<ResetReason, Attributes> = { gap: { reason: 'gap' }, reconnect: { reason: 'reconnect' }, unreadable: { reason: 'unreadable' } }
 
 export class Metrics {
   private readonly decisions: Counter
   private readonly cacheLookups: Counter
   private readonly storeDuration: Histogram
+  private readonly cacheResets: Counter
   /** 1 or 0 after the last store call; undefined (not reported) before the first. */
   private storeUp: number | undefined
 
@@ -50,6 +53,10 @@ export class Metrics {
     this.storeDuration = meter.createHistogram('jwt_revocation.store.duration', {
       description: 'Duration of revocation store lookups on the request path, by outcome (ok, error)',
       unit: 's',
+    })
+    this.cacheResets = meter.createCounter('jwt_revocation.cache.resets', {
+      description: 'Times every cached revocation status was dropped because the change feed may have missed changes, by reason (gap, reconnect, unreadable)',
+      valueType: ValueType.INT,
     })
     meter.createObservableGauge('jwt_revocation.store.up', {
       description: '1 if the last revocation store lookup succeeded, 0 if it failed or timed out',
@@ -71,6 +78,10 @@ export class Metrics {
 
   cacheLookup (hit: boolean): void {
     this.cacheLookups.add(1, hit ? HIT : MISS)
+  }
+
+  cacheReset (reason: ResetReason): void {
+    this.cacheResets.add(1, RESETS[reason] ?? RESETS.reconnect)
   }
 
   /** A store answer read from memory at once, asked at `started` (performance.now()). */

@@ -11,8 +11,10 @@ import { withTimeout, type StoreGuard } from './store-guard.js'
 import { issuerMember } from '../stores/change-feed.js'
 import { inMemoryLookup, lookupNow, type InMemoryLookup } from '../stores/state-backed.js'
 import type { TokenCache, TokenRecord } from '../request/token-cache.js'
+import { FeedMonitor, type FeedStatus } from './feed-status.js'
+import { changeAuthor, historyFilter, type HistoryPage, type WriteAuthor } from './audit.js'
 import type {
-  ClientGrant, GrantFilter, RevocationChange, RevocationQuery, RevocationState, RevocationStore, RevokedToken,
+  ClientGrant, GrantFilter, HistoryFilter, RevocationChange, RevocationQuery, RevocationState, RevocationStore, RevokedToken,
   SessionRevocation,
 } from '../stores/types.js'
 
@@ -92,6 +94,7 @@ export class Revocation {
   constructor (
     options: ResolvedOptions, cache: TokenCache | null, guard: StoreGuard, log: FastifyBaseLogger,
     private readonly metrics = new Metrics(), private readonly healthReporter?: HealthReporter,
+    private readonly feed = new FeedMonitor(),
   ) {
     this.options = options
     this.store = options.store
@@ -178,11 +181,37 @@ export class Revocation {
     return { issuer }
   }
 
+  // ---- the log: the audit trail and the feed ----------------------------------------
+
+  /** Whether the store keeps the revocation log (`readLog` and `history`). */
+  get logSupported (): boolean {
+    return typeof this.store.readLog === 'function' && typeof this.store.history === 'function'
+  }
+
+  /**
+   * The audit trail: who changed what, when and why, newest first, filtered; `next` is
+   * the `from` of the next page, or null. Refused when the store keeps no log.
+   */
+  async history (filter: HistoryFilter = {}): Promise<HistoryPage> {
+    const checked = historyFilter(filter)
+    const store = this.store
+    if (typeof store.history !== 'function') {
+      throw new StoreError('this store keeps no revocation log (it has no history method)')
+    }
+    return this.call('history', () => store.history!(checked))
+  }
+
+  /** How this instance follows the changes made elsewhere: connected, its cursor in the log, lag, resets. */
+  feedStatus (): FeedStatus {
+    return this.feed.status()
+  }
+
   // ---- strategy 1: blacklist one token -------------------------------------------
 
-  async revokeToken (input: RevokeTokenInput): Promise<void> {
+  async revokeToken (input: RevokeTokenInput, author?: WriteAuthor): Promise<void> {
     const entry = this.tokenEntry(input)
-    await this.call('revokeToken', () => this.store.revokeToken(entry))
+    const by = changeAuthor(author)
+    await this.call('revokeToken', () => this.store.revokeToken(entry, by))
     this.invalidate({ type: 'token', aud: entry.aud, jti: entry.jti })
   }
 
@@ -191,14 +220,15 @@ export class Revocation {
    * one otherwise) and one invalidation for all of them. Every input is checked first:
    * one bad input refuses the whole batch.
    */
-  async revokeTokens (inputs: RevokeTokenInput[]): Promise<void> {
+  async revokeTokens (inputs: RevokeTokenInput[], author?: WriteAuthor): Promise<void> {
     if (!Array.isArray(inputs)) throw new InvalidArgumentError('revokeTokens takes an array of { jti, aud?, exp? }')
     const entries = inputs.map((input) => this.tokenEntry(input))
+    const by = changeAuthor(author)
     if (entries.length === 0) return
     const store = this.store
     await this.call('revokeTokens', async () => {
-      if (store.revokeTokens) return store.revokeTokens(entries)
-      for (const entry of entries) await store.revokeToken(entry)
+      if (store.revokeTokens) return store.revokeTokens(entries, by)
+      for (const entry of entries) await store.revokeToken(entry, by)
     })
     this.invalidate({ type: 'tokens', tokens: entries.map((e) => ({ aud: e.aud, jti: e.jti })) })
   }
@@ -232,15 +262,15 @@ export class Revocation {
    * Every token of `clientId` (for `audience`, or all audiences; from `issuer`, or every
    * issuer) issued up to now is refused.
    */
-  async revokeClient (clientId: string, options: RevokeClientOptions = {}): Promise<void> {
+  async revokeClient (clientId: string, options: RevokeClientOptions = {}, author?: WriteAuthor): Promise<void> {
     const id = nonEmpty(clientId, 'clientId')
     const audience = options.audience === undefined ? '*' : this.ownAudience(options.audience, 'audience')
-    await this.revokeClientFor(id, audience, this.scope(options.issuer))
+    await this.revokeClientFor(id, audience, this.scope(options.issuer), changeAuthor(author))
   }
 
-  private async revokeClientFor (id: string, audience: string, scope: { issuer?: string } = {}): Promise<void> {
+  private async revokeClientFor (id: string, audience: string, scope: { issuer?: string }, by: WriteAuthor): Promise<void> {
     const entry = { clientId: id, audience, ...scope, revokedAt: Date.now(), expiresAt: this.entryExpiry(undefined) }
-    await this.call('revokeClient', () => this.store.revokeClient(entry))
+    await this.call('revokeClient', () => this.store.revokeClient(entry, by))
     this.invalidate({ type: 'client', clientId: id, ...scope })
   }
 
@@ -250,15 +280,16 @@ export class Revocation {
    * of a pushed security event: tokens issued after it stay valid. With `issuer`, only
    * that issuer's tokens of the subject.
    */
-  async revokeSubject (subject: string, options: RevokeSubjectOptions = {}): Promise<void> {
+  async revokeSubject (subject: string, options: RevokeSubjectOptions = {}, author?: WriteAuthor): Promise<void> {
     const sub = nonEmpty(subject, 'subject')
+    const by = changeAuthor(author)
     const now = Date.now()
     if (options.at !== undefined && (typeof options.at !== 'number' || !Number.isFinite(options.at))) {
       throw new InvalidArgumentError('at must be a time in milliseconds')
     }
     const scope = this.scope(options.issuer)
     const entry = { subject: sub, ...scope, revokedAt: Math.min(options.at ?? now, now), expiresAt: this.entryExpiry(undefined) }
-    await this.call('revokeSubject', () => this.store.revokeSubject(entry))
+    await this.call('revokeSubject', () => this.store.revokeSubject(entry, by))
     this.invalidate({ type: 'subject', subject: sub, ...scope })
   }
 
@@ -274,13 +305,14 @@ export class Revocation {
    * `expiresAt` (ms), by default as long as a token issued before it could be valid
    * (`maxTokenLifetime`), else until removed.
    */
-  async revokeSession (sessionId: string, options: RevokeSessionOptions = {}): Promise<void> {
+  async revokeSession (sessionId: string, options: RevokeSessionOptions = {}, author?: WriteAuthor): Promise<void> {
     const entry = this.sessionEntry(sessionId, options)
+    const by = changeAuthor(author)
     const store = this.store
     if (typeof store.revokeSession !== 'function') {
       throw new StoreError('this store does not keep session revocations (it has no revokeSession method)')
     }
-    await this.call('revokeSession', () => store.revokeSession!(entry))
+    await this.call('revokeSession', () => store.revokeSession!(entry, by))
     this.invalidate({ type: 'session', sessionId: entry.sessionId, ...issuerMember(entry.issuer) })
   }
 
@@ -305,7 +337,7 @@ export class Revocation {
     return s as never
   }
 
-  async createGrant (input: CreateGrantInput): Promise<ClientGrant> {
+  async createGrant (input: CreateGrantInput, author?: WriteAuthor): Promise<ClientGrant> {
     const grant: ClientGrant = {
       id: newGrantId(),
       client_id: nonEmpty(input?.client_id, 'client_id'),
@@ -313,8 +345,9 @@ export class Revocation {
       scope: [...new Set(input.scope ?? [])],
       created_at: Date.now(),
     }
+    const by = changeAuthor(author)
     const store = this.grantStore()
-    const created = await this.call('createGrant', () => store.createGrant(grant))
+    const created = await this.call('createGrant', () => store.createGrant(grant, by))
     this.invalidate({ type: 'grant', clientId: created.client_id })
     return created
   }
@@ -330,9 +363,10 @@ export class Revocation {
   }
 
   /** Replaces the grant's scopes; tokens of the client lose the removed scopes on their next request. */
-  async updateGrant (id: string, scope: string[]): Promise<ClientGrant> {
+  async updateGrant (id: string, scope: string[], author?: WriteAuthor): Promise<ClientGrant> {
+    const by = changeAuthor(author)
     const store = this.grantStore()
-    const updated = await this.call('updateGrant', () => store.updateGrant(id, [...new Set(scope)]))
+    const updated = await this.call('updateGrant', () => store.updateGrant(id, [...new Set(scope)], by))
     if (!updated) throw new GrantNotFoundError()
     this.invalidate({ type: 'grant', clientId: updated.client_id })
     return updated
@@ -344,14 +378,15 @@ export class Revocation {
    * itself is the client's at every issuer; with `issuer`, only that issuer's tokens of
    * the client are revoked (an issuer's grant deleted, another issuer's client of the same id kept).
    */
-  async deleteGrant (id: string, options: IssuerScope = {}): Promise<ClientGrant> {
+  async deleteGrant (id: string, options: IssuerScope = {}, author?: WriteAuthor): Promise<ClientGrant> {
+    const by = changeAuthor(author)
     const store = this.grantStore()
     // Checked before the grant goes: a bad scope must not leave a deleted grant with its client unrevoked.
     const scope = this.scope(options?.issuer)
-    const deleted = await this.call('deleteGrant', () => store.deleteGrant(id))
+    const deleted = await this.call('deleteGrant', () => store.deleteGrant(id, by))
     if (!deleted) throw new GrantNotFoundError()
     // The grant may predate a narrower `audience` option: its own audience is what to revoke.
-    await this.revokeClientFor(deleted.client_id, deleted.audience, scope)
+    await this.revokeClientFor(deleted.client_id, deleted.audience, scope, by)
     return deleted
   }
 

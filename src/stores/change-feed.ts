@@ -56,7 +56,7 @@ export class ChangeFeed {
     try {
       change = JSON.parse(text ?? '') as RevocationChange
     } catch {
-      change = { type: 'reset' }
+      change = { type: 'reset', reason: 'unreadable' }
     }
     this.emit(change)
   }

@@ -106,10 +106,82 @@ export type RevocationChange =
   | { type: 'subject', subject: string, issuer?: string }
   | { type: 'session', sessionId: string, issuer?: string }
   | { type: 'grant', clientId: string }
-  /** The feed may have missed messages (e.g. after a reconnect): drop everything. */
-  | { type: 'reset' }
+  /**
+   * The feed may have missed messages (e.g. after a reconnect): drop everything. `reason`
+   * says why (counted by the resets metric); absent reads as `'reconnect'`.
+   */
+  | { type: 'reset', reason?: ResetReason }
+
+/**
+ * Why every cached status was dropped: `gap` (the log was trimmed past this instance's
+ * cursor), `reconnect` (a store without the log reconnected its feed, or the store came
+ * back after being unreachable at startup), `unreadable` (a feed message could not be read).
+ */
+export type ResetReason = 'gap' | 'reconnect' | 'unreadable'
 
 export type ChangeListener = (change: RevocationChange) => void
+
+// ---- the revocation log (optional: a store without it keeps working with a lossy feed) ----
+
+/** Where a change came from (the audit trail's `source`). */
+export type ChangeSource = 'api' | 'admin' | 'cli' | 'auth0' | 'ssf' | 'logout' | 'introspection' | 'status-list'
+
+/** Who made a change and why: the optional last argument of every write, down to the store. */
+export interface ChangeAuthor {
+  /** The admin token's `sub`, the command line's --actor or user@host, 'auth0-sync', 'ssf:<iss>', … */
+  actor?: string | undefined
+  /** Free text, at most 500 characters. */
+  reason?: string | undefined
+  /** Set by the package's own callers; `'api'` when absent (app.revocation called by the user's code). */
+  source?: ChangeSource | undefined
+}
+
+/** What one log entry records: the change with its details (richer than RevocationChange). */
+export type LoggedChange =
+  | { type: 'token', aud: string, jti: string, expiresAt: number | null }
+  /** A batch (`revokeTokens`) is ONE entry: it travels whole. */
+  | { type: 'tokens', tokens: Array<{ aud: string, jti: string }>, expiresAt: number | null }
+  | { type: 'client', clientId: string, audience: string, issuer?: string, revokedAt: number }
+  | { type: 'subject', subject: string, issuer?: string, revokedAt: number }
+  | { type: 'session', sessionId: string, issuer?: string, revokedAt: number }
+  /** `grantId`, not `id`: a log entry's own `id` is its position in the log. */
+  | { type: 'grant', action: 'create' | 'update' | 'delete', grantId: string, clientId: string, audience: string, scope?: string[] }
+
+/** One entry of a store's ordered log. */
+export type LogEntry = LoggedChange & {
+  /** Orders the log; opaque outside the store (a Redis stream id, a PostgreSQL bigint as a string, a counter). */
+  id: string
+  /** ms since the epoch, when the store wrote it. */
+  at: number
+  actor: string | null
+  reason: string | null
+  source: ChangeSource
+}
+
+export interface HistoryFilter {
+  /** at ≥ since (ms) */
+  since?: number | undefined
+  /** at < until (ms) */
+  until?: number | undefined
+  /** token/tokens entries naming it, client entries for it (or '*'), grant entries for it */
+  aud?: string | undefined
+  clientId?: string | undefined
+  subject?: string | undefined
+  jti?: string | undefined
+  /** default 50, at most 500 */
+  limit?: number | undefined
+  /** the `next` of the previous page */
+  from?: string | undefined
+}
+
+export interface LogPage {
+  /** Oldest first, after the cursor. */
+  entries: LogEntry[]
+  /** Where to read next (the last entry's id, or the cursor given when there was nothing new). */
+  cursor: string
+  /** True when the cursor is older than what the log still keeps: entries were trimmed unread (reset!). */
+  gap: boolean
+}
 
 export interface RevocationStore {
   /** Open files or prepare tables; called at registration and awaited. Must be idempotent. */
@@ -125,32 +197,45 @@ export interface RevocationStore {
 
   lookup(query: RevocationQuery): Promise<RevocationState>
 
-  revokeToken(entry: RevokedToken): Promise<void>
+  revokeToken(entry: RevokedToken, author?: ChangeAuthor): Promise<void>
   /**
    * Blacklists many tokens at once (optional; without it, callers revoke one by one):
    * acknowledged once every entry is durable, announced by one `tokens` change.
    */
-  revokeTokens?(entries: RevokedToken[]): Promise<void>
+  revokeTokens?(entries: RevokedToken[], author?: ChangeAuthor): Promise<void>
   listRevokedTokens(filter: { aud?: string | undefined }): Promise<RevokedToken[]>
   /** Keeps the later `revokedAt` when the pair is already revoked. */
-  revokeClient(entry: ClientRevocation): Promise<void>
-  revokeSubject(entry: SubjectRevocation): Promise<void>
+  revokeClient(entry: ClientRevocation, author?: ChangeAuthor): Promise<void>
+  revokeSubject(entry: SubjectRevocation, author?: ChangeAuthor): Promise<void>
   /**
    * Sessions are optional: needed by `revokeSession` (back-channel logout, CAEP
    * `session-revoked`). Keeps the later `revokedAt` when the session is already revoked;
    * a store that has it answers `sessionRevokedAt` in every lookup.
    */
-  revokeSession?(entry: SessionRevocation): Promise<void>
+  revokeSession?(entry: SessionRevocation, author?: ChangeAuthor): Promise<void>
 
   /** Grants are optional: needed by `grants: true` and by the admin routes. */
-  createGrant?(grant: ClientGrant): Promise<ClientGrant>
+  createGrant?(grant: ClientGrant, author?: ChangeAuthor): Promise<ClientGrant>
   getGrant?(id: string): Promise<ClientGrant | null>
   listGrants?(filter: GrantFilter): Promise<ClientGrant[]>
-  updateGrant?(id: string, scope: string[]): Promise<ClientGrant | null>
+  updateGrant?(id: string, scope: string[], author?: ChangeAuthor): Promise<ClientGrant | null>
   /** Returns the deleted grant, or null when there was none. */
-  deleteGrant?(id: string): Promise<ClientGrant | null>
+  deleteGrant?(id: string, author?: ChangeAuthor): Promise<ClientGrant | null>
 
-  /** A change feed; other processes' revocations arrive here. Returns an unsubscribe function. */
+  /**
+   * The ordered log (optional; a store has it when `readLog` is a function). Every write
+   * method then takes `author` and writes ONE entry atomically with the change (a batch is
+   * one entry). Entries after `cursor`, oldest first, at most `limit`; `cursor` null: no
+   * entries, just the current end.
+   */
+  readLog?(cursor: string | null, limit: number): Promise<LogPage>
+  /** The audit trail, newest first, filtered; `next` is the `from` of the next page, or null. */
+  history?(filter: HistoryFilter): Promise<{ entries: LogEntry[], next: string | null }>
+
+  /**
+   * A change feed; other processes' revocations arrive here. Returns an unsubscribe
+   * function. For a store with the log, a message is only a wake-up: read the log now.
+   */
   subscribe?(listener: ChangeListener): Promise<() => Promise<void>>
   /**
    * Takes or renews the lease `name` for `holder` for `ttl` ms: true when `holder` now
