@@ -110,10 +110,12 @@ export async function ssfReceiver (app: FastifyInstance, options: SsfReceiverOpt
 
   async function apply (set: Awaited<ReturnType<typeof verifySecurityEventToken>>, request: FastifyRequest): Promise<void> {
     for (const event of revokingEvents(set, Date.now())) {
+      // The log names the transmitter (the SET's verified iss) and the event that moved it.
+      const author = { actor: `ssf:${policy.issuer}`, reason: event.type, source: 'ssf' } as const
       // One session logged out: that session's tokens, not the user's others. A store
       // without sessions cannot say which tokens those are, so the user is cut off instead.
       if (event.sessionId !== undefined && revocation.sessionsSupported) {
-        await revocation.revokeSession(event.sessionId, event.at === undefined ? {} : { revokedAt: event.at })
+        await revocation.revokeSession(event.sessionId, event.at === undefined ? {} : { revokedAt: event.at }, author)
         request.log.info({ event: event.type }, 'ssfReceiver: session revoked')
         continue
       }
@@ -122,7 +124,7 @@ export async function ssfReceiver (app: FastifyInstance, options: SsfReceiverOpt
         request.log.warn({ event: event.type, format: event.subId?.format ?? null }, 'ssfReceiver: no token subject for this event; ignored')
         continue
       }
-      for (const sub of subs) await revocation.revokeSubject(sub, event.at === undefined ? {} : { at: event.at })
+      for (const sub of subs) await revocation.revokeSubject(sub, event.at === undefined ? {} : { at: event.at }, author)
       request.log.info({ event: event.type, subjects: subs.length }, 'ssfReceiver: subject revoked')
     }
   }
