@@ -199,6 +199,8 @@
   async function act (run) {
     try {
       const message = await run()
+      // A reason belongs to one change: never carried over to the next by accident.
+      $('reason').value = ''
       await refresh()
       say(message)
     } catch (err) {

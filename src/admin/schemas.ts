@@ -256,6 +256,7 @@ const logEntry = {
     subject: { type: 'string' },
     sessionId: { type: 'string' },
     action: { type: 'string', enum: ['create', 'update', 'delete'] },
+    grantId: { type: 'string', description: 'The grant a grant entry is about' },
     scope: { type: 'array', items: { type: 'string' } },
     actor: { ...nullableString, description: 'Who: the admin token\'s sub, the command line\'s --actor or user@host, auth0-sync, ssf:<iss>, …' },
     reason: { ...nullableString, description: 'Why, as given with the change' },

@@ -112,7 +112,8 @@ class StoreTarget implements Target {
   constructor (private readonly store: RevocationStore, readonly describe: string, private readonly release: () => Promise<void>) {}
 
   async revokeTokens (entries: RevokedToken[], author: ChangeAuthor): Promise<void> {
-    if (this.store.revokeTokens) return this.store.revokeTokens(entries, author)
+    // One token is logged as one token (`revoke-token`), a batch as one batch entry.
+    if (this.store.revokeTokens && entries.length > 1) return this.store.revokeTokens(entries, author)
     for (const entry of entries) await this.store.revokeToken(entry, author)
   }
 

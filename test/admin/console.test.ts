@@ -78,7 +78,7 @@ t.test('an operator deletes the partner\'s grant in the console; the partner\'s 
   const jti = JSON.parse(Buffer.from(other.split('.')[1]!, 'base64url').toString()).jti as string
   await page.locator('#blacklist-audience').selectOption(ORDERS)
   await page.getByLabel('jti').fill(jti)
-  await page.getByLabel('Reason').fill('leaked in support ticket #4521')
+  await page.getByRole('textbox', { name: 'Reason' }).fill('leaked in support ticket #4521')
   await page.getByRole('button', { name: 'Blacklist token' }).click()
   await page.locator('#tokens tr', { hasText: jti }).waitFor()
   const blacklisted = page.locator('#history tr', { hasText: jti })
@@ -103,7 +103,7 @@ t.test('an operator deletes the partner\'s grant in the console; the partner\'s 
   const fresh = await tokenFor('partner', 'partner-secret', ORDERS)
   t.equal(await call(fresh), 200)
   await page.locator('#revoke-client-id').fill('partner')
-  await page.getByLabel('Reason').fill('contract ended <b>2026-06-30</b>')
+  await page.getByRole('textbox', { name: 'Reason' }).fill('contract ended <b>2026-06-30</b>')
   await page.getByRole('button', { name: 'Revoke client' }).click()
   await page.getByText('Revoked partner for every audience').waitFor()
   t.equal(await call(fresh), 401, 'a revoked client is refused')
