@@ -84,6 +84,8 @@
     $('sign-in').hidden = false
     $('grants').replaceChildren()
     $('tokens').replaceChildren()
+    $('history').replaceChildren()
+    $('reason').value = ''
     say(message)
   }
 
@@ -110,13 +112,15 @@
     actions.append(
       button('Save scopes', () => act(async () => {
         const scope = scopes.value.split(/\s+/).filter(Boolean)
-        await api('PATCH', `/client-grants/${encodeURIComponent(grant.id)}`, { scope })
+        await api('PATCH', `/client-grants/${encodeURIComponent(grant.id)}`, { scope, ...reason() })
         return `Scopes of ${grant.client_id} for ${grant.audience} are now: ${scope.join(' ') || 'none'}.`
       }), 'secondary'),
       button('Delete grant', () => {
         if (!window.confirm(`Delete the grant of ${grant.client_id} for ${grant.audience}? Its tokens for that audience stop working now.`)) return
         return act(async () => {
-          await api('DELETE', `/client-grants/${encodeURIComponent(grant.id)}`)
+          // DELETE carries no body at Auth0: the reason goes in the query string.
+          const query = new URLSearchParams(reason()).toString()
+          await api('DELETE', `/client-grants/${encodeURIComponent(grant.id)}${query === '' ? '' : `?${query}`}`)
           return `Deleted the grant of ${grant.client_id} for ${grant.audience}: its tokens are refused from the next request.`
         })
       }, 'danger'),
@@ -145,14 +149,58 @@
     return row
   }
 
+  /** The reason typed for the next changes, in the shape the routes take; {} when none. */
+  function reason () {
+    const text = $('reason').value.trim()
+    return text === '' ? {} : { reason: text }
+  }
+
+  const audienceText = (audience) => audience === '*' ? 'every audience' : audience
+  const issuerText = (issuer) => issuer === undefined ? '' : ` (issuer ${issuer})`
+
+  /** What a log entry changed, in a few words. */
+  function describe (e) {
+    switch (e.type) {
+      case 'token': return `${e.jti} for ${e.aud}`
+      case 'tokens': return `${e.tokens.length} tokens` + (e.tokens.length > 0 ? ` (${e.tokens[0].jti} for ${e.tokens[0].aud}${e.tokens.length > 1 ? ', …' : ''})` : '')
+      case 'client': return `${e.clientId} for ${audienceText(e.audience)}${issuerText(e.issuer)}`
+      case 'subject': return `${e.subject}${issuerText(e.issuer)}`
+      case 'session': return `${e.sessionId}${issuerText(e.issuer)}`
+      case 'grant': return `${e.action} ${e.clientId} for ${e.audience}${Array.isArray(e.scope) ? ` [${e.scope.join(' ')}]` : ''}`
+      default: return ''
+    }
+  }
+
+  async function loadHistory () {
+    let page
+    try {
+      page = await api('GET', '/revocation-log?take=50')
+    } catch (err) {
+      // Without read:logs (or on a store without a log) the rest of the console still works.
+      if (token !== null) $('history').replaceChildren(emptyRow(5, `History unavailable: ${err.message}`))
+      return
+    }
+    $('history').replaceChildren(...page.entries.map((e) => {
+      const row = document.createElement('tr')
+      const time = cell(new Date(e.at).toLocaleString())
+      time.className = 'time'
+      time.title = new Date(e.at).toISOString()
+      row.append(time, cell(e.type), cell(describe(e)), cell(e.actor ?? '—'), cell(e.reason ?? '—'))
+      return row
+    }))
+    if (page.entries.length === 0) $('history').append(emptyRow(5, 'No changes recorded yet.'))
+  }
+
   async function refresh () {
-    await Promise.all([loadGrants(), loadTokens()])
+    await Promise.all([loadGrants(), loadTokens(), loadHistory()])
   }
 
   /** Runs an action, reports its outcome, and shows the lists as they now are. */
   async function act (run) {
     try {
       const message = await run()
+      // A reason belongs to one change: never carried over to the next by accident.
+      $('reason').value = ''
       await refresh()
       say(message)
     } catch (err) {
@@ -176,6 +224,8 @@
       signIn(event).catch((err) => say(`Sign-in failed: ${err.message}`, true))
     })
     $('sign-out').addEventListener('click', () => signOut())
+    // Enter in the reason field must not submit anything: the reason goes with the next action.
+    $('reason-form').addEventListener('submit', (event) => event.preventDefault())
     $('grant-filter').addEventListener('submit', (event) => {
       event.preventDefault()
       loadGrants().catch((err) => say(err.message, true))
@@ -183,14 +233,14 @@
     onSubmit('blacklist', async () => {
       const aud = $('blacklist-audience').value
       const jti = $('blacklist-jti').value.trim()
-      await api('POST', '/blacklists/tokens', { aud, jti })
+      await api('POST', '/blacklists/tokens', { aud, jti, ...reason() })
       $('blacklist-jti').value = ''
       return `Blacklisted ${jti} for ${aud}.`
     })
     onSubmit('revoke-client', async () => {
       const clientId = $('revoke-client-id').value.trim()
       const audience = $('revoke-audience').value
-      await api('POST', '/revocations/clients', audience === '' ? { client_id: clientId } : { client_id: clientId, audience })
+      await api('POST', '/revocations/clients', { client_id: clientId, ...(audience === '' ? {} : { audience }), ...reason() })
       return `Revoked ${clientId} for ${audience || 'every audience'}: its tokens issued up to now are refused.`
     })
   }

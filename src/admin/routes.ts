@@ -1,11 +1,12 @@
 import { Ajv } from 'ajv'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { GrantNotFoundError, invalidOption } from '../errors.js'
 import { optionKeys, refuseUnknownKeys, registerOptionKeys } from '../options/option-keys.js'
-import { grantMethods, type ClientGrant } from '../stores/types.js'
+import { grantMethods, type ChangeAuthor, type ClientGrant } from '../stores/types.js'
 import { auth0ErrorHandler } from './auth0-errors.js'
 import { checkpointPage, compareGrants, offsetPage } from './pagination.js'
+import { LOG_SCOPE, revocationLogRoute } from './revocation-log.js'
 import * as schemas from './schemas.js'
 
 export interface AdminRoutesOptions {
@@ -27,7 +28,15 @@ export interface AdminRoutesOptions {
 const adminOptionKeys = [...optionKeys<AdminRoutesOptions>({ audience: true, bodyLimit: true, bootstrapClientId: true }), ...registerOptionKeys]
 
 const GRANT_SCOPES = ['create:client_grants', 'read:client_grants', 'update:client_grants', 'delete:client_grants'] as const
-const ADMIN_SCOPES = ['blacklist:tokens', ...GRANT_SCOPES]
+const ADMIN_SCOPES = ['blacklist:tokens', ...GRANT_SCOPES, LOG_SCOPE]
+
+/**
+ * Who made a change through these routes: the admin token's `sub` (its client when it has
+ * none), never a name from the body, so an admin cannot write another's name in the log.
+ */
+function adminAuthor (request: FastifyRequest, reason: string | undefined): ChangeAuthor {
+  return { actor: request.auth?.subject ?? request.auth?.clientId ?? undefined, reason, source: 'admin' }
+}
 
 const grantView = (g: ClientGrant) => ({ id: g.id, client_id: g.client_id, audience: g.audience, scope: g.scope })
 
@@ -83,9 +92,9 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
     reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'Not Found', errorCode: 'not_found' })
   })
 
-  app.post<{ Body: { aud?: string, jti: string } }>('/blacklists/tokens', { schema: schemas.postBlacklist, config: auth('blacklist:tokens'), bodyLimit }, async (request, reply) => {
+  app.post<{ Body: { aud?: string, jti: string, reason?: string } }>('/blacklists/tokens', { schema: schemas.postBlacklist, config: auth('blacklist:tokens'), bodyLimit }, async (request, reply) => {
     const aud = request.body.aud
-    await revocation.revokeToken(aud === undefined ? { jti: request.body.jti } : { jti: request.body.jti, aud })
+    await revocation.revokeToken(aud === undefined ? { jti: request.body.jti } : { jti: request.body.jti, aud }, adminAuthor(request, request.body.reason))
     return reply.code(204).send()
   })
 
@@ -96,22 +105,22 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
   })
 
   // Beyond Auth0's API, for the command line and the console; same scopes as their nearest Auth0 route.
-  app.post<{ Body: { tokens: Array<{ aud?: string, jti: string, exp?: number }> } }>('/blacklists/tokens/batch', {
+  app.post<{ Body: { tokens: Array<{ aud?: string, jti: string, exp?: number }>, reason?: string } }>('/blacklists/tokens/batch', {
     schema: schemas.postBlacklistBatch, config: auth('blacklist:tokens'), bodyLimit: Math.max(bodyLimit, 1 << 20),
   }, async (request) => {
-    await revocation.revokeTokens(request.body.tokens)
+    await revocation.revokeTokens(request.body.tokens, adminAuthor(request, request.body.reason))
     return { revoked: request.body.tokens.length }
   })
 
-  app.post<{ Body: { client_id: string, audience?: string, issuer?: string } }>('/revocations/clients', { schema: schemas.postClientRevocation, config: auth(GRANT_SCOPES[3]), bodyLimit }, async (request, reply) => {
+  app.post<{ Body: { client_id: string, audience?: string, issuer?: string, reason?: string } }>('/revocations/clients', { schema: schemas.postClientRevocation, config: auth(GRANT_SCOPES[3]), bodyLimit }, async (request, reply) => {
     const { client_id: clientId, audience, issuer } = request.body
-    await revocation.revokeClient(clientId, { ...(audience === undefined ? {} : { audience }), ...(issuer === undefined ? {} : { issuer }) })
+    await revocation.revokeClient(clientId, { ...(audience === undefined ? {} : { audience }), ...(issuer === undefined ? {} : { issuer }) }, adminAuthor(request, request.body.reason))
     return reply.code(204).send()
   })
 
-  app.post<{ Body: { subject: string, issuer?: string } }>('/revocations/subjects', { schema: schemas.postSubjectRevocation, config: auth('blacklist:tokens'), bodyLimit }, async (request, reply) => {
+  app.post<{ Body: { subject: string, issuer?: string, reason?: string } }>('/revocations/subjects', { schema: schemas.postSubjectRevocation, config: auth('blacklist:tokens'), bodyLimit }, async (request, reply) => {
     const { subject, issuer } = request.body
-    await revocation.revokeSubject(subject, issuer === undefined ? {} : { issuer })
+    await revocation.revokeSubject(subject, issuer === undefined ? {} : { issuer }, adminAuthor(request, request.body.reason))
     return reply.code(204).send()
   })
 
@@ -141,20 +150,23 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
     return grantView(grant)
   })
 
-  app.post<{ Body: { client_id: string, audience: string, scope: string[] } }>('/client-grants', { schema: schemas.postGrant, config: auth(GRANT_SCOPES[0]), bodyLimit }, async (request, reply) => {
-    const created = await revocation.createGrant(request.body)
+  app.post<{ Body: { client_id: string, audience: string, scope: string[], reason?: string } }>('/client-grants', { schema: schemas.postGrant, config: auth(GRANT_SCOPES[0]), bodyLimit }, async (request, reply) => {
+    const { reason, ...input } = request.body
+    const created = await revocation.createGrant(input, adminAuthor(request, reason))
     reply.code(201)
     return grantView(created)
   })
 
-  app.patch<{ Params: { id: string }, Body: { scope: string[] } }>('/client-grants/:id', { schema: schemas.patchGrant, config: auth(GRANT_SCOPES[2]), bodyLimit }, async (request) => {
-    return grantView(await revocation.updateGrant(request.params.id, request.body.scope))
+  app.patch<{ Params: { id: string }, Body: { scope: string[], reason?: string } }>('/client-grants/:id', { schema: schemas.patchGrant, config: auth(GRANT_SCOPES[2]), bodyLimit }, async (request) => {
+    return grantView(await revocation.updateGrant(request.params.id, request.body.scope, adminAuthor(request, request.body.reason)))
   })
 
-  app.delete<{ Params: { id: string } }>('/client-grants/:id', { schema: schemas.deleteGrant, config: auth(GRANT_SCOPES[3]) }, async (request, reply) => {
-    await revocation.deleteGrant(request.params.id)
+  app.delete<{ Params: { id: string }, Querystring: { reason?: string } }>('/client-grants/:id', { schema: schemas.deleteGrant, config: auth(GRANT_SCOPES[3]) }, async (request, reply) => {
+    await revocation.deleteGrant(request.params.id, {}, adminAuthor(request, request.query.reason))
     return reply.code(204).send()
   })
+
+  revocationLogRoute(app, options.audience)
 }
 
 /**
@@ -169,7 +181,7 @@ function bootstrapAdminGrant (app: FastifyInstance, audience: string, clientId: 
   const attempt = async (): Promise<void> => {
     try {
       if ((await revocation.listGrants({ audience })).length > 0) return
-      await revocation.createGrant({ client_id: clientId, audience, scope: ADMIN_SCOPES })
+      await revocation.createGrant({ client_id: clientId, audience, scope: ADMIN_SCOPES }, { actor: 'admin-routes', reason: 'first run: the admin client\'s grant (bootstrapClientId)', source: 'admin' })
       app.log.info({ clientId, audience }, 'fastify-jwt-revocation: created the admin client\'s grant (bootstrapClientId)')
     } catch (err) {
       // Another instance created it first: done.

@@ -1,5 +1,6 @@
 // JSON schemas of the admin routes: Auth0 Management API v2 shapes, with descriptions
 // so @fastify/swagger renders them. Length limits keep store keys and logs bounded.
+import { MAX_REASON_LENGTH } from '../revocation/audit.js'
 
 const id = { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^\\u0000]*$' } as const
 const scopeList = {
@@ -30,6 +31,9 @@ const errorBody = {
   },
 } as const
 
+/** Why a change was made: recorded in the revocation log beside the admin token's `sub`. */
+const reason = { type: 'string', minLength: 1, maxLength: MAX_REASON_LENGTH, pattern: '^[^\\u0000]*$', description: 'Why (at most 500 characters): recorded in the revocation log with the admin token\'s sub as the actor' } as const
+
 const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody, 409: errorBody, 503: errorBody } as const
 
 export const postBlacklist = {
@@ -43,6 +47,7 @@ export const postBlacklist = {
     properties: {
       aud: { ...id, description: 'Audience of the token (defaults to the API\'s first audience)' },
       jti: { ...id, description: 'jti of the token to blacklist' },
+      reason,
     },
   },
   // Auth0 answers 204 No Content (as recorded against a live tenant), not 201.
@@ -117,6 +122,7 @@ export const postGrant = {
       client_id: { ...id, description: 'ID of the client' },
       audience: { ...id, description: 'Audience (API identifier) of the grant' },
       scope: scopeList,
+      reason,
     },
   },
   response: { 201: grant, ...errors },
@@ -144,7 +150,7 @@ export const patchGrant = {
     type: 'object',
     required: ['scope'],
     additionalProperties: false,
-    properties: { scope: scopeList },
+    properties: { scope: scopeList, reason },
   },
   response: { 200: grant, ...errors },
 } as const
@@ -154,6 +160,12 @@ export const deleteGrant = {
   summary: 'Delete client grant',
   description: 'Deletes the grant and refuses the client\'s tokens for that audience issued up to now.',
   params: grantParams,
+  // Auth0's DELETE has no body (and some clients and proxies drop one): the reason travels in the query string.
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { reason },
+  },
   response: { 204: { type: 'null', description: 'Client grant deleted' }, ...errors },
 } as const
 
@@ -186,6 +198,7 @@ export const postBlacklistBatch = {
           },
         },
       },
+      reason: { ...reason, description: 'Why (at most 500 characters): recorded once for the whole batch' },
     },
   },
   response: { 200: { type: 'object', properties: { revoked: { type: 'integer' } } }, ...errors },
@@ -203,6 +216,7 @@ export const postClientRevocation = {
       client_id: { ...id, description: 'ID of the client' },
       audience: { ...id, description: 'Only its tokens for this audience' },
       issuer: { ...id, description: 'Only its tokens from this issuer (one the API accepts): a client id is only unique within its issuer' },
+      reason,
     },
   },
   response: { 204: { type: 'null', description: 'Client revoked' }, ...errors },
@@ -219,7 +233,69 @@ export const postSubjectRevocation = {
     properties: {
       subject: { ...id, description: 'The tokens\' sub' },
       issuer: { ...id, description: 'Only its tokens from this issuer (one the API accepts): a subject is only unique within its issuer' },
+      reason,
     },
   },
   response: { 204: { type: 'null', description: 'Subject revoked' }, ...errors },
+} as const
+
+const instant = { type: 'string', minLength: 1, maxLength: 40, description: 'A time: milliseconds since the epoch, or an ISO 8601 date-time such as 2025-06-01T12:00:00Z' } as const
+
+const nullableString = { type: ['string', 'null'] } as const
+
+/** One revocation log entry as `app.revocation.history` gives it: the change's own fields, then who, why and where from. */
+const logEntry = {
+  type: 'object',
+  properties: {
+    id: { type: 'string', description: 'Orders the log; pass the page\'s `next` as `from`, not an id' },
+    at: { type: 'integer', description: 'When the store recorded it, ms since the epoch' },
+    type: { type: 'string', enum: ['token', 'tokens', 'client', 'subject', 'session', 'grant'] },
+    aud: { type: 'string' },
+    jti: { type: 'string' },
+    expiresAt: { type: ['integer', 'null'] },
+    tokens: { type: 'array', items: { type: 'object', properties: { aud: { type: 'string' }, jti: { type: 'string' } } } },
+    clientId: { type: 'string' },
+    audience: { type: 'string' },
+    issuer: { type: 'string' },
+    revokedAt: { type: 'integer' },
+    subject: { type: 'string' },
+    sessionId: { type: 'string' },
+    action: { type: 'string', enum: ['create', 'update', 'delete'] },
+    grantId: { type: 'string', description: 'The grant a grant entry is about' },
+    scope: { type: 'array', items: { type: 'string' } },
+    actor: { ...nullableString, description: 'Who: the admin token\'s sub, the command line\'s --actor or user@host, auth0-sync, ssf:<iss>, …' },
+    reason: { ...nullableString, description: 'Why, as given with the change' },
+    source: { type: 'string', enum: ['api', 'admin', 'cli', 'auth0', 'ssf', 'logout', 'introspection', 'status-list'] },
+  },
+} as const
+
+export const getRevocationLog = {
+  tags: ['Logs'],
+  summary: 'Get the revocation log (not in Auth0)',
+  description: 'Who revoked what, when and why: the store\'s log, newest first, filtered, paged like Auth0\'s logs (`from`, `take`). Needs read:logs.',
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      from: { ...id, maxLength: 512, description: 'The `next` of the previous page' },
+      take: { type: 'integer', minimum: 1, maximum: 100, default: 50, description: 'Entries per page (default 50)' },
+      since: { ...instant, description: 'Only entries recorded at or after this time (ms since the epoch, or ISO 8601)' },
+      until: { ...instant, description: 'Only entries recorded before this time (ms since the epoch, or ISO 8601)' },
+      aud: { ...id, description: 'Only entries for this audience: blacklisted tokens, client revocations and grants' },
+      client_id: { ...id, description: 'Only entries of this client' },
+      subject: { ...id, description: 'Only entries revoking this subject' },
+      jti: { ...id, description: 'Only entries blacklisting this jti' },
+    },
+  },
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        entries: { type: 'array', items: logEntry },
+        next: { type: 'string', description: 'Pass as `from` for the next (older) page; absent on the last page' },
+      },
+    },
+    ...errors,
+    501: errorBody,
+  },
 } as const

@@ -1,5 +1,5 @@
 import type { IssuerScope, Revocation } from '../revocation/revocation.js'
-import type { ClientGrant } from '../stores/types.js'
+import type { ChangeAuthor, ClientGrant } from '../stores/types.js'
 import type { Auth0BlacklistEntry, Auth0Grant } from './management-api.js'
 
 // Applies what Auth0 says to the store, idempotently: a sync that finds nothing new
@@ -12,6 +12,9 @@ import type { Auth0BlacklistEntry, Auth0Grant } from './management-api.js'
  */
 const IN_FORCE_SINCE_UNKNOWN = 0
 
+/** The sync's entries in the revocation log: who (the sync) and why (what Auth0 said). */
+const bySync = (reason: string): ChangeAuthor => ({ actor: 'auth0-sync', reason, source: 'auth0' })
+
 /** Revokes the jtis Auth0 blacklists that the store does not list yet; returns how many were new. */
 export async function applyBlacklist (revocation: Revocation, aud: string, entries: Auth0BlacklistEntry[]): Promise<number> {
   const known = new Set((await revocation.listRevokedTokens({ aud })).map((e) => e.jti))
@@ -19,7 +22,7 @@ export async function applyBlacklist (revocation: Revocation, aud: string, entri
   for (const { jti } of entries) {
     if (known.has(jti)) continue
     // No exp is known: the entry is kept maxTokenLifetime, the longest any such token can live.
-    await revocation.revokeToken({ jti, aud })
+    await revocation.revokeToken({ jti, aud }, bySync('blacklisted at Auth0'))
     known.add(jti)
     added++
   }
@@ -46,16 +49,16 @@ export async function mirrorGrants (revocation: Revocation, audience: string, re
     // Gone from Auth0; or, for a grant this sync mirrored, replaced at Auth0 by a new one
     // since the last sync — deleted in between, so the client's tokens up to now are refused.
     if (theirs === undefined || (mine.created_at === IN_FORCE_SINCE_UNKNOWN && mine.id !== theirs.id)) {
-      await revocation.deleteGrant(mine.id, scope).catch(ignoreNotFound)
+      await revocation.deleteGrant(mine.id, scope, bySync(theirs === undefined ? 'grant deleted at Auth0' : 'grant replaced at Auth0')).catch(ignoreNotFound)
       local.delete(clientId)
     } else if (!sameScopes(mine.scope, theirs.scope)) {
-      await revocation.updateGrant(mine.id, theirs.scope).catch(ignoreNotFound)
+      await revocation.updateGrant(mine.id, theirs.scope, bySync('scopes changed at Auth0')).catch(ignoreNotFound)
     }
   }
   for (const [clientId, theirs] of wanted) {
     if (local.has(clientId)) continue
     try {
-      await store.createGrant({ id: theirs.id, client_id: clientId, audience, scope: theirs.scope, created_at: IN_FORCE_SINCE_UNKNOWN })
+      await store.createGrant({ id: theirs.id, client_id: clientId, audience, scope: theirs.scope, created_at: IN_FORCE_SINCE_UNKNOWN }, bySync('grant created at Auth0'))
     } catch (err) {
       // Another instance mirrored it first: the store already says what Auth0 says.
       if ((err as { statusCode?: number }).statusCode !== 409) throw err

@@ -2,17 +2,21 @@
 // the way to reach a FileStore that server holds, or any store without its credentials.
 import { MAX_BATCH } from '../admin/schemas.js'
 import { fetchJson, outboundOrigin, type OutboundResponse } from '../lib/fetch.js'
-import type { GrantFilter, RevokedToken } from '../stores/types.js'
+import type { ChangeAuthor, GrantFilter, HistoryFilter, RevokedToken } from '../stores/types.js'
 import { EntriesRefusedError, TargetRefusedError, UsageError } from './failures.js'
-import type { GrantView, RevokedView, Target } from './target.js'
+import type { GrantView, HistoryPage, RevokedView, Target } from './target.js'
 
 const TIMEOUT = 30_000
+/** Largest page GET /revocation-log answers. */
+const MAX_TAKE = 100
 const MAX_BYTES = 64 << 20
 
 interface Auth0Error { message?: string, errorCode?: string }
 
 export class AdminTarget implements Target {
   readonly batchSize = MAX_BATCH
+  // The routes record their token's sub as the actor: a name sent along would be ignored.
+  readonly takesActor = false
   readonly describe: string
   private readonly base: string
   private readonly origin: string
@@ -53,18 +57,18 @@ export class AdminTarget implements Target {
     }
   }
 
-  async revokeTokens (entries: RevokedToken[]): Promise<void> {
+  async revokeTokens (entries: RevokedToken[], author: ChangeAuthor): Promise<void> {
     const tokens = entries.map((e) => ({ aud: e.aud, jti: e.jti, ...(e.expiresAt === null ? {} : { exp: Math.ceil(e.expiresAt / 1000) }) }))
-    this.notFound(await this.call('POST', '/blacklists/tokens/batch', { tokens }), 'blacklisting')
+    this.notFound(await this.call('POST', '/blacklists/tokens/batch', { tokens, ...reasonOf(author) }), 'blacklisting')
   }
 
-  async revokeClient (clientId: string, audience: string | undefined, issuer?: string): Promise<void> {
-    const body = { client_id: clientId, ...(audience === undefined ? {} : { audience }), ...(issuer === undefined ? {} : { issuer }) }
+  async revokeClient (clientId: string, audience: string | undefined, issuer: string | undefined, author: ChangeAuthor): Promise<void> {
+    const body = { client_id: clientId, ...(audience === undefined ? {} : { audience }), ...(issuer === undefined ? {} : { issuer }), ...reasonOf(author) }
     this.notFound(await this.call('POST', '/revocations/clients', body), 'revoking the client')
   }
 
-  async revokeSubject (subject: string, issuer?: string): Promise<void> {
-    this.notFound(await this.call('POST', '/revocations/subjects', { subject, ...(issuer === undefined ? {} : { issuer }) }), 'revoking the subject')
+  async revokeSubject (subject: string, issuer: string | undefined, author: ChangeAuthor): Promise<void> {
+    this.notFound(await this.call('POST', '/revocations/subjects', { subject, ...(issuer === undefined ? {} : { issuer }), ...reasonOf(author) }), 'revoking the subject')
   }
 
   async listRevoked (aud: string | undefined): Promise<RevokedView[]> {
@@ -88,25 +92,40 @@ export class AdminTarget implements Target {
     }
   }
 
-  async createGrant (input: { client_id: string, audience: string, scope: string[] }): Promise<GrantView> {
-    const response = await this.call('POST', '/client-grants', input)
+  async createGrant (input: { client_id: string, audience: string, scope: string[] }, author: ChangeAuthor): Promise<GrantView> {
+    const response = await this.call('POST', '/client-grants', { ...input, ...reasonOf(author) })
     this.notFound(response, 'creating the grant')
     return response.body as GrantView
   }
 
-  async updateGrant (id: string, scope: string[]): Promise<GrantView | null> {
-    const response = await this.call('PATCH', `/client-grants/${encodeURIComponent(id)}`, { scope })
+  async updateGrant (id: string, scope: string[], author: ChangeAuthor): Promise<GrantView | null> {
+    const response = await this.call('PATCH', `/client-grants/${encodeURIComponent(id)}`, { scope, ...reasonOf(author) })
     this.notFound(response, 'updating the grant')
     return response.status === 404 ? null : response.body as GrantView
   }
 
-  async deleteGrant (id: string): Promise<GrantView | null> {
+  async deleteGrant (id: string, author: ChangeAuthor): Promise<GrantView | null> {
     const path = `/client-grants/${encodeURIComponent(id)}`
     const found = await this.call('GET', path)
     this.notFound(found, 'reading the grant')
     if (found.status === 404) return null
-    const response = await this.call('DELETE', path)
+    // DELETE has no body at Auth0: the route takes the reason from the query string.
+    const query = author.reason === undefined ? '' : `?${new URLSearchParams({ reason: author.reason })}`
+    const response = await this.call('DELETE', path + query)
     return response.status === 404 ? null : found.body as GrantView
+  }
+
+  async history (filter: HistoryFilter): Promise<HistoryPage> {
+    const query = new URLSearchParams({ take: String(Math.min(filter.limit ?? 50, MAX_TAKE)) })
+    const params: Array<[string, string | number | undefined]> = [
+      ['from', filter.from], ['since', filter.since], ['until', filter.until], ['aud', filter.aud],
+      ['client_id', filter.clientId], ['subject', filter.subject], ['jti', filter.jti],
+    ]
+    for (const [name, value] of params) if (value !== undefined) query.set(name, String(value))
+    const response = await this.call('GET', `/revocation-log?${query}`)
+    this.notFound(response, 'reading the revocation log')
+    const body = response.body as { entries: HistoryPage['entries'], next?: string }
+    return { entries: body.entries, next: body.next ?? null }
   }
 
   async purge (): Promise<number> {
@@ -121,3 +140,5 @@ export class AdminTarget implements Target {
 
   async close (): Promise<void> {}
 }
+
+const reasonOf = (author: ChangeAuthor) => author.reason === undefined ? {} : { reason: author.reason }

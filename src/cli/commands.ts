@@ -44,28 +44,36 @@ const expiryHelp = [
 ]
 
 const issuerHelp = '  --issuer <iss>              only its tokens from this issuer (default: every issuer)'
+/** Who made a change and why: recorded in the store's revocation log with every write. */
+const authorOptions: Options = { reason: { type: 'string' }, actor: { type: 'string' } }
+
+const authorHelp = [
+  '  --reason <text>             why (at most 500 characters), recorded in the revocation log',
+  '  --actor <name>              who, recorded in the log (default: user@host; with --admin the',
+  '                              server records the admin token\'s sub instead, so --actor is refused)',
+]
 
 export const commands: CommandSpec[] = [
   {
     name: 'revoke-token',
     args: [],
     summary: 'blacklist one token by its jti and audience',
-    options: { aud: { type: 'string' }, jti: { type: 'string' }, exp: { type: 'string' }, 'expires-in': { type: 'string' } },
-    help: ['  --aud <audience>            the token\'s aud (required)', '  --jti <jti>                 the token\'s jti (required)', ...expiryHelp],
+    options: { aud: { type: 'string' }, jti: { type: 'string' }, exp: { type: 'string' }, 'expires-in': { type: 'string' }, ...authorOptions },
+    help: ['  --aud <audience>            the token\'s aud (required)', '  --jti <jti>                 the token\'s jti (required)', ...expiryHelp, ...authorHelp],
   },
   {
     name: 'revoke-client',
     args: ['<clientId>'],
     summary: 'refuse every token of a client issued up to now',
-    options: { audience: { type: 'string' }, issuer: { type: 'string' } },
-    help: ['  --audience <audience>       only its tokens for this audience (default: every audience)', issuerHelp],
+    options: { audience: { type: 'string' }, issuer: { type: 'string' }, ...authorOptions },
+    help: ['  --audience <audience>       only its tokens for this audience (default: every audience)', issuerHelp, ...authorHelp],
   },
   {
     name: 'revoke-subject',
     args: ['<sub>'],
     summary: 'refuse every token of a subject issued up to now ("log out everywhere")',
-    options: { issuer: { type: 'string' } },
-    help: [issuerHelp],
+    options: { issuer: { type: 'string' }, ...authorOptions },
+    help: [issuerHelp, ...authorHelp],
   },
   {
     name: 'list-revoked',
@@ -78,24 +86,50 @@ export const commands: CommandSpec[] = [
     name: 'grants',
     args: ['list|create|update|delete'],
     summary: 'list, create, narrow or delete client grants',
-    options: { client: { type: 'string' }, audience: { type: 'string' }, scope: { type: 'string' } },
+    options: { client: { type: 'string' }, audience: { type: 'string' }, scope: { type: 'string' }, ...authorOptions },
     help: [
       '  grants list [--client <id>] [--audience <aud>]',
       '  grants create --client <id> --audience <aud> [--scope "read:x write:x"]',
       '  grants update <grantId> --scope "read:x"     (replaces the scopes; effective on the next request)',
       '  grants delete <grantId>                      (also refuses the client\'s tokens for that audience)',
+      'create, update and delete take:',
+      ...authorHelp,
     ],
   },
   {
     name: 'import',
     args: ['<file|->'],
     summary: 'blacklist many tokens from a file or stdin, in batches',
-    options: { aud: { type: 'string' }, exp: { type: 'string' }, 'expires-in': { type: 'string' } },
+    options: { aud: { type: 'string' }, exp: { type: 'string' }, 'expires-in': { type: 'string' }, ...authorOptions },
     help: [
       '  One jti per line, or JSON lines {"aud": …, "jti": …, "exp": …}; blank lines and # comments are skipped.',
       '  --aud <audience>            audience of lines that name none',
       ...expiryHelp.map((l) => l + ' (for lines without one)'),
+      ...authorHelp.map((l) => l.replace('recorded in the revocation log', 'recorded with each batch')),
       '  Refused lines are reported with their line numbers (exit code 4).',
+    ],
+  },
+  {
+    name: 'history',
+    args: [],
+    summary: 'who revoked what, when and why: the revocation log, newest first',
+    options: {
+      since: { type: 'string' },
+      until: { type: 'string' },
+      client: { type: 'string' },
+      aud: { type: 'string' },
+      subject: { type: 'string' },
+      jti: { type: 'string' },
+      limit: { type: 'string' },
+    },
+    help: [
+      '  --since <when>              entries from then on: a duration back from now (1h, 7d) or an ISO date-time',
+      '  --until <when>              entries before then (same forms)',
+      '  --client <id>               only entries of this client',
+      '  --aud <audience>            only entries for this audience',
+      '  --subject <sub>             only entries revoking this subject',
+      '  --jti <jti>                 only entries blacklisting this jti',
+      '  --limit <n>                 at most this many entries (1-500, default 50)',
     ],
   },
   {

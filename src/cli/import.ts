@@ -3,7 +3,7 @@
 // judged alone: a bad one is reported with its number and the rest go on.
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
-import type { RevokedToken } from '../stores/types.js'
+import type { ChangeAuthor, RevokedToken } from '../stores/types.js'
 import { EntriesRefusedError } from './failures.js'
 import type { Target } from './target.js'
 
@@ -12,6 +12,8 @@ export interface ImportOptions {
   aud: string | undefined
   /** Expiry (ms) of lines that give no `exp`; null: kept until removed. */
   expiresAt: number | null
+  /** Who imports and why: recorded with each batch in the store's log. */
+  author: ChangeAuthor
   /** Called now and then with the counts so far (a progress line on a terminal). */
   progress?: (report: ImportReport) => void
 }
@@ -76,7 +78,7 @@ export async function importTokens (input: Readable, target: Target, options: Im
 
   const write = async (items: Array<{ line: number, entry: RevokedToken }>) => {
     try {
-      await target.revokeTokens(items.map((i) => i.entry))
+      await target.revokeTokens(items.map((i) => i.entry), options.author)
       report.revoked += items.length
       for (const item of items) if (item.entry.expiresAt === null) report.keptUntilRemoved++
     } catch (err) {

@@ -1,13 +1,17 @@
 // The command line: parse (Node's util.parseArgs, strict), open the target, run one
 // command, print a table or JSON, and exit with a documented code.
 import { createReadStream } from 'node:fs'
+import { hostname, userInfo } from 'node:os'
 import type { Readable, Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
 import { closestName } from '../options/did-you-mean.js'
 import { parseDuration } from '../options/duration.js'
+import { MAX_REASON_LENGTH } from '../revocation/audit.js'
+import type { ChangeAuthor } from '../stores/types.js'
 import { AdminTarget } from './admin-target.js'
 import { commandHelp, commandNames, commands, PROGRAM, programHelp, targetOptions, type CommandSpec } from './commands.js'
 import { EXIT, TargetRefusedError, UsageError } from './failures.js'
+import { HISTORY_HEADER, historyRows, MAX_HISTORY, readHistory } from './history.js'
 import { importTokens, ImportStopped, type ImportReport } from './import.js'
 import { openStoreTarget } from './store-target.js'
 import type { GrantView, RevokedView, Target } from './target.js'
@@ -93,6 +97,71 @@ function expiryOf (values: Values, command: string): number | null {
   return null
 }
 
+/** The operator at this terminal, as the log records a command line's change by default. */
+function localActor (env: NodeJS.ProcessEnv): string {
+  let user: string | undefined
+  try {
+    user = userInfo().username
+  } catch {
+    // No passwd entry (a container's arbitrary uid): what the shell says, if anything.
+    user = env.USER ?? env.LOGNAME
+  }
+  return `${user || 'unknown'}@${hostname()}`
+}
+
+function authorText (values: Values, name: 'reason' | 'actor', command: string): string | undefined {
+  const value = values[name] as string | undefined
+  if (value === undefined) return undefined
+  if (value === '' || value.length > MAX_REASON_LENGTH || value.includes('\u0000')) {
+    throw new UsageError(`--${name} must be 1 to ${MAX_REASON_LENGTH} characters`, command)
+  }
+  return value
+}
+
+/**
+ * Who makes this change and why, for the store's log. Through --admin the server records
+ * the admin token's sub: an --actor there would be dropped, so it is refused instead.
+ */
+function authorOf (values: Values, command: string): (target: Target) => ChangeAuthor {
+  const reason = authorText(values, 'reason', command)
+  const actor = authorText(values, 'actor', command)
+  return (target) => {
+    if (!target.takesActor && actor !== undefined) {
+      throw new UsageError('--actor goes with --store: through --admin the server records the admin token\'s sub as the actor', command)
+    }
+    return { actor: target.takesActor ? actor ?? localActor(process.env) : undefined, reason, source: 'cli' }
+  }
+}
+
+/** A read-only command or action: --reason and --actor would be silently ignored, so they are refused. */
+function noAuthor (values: Values, command: string): void {
+  for (const name of ['reason', 'actor']) {
+    if (values[name] !== undefined) throw new UsageError(`--${name} goes with a change (create, update, delete), not a listing`, command)
+  }
+}
+
+/** `--since`/`--until`: a duration back from now (1h, 7d) or an ISO 8601 date-time; ms. */
+function instantOf (values: Values, name: 'since' | 'until', command: string): number | undefined {
+  const value = values[name] as string | undefined
+  if (value === undefined) return undefined
+  if (/^\d{4}-\d{2}-\d{2}/.test(value)) {
+    const ms = Date.parse(value)
+    if (Number.isFinite(ms)) return ms
+  } else {
+    try {
+      return Date.now() - parseDuration(value, `--${name}`, { unit: 'seconds', min: 1, example: '1h' }) * 1000
+    } catch {}
+  }
+  throw new UsageError(`--${name} must be a duration back from now such as 1h or 7d, or an ISO date-time (got ${JSON.stringify(value)})`, command)
+}
+
+function limitOf (values: Values, command: string): number {
+  const value = values.limit as string | undefined
+  if (value === undefined) return 50
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > MAX_HISTORY) throw new UsageError(`--limit must be a whole number from 1 to ${MAX_HISTORY}`, command)
+  return Number(value)
+}
+
 const scopesOf = (value: string | boolean | undefined) => typeof value === 'string' ? [...new Set(value.split(/[\s,]+/).filter(Boolean))] : []
 
 async function openTarget (values: Values, command: string, env: NodeJS.ProcessEnv): Promise<Target> {
@@ -119,6 +188,8 @@ function table (rows: string[][], header: string[]): string {
   const line = (cells: string[]) => cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i]!)).join('  ').trimEnd()
   return [line(header), ...rows.map(line)].join('\n') + '\n'
 }
+
+const optional = <K extends string, V> (key: K, value: V | undefined) => (value === undefined ? {} : { [key]: value }) as { [P in K]?: V }
 
 const when = (ms: number | null | undefined) => ms === undefined ? '-' : ms === null ? 'never' : new Date(ms).toISOString()
 
@@ -156,8 +227,9 @@ function prepare (parsed: Parsed, io: Io): Step {
     case 'revoke-token': {
       noMorePositionals(parsed, 0)
       const entry = { aud: required(values, 'aud', name), jti: required(values, 'jti', name), expiresAt: expiryOf(values, name) }
+      const author = authorOf(values, name)
       return async (target) => {
-        await target.revokeTokens([entry])
+        await target.revokeTokens([entry], author(target))
         return { json: { revoked: entry }, text: `revoked token ${entry.jti} for ${entry.aud} (entry kept until ${when(entry.expiresAt)})\n` }
       }
     }
@@ -166,8 +238,9 @@ function prepare (parsed: Parsed, io: Io): Step {
       noMorePositionals(parsed, 1)
       const audience = values.audience as string | undefined
       const issuer = issuerOf(values, name)
+      const author = authorOf(values, name)
       return async (target) => {
-        await target.revokeClient(clientId, audience, issuer)
+        await target.revokeClient(clientId, audience, issuer, author(target))
         return {
           json: { revokedClient: { clientId, audience: audience ?? '*', ...(issuer === undefined ? {} : { issuer }) } },
           text: `revoked client ${clientId}: its tokens for ${audience ?? 'every audience'}${fromIssuer(issuer)} issued up to now are refused\n`,
@@ -178,8 +251,9 @@ function prepare (parsed: Parsed, io: Io): Step {
       const subject = positional(parsed, 0, '<sub>')
       noMorePositionals(parsed, 1)
       const issuer = issuerOf(values, name)
+      const author = authorOf(values, name)
       return async (target) => {
-        await target.revokeSubject(subject, issuer)
+        await target.revokeSubject(subject, issuer, author(target))
         return {
           json: issuer === undefined ? { revokedSubject: subject } : { revokedSubject: subject, issuer },
           text: `revoked subject ${subject}: its tokens${fromIssuer(issuer)} issued up to now are refused\n`,
@@ -198,14 +272,31 @@ function prepare (parsed: Parsed, io: Io): Step {
       const file = positional(parsed, 0, '<file|-> (a file of token ids, or - for stdin)')
       noMorePositionals(parsed, 1)
       const expiresAt = expiryOf(values, name)
+      const author = authorOf(values, name)
       const progress = io.stderr.isTTY === true
         ? (r: ImportReport) => io.stderr.write(`\r${r.lines.toLocaleString('en')} lines read, ${r.revoked.toLocaleString('en')} revoked, ${r.refused.length.toLocaleString('en')} refused`)
         : undefined
       return async (target) => {
         const input = file === '-' ? io.stdin : createReadStream(file)
-        const report = await importTokens(input, target, { aud: values.aud as string | undefined, expiresAt, ...(progress ? { progress } : {}) })
+        const report = await importTokens(input, target, { aud: values.aud as string | undefined, expiresAt, author: author(target), ...(progress ? { progress } : {}) })
         if (progress) io.stderr.write('\n')
         return { json: report, text: importSummary(report), code: report.refused.length > 0 ? EXIT.partial : EXIT.ok }
+      }
+    }
+    case 'history': {
+      noMorePositionals(parsed, 0)
+      const filter = {
+        ...optional('since', instantOf(values, 'since', name)),
+        ...optional('until', instantOf(values, 'until', name)),
+        ...optional('clientId', values.client as string | undefined),
+        ...optional('aud', values.aud as string | undefined),
+        ...optional('subject', values.subject as string | undefined),
+        ...optional('jti', values.jti as string | undefined),
+      }
+      const limit = limitOf(values, name)
+      return async (target) => {
+        const entries = await readHistory(target, filter, limit)
+        return { json: entries, text: entries.length === 0 ? 'no entries\n' : table(historyRows(entries), HISTORY_HEADER) }
       }
     }
     case 'purge': {
@@ -233,6 +324,7 @@ function grants (parsed: Parsed): Step {
   switch (action) {
     case 'list': {
       noMorePositionals(parsed, 1)
+      noAuthor(values, command)
       const filter = {
         ...(values.client === undefined ? {} : { client_id: values.client as string }),
         ...(values.audience === undefined ? {} : { audience: values.audience as string }),
@@ -245,8 +337,9 @@ function grants (parsed: Parsed): Step {
     case 'create': {
       noMorePositionals(parsed, 1)
       const input = { client_id: required(values, 'client', command), audience: required(values, 'audience', command), scope: scopesOf(values.scope) }
+      const author = authorOf(values, command)
       return async (target) => {
-        const grant = await target.createGrant(input)
+        const grant = await target.createGrant(input, author(target))
         return { json: grant, text: grantsTable([grant]) }
       }
     }
@@ -255,8 +348,9 @@ function grants (parsed: Parsed): Step {
       noMorePositionals(parsed, 2)
       if (values.scope === undefined) throw new UsageError('missing --scope (the scopes the grant keeps; "" for none)', command)
       const scope = scopesOf(values.scope)
+      const author = authorOf(values, command)
       return async (target) => {
-        const grant = await target.updateGrant(id, scope)
+        const grant = await target.updateGrant(id, scope, author(target))
         if (grant === null) throw new NotFound(`no grant ${id}`)
         return { json: grant, text: grantsTable([grant]) }
       }
@@ -264,8 +358,9 @@ function grants (parsed: Parsed): Step {
     case 'delete': {
       const id = positional(parsed, 1, '<grantId>')
       noMorePositionals(parsed, 2)
+      const author = authorOf(values, command)
       return async (target) => {
-        const grant = await target.deleteGrant(id)
+        const grant = await target.deleteGrant(id, author(target))
         if (grant === null) throw new NotFound(`no grant ${id}`)
         return { json: { deleted: grant }, text: `deleted grant ${grant.id} (${grant.client_id} for ${grant.audience}); the client's tokens for that audience issued up to now are refused\n` }
       }

@@ -5,9 +5,9 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { newGrantId } from '../revocation/grant-id.js'
 import { FileStore, isAlive } from '../stores/file.js'
-import type { ClientGrant, GrantFilter, RevocationStore, RevokedToken } from '../stores/types.js'
+import type { ChangeAuthor, ClientGrant, GrantFilter, HistoryFilter, RevocationStore, RevokedToken } from '../stores/types.js'
 import { TargetRefusedError, UsageError } from './failures.js'
-import type { Target } from './target.js'
+import type { HistoryPage, Target } from './target.js'
 
 /** A URL fit to print: the password hidden. */
 export function redactUrl (url: string): string {
@@ -107,20 +107,22 @@ type GrantStore = Required<Pick<RevocationStore, 'createGrant' | 'listGrants' | 
 /** The commands against a store opened here: the same writes `app.revocation` makes. */
 class StoreTarget implements Target {
   readonly batchSize = 5000
+  readonly takesActor = true
 
   constructor (private readonly store: RevocationStore, readonly describe: string, private readonly release: () => Promise<void>) {}
 
-  async revokeTokens (entries: RevokedToken[]): Promise<void> {
-    if (this.store.revokeTokens) return this.store.revokeTokens(entries)
-    for (const entry of entries) await this.store.revokeToken(entry)
+  async revokeTokens (entries: RevokedToken[], author: ChangeAuthor): Promise<void> {
+    // One token is logged as one token (`revoke-token`), a batch as one batch entry.
+    if (this.store.revokeTokens && entries.length > 1) return this.store.revokeTokens(entries, author)
+    for (const entry of entries) await this.store.revokeToken(entry, author)
   }
 
-  revokeClient (clientId: string, audience: string | undefined, issuer?: string): Promise<void> {
-    return this.store.revokeClient({ clientId, audience: audience ?? '*', ...this.scope(issuer), revokedAt: Date.now(), expiresAt: null })
+  revokeClient (clientId: string, audience: string | undefined, issuer: string | undefined, author: ChangeAuthor): Promise<void> {
+    return this.store.revokeClient({ clientId, audience: audience ?? '*', ...this.scope(issuer), revokedAt: Date.now(), expiresAt: null }, author)
   }
 
-  revokeSubject (subject: string, issuer?: string): Promise<void> {
-    return this.store.revokeSubject({ subject, ...this.scope(issuer), revokedAt: Date.now(), expiresAt: null })
+  revokeSubject (subject: string, issuer: string | undefined, author: ChangeAuthor): Promise<void> {
+    return this.store.revokeSubject({ subject, ...this.scope(issuer), revokedAt: Date.now(), expiresAt: null }, author)
   }
 
   /** A scope the store cannot keep is refused, never widened to every issuer. */
@@ -144,19 +146,24 @@ class StoreTarget implements Target {
     return this.grants().listGrants(filter)
   }
 
-  createGrant (input: { client_id: string, audience: string, scope: string[] }): Promise<ClientGrant> {
-    return this.grants().createGrant({ id: newGrantId(), ...input, created_at: Date.now() })
+  createGrant (input: { client_id: string, audience: string, scope: string[] }, author: ChangeAuthor): Promise<ClientGrant> {
+    return this.grants().createGrant({ id: newGrantId(), ...input, created_at: Date.now() }, author)
   }
 
-  updateGrant (id: string, scope: string[]): Promise<ClientGrant | null> {
-    return this.grants().updateGrant(id, scope)
+  updateGrant (id: string, scope: string[], author: ChangeAuthor): Promise<ClientGrant | null> {
+    return this.grants().updateGrant(id, scope, author)
   }
 
-  async deleteGrant (id: string): Promise<ClientGrant | null> {
-    const deleted = await this.grants().deleteGrant(id)
+  async deleteGrant (id: string, author: ChangeAuthor): Promise<ClientGrant | null> {
+    const deleted = await this.grants().deleteGrant(id, author)
     // As app.revocation.deleteGrant: the client's tokens for that audience stop working now, not at their exp.
-    if (deleted !== null) await this.revokeClient(deleted.client_id, deleted.audience)
+    if (deleted !== null) await this.revokeClient(deleted.client_id, deleted.audience, undefined, author)
     return deleted
+  }
+
+  history (filter: HistoryFilter): Promise<HistoryPage> {
+    if (typeof this.store.history !== 'function') throw new TargetRefusedError(`${this.describe} does not keep a revocation log`)
+    return this.store.history(filter)
   }
 
   purge (): Promise<number> {

@@ -7,7 +7,7 @@ import { AUDIENCE, bearer, ISSUER, makeKey, refusalsOf, sign } from '../helpers/
 const MGMT = 'https://issuer.test/api/v2/'
 const key = await makeKey('ES256')
 const jwks = { keys: [key.publicJwk] }
-const ALL_SCOPES = 'blacklist:tokens read:client_grants create:client_grants update:client_grants delete:client_grants'
+const ALL_SCOPES = 'blacklist:tokens read:client_grants create:client_grants update:client_grants delete:client_grants read:logs'
 
 async function build (t: { teardown: (fn: () => unknown) => void }, extra: Record<string, unknown> = {}): Promise<FastifyInstance> {
   const app = Fastify()
@@ -169,6 +169,7 @@ t.test('each admin route needs its own scope: every other admin scope together i
     ['create:client_grants', 'POST', '/api/v2/client-grants', { client_id: 'other', audience: AUDIENCE, scope: [] }],
     ['update:client_grants', 'PATCH', `/api/v2/client-grants/${grant.id}`, { scope: ['write:orders'] }],
     ['delete:client_grants', 'DELETE', `/api/v2/client-grants/${grant.id}`],
+    ['read:logs', 'GET', '/api/v2/revocation-log'],
   ]
   for (const [scope, method, url, payload] of routes) {
     const others = await adminToken(all.filter((s) => s !== scope).join(' '))

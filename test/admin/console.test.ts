@@ -1,6 +1,7 @@
 // The example's admin console in a real browser (Debian's chromium, headless, driven by
 // playwright-core): an operator signs in, deletes the partner's grant, and the partner's
-// next API call is refused. One browser launch for the whole file.
+// next API call is refused; the History panel says who did what and why. One browser
+// launch for the whole file.
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium, type Browser } from 'playwright-core'
@@ -77,8 +78,13 @@ t.test('an operator deletes the partner\'s grant in the console; the partner\'s 
   const jti = JSON.parse(Buffer.from(other.split('.')[1]!, 'base64url').toString()).jti as string
   await page.locator('#blacklist-audience').selectOption(ORDERS)
   await page.getByLabel('jti').fill(jti)
+  await page.getByRole('textbox', { name: 'Reason' }).fill('leaked in support ticket #4521')
   await page.getByRole('button', { name: 'Blacklist token' }).click()
   await page.locator('#tokens tr', { hasText: jti }).waitFor()
+  const blacklisted = page.locator('#history tr', { hasText: jti })
+  await blacklisted.waitFor()
+  t.same(await blacklisted.locator('td').allTextContents().then((cells) => cells.slice(1)), ['token', `${jti} for ${ORDERS}`, 'admin@clients', 'leaked in support ticket #4521'],
+    'the History panel shows the blacklisting with its actor (the admin token\'s sub) and reason')
   t.equal(await call(other), 401, 'the blacklisted token is refused')
   t.equal(await call(partner), 200, 'the partner\'s other token is not')
   // The README's picture: CONSOLE_SCREENSHOT=examples/console/screenshot.png npx tap test/console.test.ts
@@ -97,9 +103,23 @@ t.test('an operator deletes the partner\'s grant in the console; the partner\'s 
   const fresh = await tokenFor('partner', 'partner-secret', ORDERS)
   t.equal(await call(fresh), 200)
   await page.locator('#revoke-client-id').fill('partner')
+  await page.getByRole('textbox', { name: 'Reason' }).fill('contract ended <b>2026-06-30</b>')
   await page.getByRole('button', { name: 'Revoke client' }).click()
   await page.getByText('Revoked partner for every audience').waitFor()
   t.equal(await call(fresh), 401, 'a revoked client is refused')
+
+  // The History panel: newest first, the revocation on top, a reason shown as text.
+  const top = page.locator('#history tr').first()
+  await top.filter({ hasText: 'contract ended' }).waitFor()
+  t.same((await top.locator('td').allTextContents()).slice(1), ['client', 'partner for every audience', 'admin@clients', 'contract ended <b>2026-06-30</b>'])
+  const [latest] = (await app.revocation.history({ limit: 1 })).entries
+  t.match(latest, { type: 'client', clientId: 'partner', actor: 'admin@clients', reason: 'contract ended <b>2026-06-30</b>', source: 'admin' }, 'as the store recorded it')
+  const times = await page.locator('#history tr td.time').evaluateAll((cells) => cells.map((c) => Date.parse((c as HTMLElement).title)))
+  t.ok(times.length > 3 && times.every((at, i) => i === 0 || at <= times[i - 1]!), 'newest first')
+  // The panel's picture: CONSOLE_HISTORY_SCREENSHOT=examples/console/history.png npx tap test/admin/console.test.ts
+  if (process.env.CONSOLE_HISTORY_SCREENSHOT) {
+    await page.locator('section', { has: page.getByRole('heading', { name: 'History' }) }).screenshot({ path: join(import.meta.dirname, '..', '..', process.env.CONSOLE_HISTORY_SCREENSHOT) })
+  }
 
   t.same(problems, [], 'no script error and no CSP violation')
   t.ok(requested.every((r) => !r.includes('token=') && !r.includes('secret')), 'no token or secret in any URL')

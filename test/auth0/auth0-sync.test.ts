@@ -76,6 +76,13 @@ t.test("the seed's procedure at the tenant takes effect at the API after one syn
   const before = await app.revocation.listRevokedTokens()
   await app.auth0Sync.syncNow()
   t.same(await app.revocation.listRevokedTokens(), before, 'idempotent')
+
+  // The revocation log names the sync as the author of what it mirrored, and why.
+  const { entries } = await app.revocation.history()
+  t.ok(entries.length >= 4 && entries.every((e) => e.actor === 'auth0-sync' && e.source === 'auth0'), 'every change the sync made: actor auth0-sync, source auth0')
+  t.match(entries.find((e) => e.type === 'token'), { jti: 'month-long', reason: 'blacklisted at Auth0' })
+  t.match(entries.find((e) => e.type === 'grant' && e.action === 'delete'), { clientId: 'partner', reason: 'grant deleted at Auth0' })
+  t.match(entries.find((e) => e.type === 'grant' && e.action === 'create'), { reason: 'grant created at Auth0' })
 })
 
 t.test('syncNow() during a sync in flight resolves on one that started after the call', async (t) => {

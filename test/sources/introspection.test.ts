@@ -84,6 +84,7 @@ t.test('active: false → 401 revoked, the jti revoked in the store, then refuse
   t.match(refused.headers['www-authenticate'], /error="invalid_token"/)
   await new Promise((resolve) => setImmediate(resolve))
   t.equal(await app.revocation.isTokenRevoked('jti-1'), true, 'another instance sharing the store refuses it too')
+  t.match((await app.revocation.history()).entries, [{ type: 'token', jti: 'jti-1', actor: `introspection:${issuer.issuer}`, reason: 'the issuer reports the token inactive', source: 'introspection' }], 'the log says the issuer answered inactive')
   t.equal((await app.inject({ url: '/orders', headers: bearer(token) })).json().message, 'The token has been revoked')
   t.match(refusalsOf(app).at(-1), { reason: 'introspection', jti: 'jti-1' }, 'the cached refusal keeps its reason')
   t.equal((await app.inject({ url: '/payments', headers: bearer(token) })).statusCode, 401)

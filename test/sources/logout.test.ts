@@ -64,14 +64,14 @@ async function api (tt: { teardown: (fn: () => unknown) => void }, op: Op, store
   await app.register(jwtRevocation, { jwks: { keys: [tokenKey.publicJwk] }, issuer: ISSUER, audience: AUDIENCE, store, cache: { max: 1000, ttl: 60_000 } })
   const revoked: string[] = []
   const revokeSession = app.revocation.revokeSession.bind(app.revocation)
-  app.revocation.revokeSession = async (sid, opts) => {
+  app.revocation.revokeSession = async (sid, opts, author) => {
     revoked.push(`sid:${sid}`)
-    return revokeSession(sid, opts)
+    return revokeSession(sid, opts, author)
   }
   const revokeSubject = app.revocation.revokeSubject.bind(app.revocation)
-  app.revocation.revokeSubject = async (sub, opts) => {
+  app.revocation.revokeSubject = async (sub, opts, author) => {
     revoked.push(`sub:${sub}`)
-    return revokeSubject(sub, opts)
+    return revokeSubject(sub, opts, author)
   }
   await app.register(backchannelLogout, { path: '/backchannel-logout', issuer: OP, jwksUri: op.jwksUri, audience: CLIENT, ...options })
   app.get('/orders', async (req) => ({ sub: req.auth!.subject }))
@@ -91,7 +91,7 @@ async function status (base: string, token: string): Promise<number> {
 
 t.test('a Logout Token naming a session revokes that session only; 200, no-store', async (t) => {
   const op = await openIdProvider(t)
-  const { url, revoked } = await api(t, op)
+  const { app, url, revoked } = await api(t, op)
   const sessionOne = await sign(tokenKey, { sub: 'user-1', sid: 'session-1' })
   const sessionTwo = await sign(tokenKey, { sub: 'user-1', sid: 'session-2' })
   t.equal(await status(url, sessionOne), 200)
@@ -100,18 +100,20 @@ t.test('a Logout Token naming a session revokes that session only; 200, no-store
   t.equal(res.headers.get('cache-control'), 'no-store')
   t.equal(await res.text(), '')
   t.same(revoked, ['sid:session-1'], 'the session, not the subject, is revoked when sid is present')
+  t.match((await app.revocation.history()).entries, [{ type: 'session', sessionId: 'session-1', actor: `logout:${OP}`, source: 'logout' }], 'the log names the OP')
   t.equal(await status(url, sessionOne), 401, 'the logged-out session is refused')
   t.equal(await status(url, sessionTwo), 200, "the user's other session is still accepted")
 })
 
 t.test('a Logout Token with sub only revokes the subject', async (t) => {
   const op = await openIdProvider(t)
-  const { url, revoked } = await api(t, op)
+  const { app, url, revoked } = await api(t, op)
   const mine = await sign(tokenKey, { sub: 'user-9', sid: 'session-9' })
   const theirs = await sign(tokenKey, { sub: 'user-10' })
   const res = await logout(url, await signLogout({ sub: 'user-9', sid: undefined }))
   t.equal(res.status, 200)
   t.same(revoked, ['sub:user-9'])
+  t.match((await app.revocation.history()).entries, [{ type: 'subject', subject: 'user-9', actor: `logout:${OP}`, reason: 'OpenID Connect back-channel logout', source: 'logout' }])
   t.equal(await status(url, mine), 401, 'every token of the subject is refused')
   t.equal(await status(url, theirs), 200, 'another subject is untouched')
 })

@@ -42,15 +42,15 @@ async function receiverApp (tt: { teardown: (fn: () => unknown) => void }, optio
   refusalsOf(app)
   const revoked: Harness['revoked'] = []
   const original = app.revocation.revokeSubject.bind(app.revocation)
-  app.revocation.revokeSubject = async (sub, opts = {}) => {
+  app.revocation.revokeSubject = async (sub, opts = {}, author) => {
     revoked.push({ sub, at: opts.at })
-    return original(sub, opts)
+    return original(sub, opts, author)
   }
   const sessions: Harness['sessions'] = []
   const revokeSession = app.revocation.revokeSession.bind(app.revocation)
-  app.revocation.revokeSession = async (sid, opts = {}) => {
+  app.revocation.revokeSession = async (sid, opts = {}, author) => {
     sessions.push({ sid, at: opts.revokedAt })
-    return revokeSession(sid, opts)
+    return revokeSession(sid, opts, author)
   }
   await app.register(ssfReceiver, { issuer: TRANSMITTER, audience: RECEIVER, jwks: { keys: [transmitterKey.publicJwk] }, ...options } as SsfReceiverOptions)
   app.get('/orders', async (req) => ({ sub: req.auth!.subject }))
@@ -72,6 +72,8 @@ t.test('a pushed session-revoked SET cuts the subject off on the next request (R
   t.equal(after.statusCode, 401)
   t.equal(after.json().code, 'FST_JWT_REVOCATION_TOKEN_REVOKED')
   t.same(revoked.map((r) => r.sub), ['user-1'])
+  const { entries } = await app.revocation.history()
+  t.match(entries, [{ type: 'subject', subject: 'user-1', actor: `ssf:${TRANSMITTER}`, reason: CAEP + 'session-revoked', source: 'ssf' }], 'the log names the transmitter and the event')
 })
 
 t.test('the revocation is dated at event_timestamp: a token issued after the event stays valid', async (t) => {
@@ -200,6 +202,7 @@ t.test('a session-revoked SET naming a session revokes that session, not the use
   for (const token of [laptop, phone, noSession]) t.equal(await status(token), 200)
   t.equal((await push(app, await signSet(transmitterKey, complexSessionRevoked('user-9', 'sid-laptop')))).statusCode, 202)
   t.same(sessions.map((s) => s.sid), ['sid-laptop'])
+  t.match((await app.revocation.history()).entries, [{ type: 'session', sessionId: 'sid-laptop', actor: `ssf:${TRANSMITTER}`, source: 'ssf' }])
   t.same(revoked, [], 'the user is not cut off')
   t.equal(await status(laptop), 401, 'the named session is refused')
   t.equal(refusalsOf(app).at(-1)?.reason, 'session')

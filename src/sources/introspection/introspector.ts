@@ -143,7 +143,9 @@ export class Introspector implements TokenIntrospection {
     record.revokedReason = 'introspection'
     const jti = record.payload.jti
     if (typeof jti === 'string') {
-      this.revocation.revokeToken({ jti, aud: record.audiences[0]!, exp: record.payload.exp! }).catch((err: unknown) => {
+      const iss = record.payload.iss
+      const author = { actor: typeof iss === 'string' ? `introspection:${iss}` : 'introspection', reason: 'the issuer reports the token inactive', source: 'introspection' } as const
+      this.revocation.revokeToken({ jti, aud: record.audiences[0]!, exp: record.payload.exp! }, author).catch((err: unknown) => {
         this.log.warn({ err }, 'fastify-jwt-revocation: a token the issuer reports inactive could not be revoked in the store')
       })
     }

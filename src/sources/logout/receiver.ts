@@ -96,10 +96,11 @@ export async function backchannelLogout (app: FastifyInstance, options: Backchan
   async function apply (token: LogoutToken, request: FastifyRequest): Promise<void> {
     // Never in the future: an iat ahead of this clock (within the tolerated skew) is dated now.
     const at = Math.min(token.iat * 1000, Date.now())
+    const author = { actor: `logout:${token.iss}`, reason: 'OpenID Connect back-channel logout', source: 'logout' } as const
     if (token.sid !== undefined) {
-      await revocation.revokeSession(token.sid, { revokedAt: at, ...scopeOf(token.iss) })
+      await revocation.revokeSession(token.sid, { revokedAt: at, ...scopeOf(token.iss) }, author)
     } else {
-      await revocation.revokeSubject(token.sub!, { at, ...scopeOf(token.iss) })
+      await revocation.revokeSubject(token.sub!, { at, ...scopeOf(token.iss) }, author)
     }
     const remembered = Math.min(token.exp, token.iat + policy.maxAge) + policy.clockTolerance + 1
     await jtiOnce.claim(token.iss, token.jti, remembered * 1000)

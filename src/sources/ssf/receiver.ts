@@ -113,10 +113,12 @@ export async function ssfReceiver (app: FastifyInstance, options: SsfReceiverOpt
 
   async function apply (set: Awaited<ReturnType<typeof verifySecurityEventToken>>, request: FastifyRequest): Promise<void> {
     for (const event of revokingEvents(set, Date.now())) {
+      // The log names the transmitter (the SET's verified iss) and the event that moved it.
+      const author = { actor: `ssf:${policy.issuer}`, reason: event.type, source: 'ssf' } as const
       // One session logged out: that session's tokens, not the user's others. A store
       // without sessions cannot say which tokens those are, so the user is cut off instead.
       if (event.sessionId !== undefined && revocation.sessionsSupported) {
-        await revocation.revokeSession(event.sessionId, { ...(event.at === undefined ? {} : { revokedAt: event.at }), ...feedScope(revocation, event.sessionIssuer) })
+        await revocation.revokeSession(event.sessionId, { ...(event.at === undefined ? {} : { revokedAt: event.at }), ...feedScope(revocation, event.sessionIssuer) }, author)
         request.log.info({ event: event.type }, 'ssfReceiver: session revoked')
         continue
       }
@@ -125,7 +127,7 @@ export async function ssfReceiver (app: FastifyInstance, options: SsfReceiverOpt
         request.log.warn({ event: event.type, format: event.subId?.format ?? null }, 'ssfReceiver: no token subject for this event; ignored')
         continue
       }
-      for (const { sub, iss } of subs) await revocation.revokeSubject(sub, { ...(event.at === undefined ? {} : { at: event.at }), ...feedScope(revocation, iss) })
+      for (const { sub, iss } of subs) await revocation.revokeSubject(sub, { ...(event.at === undefined ? {} : { at: event.at }), ...feedScope(revocation, iss) }, author)
       request.log.info({ event: event.type, subjects: subs.length }, 'ssfReceiver: subject revoked')
     }
   }
