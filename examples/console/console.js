@@ -240,8 +240,10 @@
     onSubmit('revoke-client', async () => {
       const clientId = $('revoke-client-id').value.trim()
       const audience = $('revoke-audience').value
-      await api('POST', '/revocations/clients', { client_id: clientId, ...(audience === '' ? {} : { audience }), ...reason() })
-      return `Revoked ${clientId} for ${audience || 'every audience'}: its tokens issued up to now are refused.`
+      const issuer = $('revoke-issuer').value.trim()
+      await api('POST', '/revocations/clients', { client_id: clientId, ...(audience === '' ? {} : { audience }), ...(issuer === '' ? {} : { issuer }), ...reason() })
+      $('revoke-issuer').value = ''
+      return `Revoked ${clientId} for ${audience || 'every audience'}${issuer === '' ? '' : ` from ${issuer}`}: its tokens issued up to now are refused.`
     })
   }
 

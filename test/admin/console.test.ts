@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium, type Browser } from 'playwright-core'
+import { decodeJwt } from 'jose'
 import t from 'tap'
 import { startExampleServer } from '../../examples/demo.js'
 import { ORDERS } from '../../examples/server.js'
@@ -114,6 +115,16 @@ t.test('an operator deletes the partner\'s grant in the console; the partner\'s 
   t.same((await top.locator('td').allTextContents()).slice(1), ['client', 'partner for every audience', 'admin@clients', 'contract ended <b>2026-06-30</b>'])
   const [latest] = (await app.revocation.history({ limit: 1 })).entries
   t.match(latest, { type: 'client', clientId: 'partner', actor: 'admin@clients', reason: 'contract ended <b>2026-06-30</b>', source: 'admin' }, 'as the store recorded it')
+
+  // A client revoked at one issuer only (a client id is only unique within its issuer).
+  const issuer = decodeJwt(fresh).iss!
+  await page.locator('#revoke-client-id').fill('reporting-bot')
+  await page.locator('#revoke-issuer').fill(issuer)
+  await page.getByRole('button', { name: 'Revoke client' }).click()
+  await page.getByText(`Revoked reporting-bot for every audience from ${issuer}`).waitFor()
+  const [scoped] = (await app.revocation.history({ clientId: 'reporting-bot', limit: 1 })).entries
+  t.match(scoped, { type: 'client', clientId: 'reporting-bot', issuer }, 'the rule is scoped to that issuer')
+  t.equal(await page.locator('#revoke-issuer').inputValue(), '', 'the issuer field clears, so the next revocation is not scoped by mistake')
   const times = await page.locator('#history tr td.time').evaluateAll((cells) => cells.map((c) => Date.parse((c as HTMLElement).title)))
   t.ok(times.length > 3 && times.every((at, i) => i === 0 || at <= times[i - 1]!), 'newest first')
   // The panel's picture: CONSOLE_HISTORY_SCREENSHOT=examples/console/history.png npx tap test/admin/console.test.ts
