@@ -72,12 +72,10 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   const cache = options.cache === false ? null : new TokenCache(options.cache.max)
   const metrics = new Metrics()
   const guard = new StoreGuard(options, fastify.log)
-  // The feed's state is read when a report is made, by then the connection exists.
-  let connection: StoreConnection | undefined
-  const health = new HealthReporter({
-    store: options.store, guard, audience: options.audiences[0]!, keySource: options.keySource, issuers: options.issuers, feedConnected: () => connection?.connected ?? false,
-  })
   const feed = new FeedMonitor((reason) => metrics.cacheReset(reason))
+  const health = new HealthReporter({
+    store: options.store, guard, audience: options.audiences[0]!, keySource: options.keySource, issuers: options.issuers, feedStatus: () => feed.status(),
+  })
   const revocation = new Revocation(options, cache, guard, fastify.log, metrics, health, feed)
   const senders = new SenderBinding(options, guard, fastify.log)
   const authenticator = new Authenticator(options, cache, revocation, metrics, senders)
@@ -85,7 +83,7 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   const dpopDefault = options.dpop === null ? 'off' : options.dpop.required ? 'required' : 'on'
   const retryAfter = String(options.retryAfter)
 
-  connection = new StoreConnection(options.store, guard, {
+  const connection = new StoreConnection(options.store, guard, {
     timeout: options.storeTimeout, retryAfter: options.retryAfter, log: fastify.log, feed, onChange: (change) => revocation.invalidate(change),
   })
   await connection.open()

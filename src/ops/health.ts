@@ -2,6 +2,7 @@ import type { IssuerEntry } from '../options/issuers.js'
 import type { KeySource } from '../token/keys.js'
 import type { StoreGuard } from '../revocation/store-guard.js'
 import type { RevocationStore } from '../stores/types.js'
+import type { FeedStatus } from '../revocation/feed-status.js'
 
 /** One dependency's state in `app.revocation.health()`. */
 export interface HealthCheck {
@@ -37,8 +38,8 @@ export interface HealthSources {
   keySource: KeySource | null
   /** With `issuers`: each entry's key source, reported as `keys:<issuer>`. */
   issuers: readonly Pick<IssuerEntry, 'issuer' | 'keySource'>[] | null
-  /** Whether the store's change feed is connected (false while it waits for the store). */
-  feedConnected: () => boolean
+  /** The change feed as last seen: connected (false while it waits for the store), cursor, lag, resets. */
+  feedStatus: () => FeedStatus
 }
 
 /**
@@ -61,13 +62,13 @@ export class HealthReporter {
   }
 
   async report (): Promise<HealthReport> {
-    const { store, guard, audience, keySource, issuers, feedConnected } = this.sources
+    const { store, guard, audience, keySource, issuers } = this.sources
     const started = performance.now()
     const answered = await guard.probe(() => store.lookup({ audiences: [audience], jti: PROBE_JTI, includeGrant: false }))
     const storeCheck: HealthReport['checks']['store'] = answered
       ? { status: 'up', latencyMs: Math.round((performance.now() - started) * 10) / 10 }
       : { status: 'down' }
-    const feed: HealthCheck = { status: store.subscribe === undefined ? 'none' : feedConnected() ? 'up' : 'down' }
+    const feed = feedCheck(store, this.sources.feedStatus())
     let checks: HealthReport['checks']
     if (issuers === null) {
       checks = { store: storeCheck, feed, keys: keyCheck(keySource!) }
@@ -101,4 +102,20 @@ function overall (checks: HealthReport['checks']): HealthReport['status'] {
   if (checks.store.status === 'down' || checks.keys.status === 'down') return 'down'
   const behind = Object.values(checks).some((c) => c.status === 'down' || c.status === 'stale')
   return behind ? 'degraded' : 'ok'
+}
+
+/**
+ * The feed: the log followed from a cursor (`log: true`, with the cursor and the lag), a
+ * lossy subscription, or none; resets since boot either way.
+ */
+function feedCheck (store: RevocationStore, status: FeedStatus): HealthCheck {
+  const log = typeof store.readLog === 'function'
+  if (!log && store.subscribe === undefined) return { status: 'none', resets: status.resets, lastResetReason: status.lastResetReason }
+  return {
+    status: status.connected ? 'up' : 'down',
+    log,
+    ...(log ? { cursor: status.cursor, lagMs: status.lagMs } : {}),
+    resets: status.resets,
+    lastResetReason: status.lastResetReason,
+  }
 }

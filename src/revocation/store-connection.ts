@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { isPackageError } from '../errors.js'
 import { FIRST_PAUSE_MS, withTimeout, type StoreGuard } from './store-guard.js'
 import type { FeedMonitor } from './feed-status.js'
+import { LogFollower } from './log-follower.js'
 import type { ChangeListener, RevocationChange, RevocationStore } from '../stores/types.js'
 
 /**
@@ -22,6 +23,8 @@ export class StoreConnection {
   private stopped = false
   private refusalLogged = false
   private readonly feed: FeedMonitor
+  /** Set when the store keeps the log: changes made elsewhere are read from it, not from the feed. */
+  readonly follower: LogFollower | null
 
   constructor (store: RevocationStore, guard: StoreGuard, options: { timeout: number, retryAfter: number, log: FastifyBaseLogger, feed: FeedMonitor, onChange: ChangeListener }) {
     this.store = store
@@ -31,9 +34,18 @@ export class StoreConnection {
     this.log = options.log
     this.feed = options.feed
     const apply = options.onChange
-    this.onChange = (change: RevocationChange) => {
-      if (change.type === 'reset') this.feed.reset(change.reason ?? 'reconnect')
-      apply(change)
+    const readLog = store.readLog
+    if (typeof readLog === 'function') {
+      const follower = new LogFollower((cursor, limit) => readLog.call(store, cursor, limit), this.feed, apply, options)
+      this.follower = follower
+      // Following the log, a feed message (whatever it says, a reset too) only means "read the log now".
+      this.onChange = () => follower.wake()
+    } else {
+      this.follower = null
+      this.onChange = (change: RevocationChange) => {
+        if (change.type === 'reset') this.feed.reset(change.reason ?? 'reconnect')
+        apply(change)
+      }
     }
   }
 
@@ -64,6 +76,7 @@ export class StoreConnection {
     if (this.store.subscribe && this.unsubscribe === undefined) {
       this.unsubscribe = await withTimeout(() => this.store.subscribe!(this.onChange), this.timeout)
     }
+    if (this.follower !== null) await this.follower.start()
     this.feed.connected = true
   }
 
@@ -73,8 +86,10 @@ export class StoreConnection {
       this.attempt().then(() => {
         if (this.stopped) return this.stopFeed()
         this.guard.answered()
-        // Whatever changed while the feed was not connected is unknown: as after a reconnect.
-        this.onChange({ type: 'reset', reason: 'reconnect' })
+        // Without the log, whatever changed while the feed was not connected is unknown:
+        // as after a reconnect. With it, the follower starts at the end of a log whose
+        // earlier entries the store already answers: nothing was cached from it meanwhile.
+        if (this.follower === null) this.onChange({ type: 'reset', reason: 'reconnect' })
       }, (err: unknown) => {
         if (this.stopped) return
         // A store that came back refusing on purpose (e.g. a wrong database or password)
@@ -96,6 +111,7 @@ export class StoreConnection {
   async stopFeed (): Promise<void> {
     this.stopped = true
     clearTimeout(this.retryTimer)
+    this.follower?.stop()
     const unsubscribe = this.unsubscribe
     this.unsubscribe = undefined
     if (unsubscribe) await this.bounded('stopping the change feed', unsubscribe)

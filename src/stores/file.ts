@@ -2,10 +2,12 @@ import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/
 import { join, resolve } from 'node:path'
 import { isPackageError, StoreError } from '../errors.js'
 import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
-import { StateBackedStore } from './state-backed.js'
+import { logLimits, type LogOptions } from './revocation-log.js'
+import { StateBackedStore, type CommittedWrite } from './state-backed.js'
 import type { StoreOperation } from './state.js'
+import type { LogEntry } from './types.js'
 
-export interface FileStoreOptions {
+export interface FileStoreOptions extends LogOptions {
   /** Directory for the log and its lock; created if missing. One process writes it at a time. */
   path: string
   /** Most live entries (see MemoryStore). Default 1,000,000. */
@@ -14,7 +16,19 @@ export interface FileStoreOptions {
   compactAfter?: number
 }
 
-const fileOptionKeys = optionKeys<FileStoreOptions>({ path: true, maxEntries: true, compactAfter: true })
+const fileOptionKeys = optionKeys<FileStoreOptions>({ path: true, maxEntries: true, compactAfter: true, logRetention: true, logMaxEntries: true })
+
+/**
+ * One line of the file. A write is one line holding its operations and its log entry,
+ * so a crash keeps both or neither. Lines of one bare operation are what versions
+ * without the log wrote (still read); a compaction writes the live state as bare
+ * operations, then the floor of the log and its kept entries.
+ */
+type FileRecord =
+  | StoreOperation
+  | { op: 'write', operations: StoreOperation[], entry: LogEntry }
+  | { op: 'log', entry: LogEntry }
+  | { op: 'logFloor', id: number }
 
 const LOG = 'revocations.log'
 const LOCK = 'lock'
@@ -51,7 +65,7 @@ export class FileStore extends StateBackedStore {
     refuseUnknownKeys(options, fileOptionKeys, 'FileStore')
     const max = options.maxEntries ?? 1_000_000
     if (!Number.isInteger(max) || max < 1) throw new TypeError('FileStore: maxEntries must be a positive integer')
-    super(max)
+    super(max, logLimits(options, 'FileStore'))
     this.path = resolve(options.path)
     this.logPath = join(this.path, LOG)
     this.lockPath = join(this.path, LOCK)
@@ -138,14 +152,33 @@ export class FileStore extends StateBackedStore {
       const line = text.slice(offset, end)
       offset = end + 1
       if (line === '') continue
-      let operation: StoreOperation
+      let record: FileRecord
       try {
-        operation = JSON.parse(line) as StoreOperation
+        record = JSON.parse(line) as FileRecord
       } catch {
         throw new StoreError(`FileStore ${this.logPath}: line ${lineNo} is corrupt; refusing to start rather than forget revocations`)
       }
-      this.state.apply(operation)
-      this.lines++
+      this.lines += this.replayRecord(record)
+    }
+  }
+
+  /** Applies one line read back; returns how many entries (operations and log entries) it holds. */
+  private replayRecord (record: FileRecord): number {
+    const now = Date.now()
+    switch (record.op) {
+      case 'write':
+        for (const operation of record.operations) this.state.apply(operation)
+        this.changeLog.append(record.entry, now)
+        return record.operations.length + 1
+      case 'log':
+        this.changeLog.append(record.entry, now)
+        return 1
+      case 'logFloor':
+        this.changeLog.restoreFloor(record.id)
+        return 1
+      default:
+        this.state.apply(record)
+        return 1
     }
   }
 
@@ -160,17 +193,22 @@ export class FileStore extends StateBackedStore {
   }
 
   /** One append and one fsync for a whole batch: the group commit that makes concurrent writes cheap. */
-  protected async commit (operations: StoreOperation[]): Promise<void> {
+  protected async commit (writes: CommittedWrite[]): Promise<void> {
     const log = this.log
     if (log === null) throw new StoreError(`FileStore ${this.path} is closed`)
     let text = ''
-    for (const operation of operations) text += JSON.stringify(operation) + '\n'
+    let entries = 0
+    for (const { operations, entry } of writes) {
+      const record: FileRecord = { op: 'write', operations, entry }
+      text += JSON.stringify(record) + '\n'
+      entries += operations.length + 1
+    }
     await this.fs('write the log', async () => {
       await log.write(text)
       await log.datasync()
     })
-    this.lines += operations.length
-    this.writesSincePurge += operations.length
+    this.lines += entries
+    this.writesSincePurge += entries
     if (this.writesSincePurge >= this.compactAfter) await this.compactIfWorthIt()
   }
 
@@ -178,7 +216,7 @@ export class FileStore extends StateBackedStore {
   private async compactIfWorthIt (): Promise<void> {
     this.writesSincePurge = 0
     this.state.purgeExpired(Date.now())
-    if (this.lines - this.state.size < this.compactAfter) return
+    if (this.lines - this.state.size - this.changeLog.size - 1 < this.compactAfter) return
     // Runs after the operation is durable; compaction failing must not fail the write.
     try {
       await this.compact()
@@ -194,8 +232,8 @@ export class FileStore extends StateBackedStore {
     let lines = 0
     try {
       let chunk = ''
-      for (const operation of this.state.snapshot(Date.now())) {
-        chunk += JSON.stringify(operation) + '\n'
+      for (const record of this.compacted()) {
+        chunk += JSON.stringify(record) + '\n'
         lines++
         if (chunk.length > 1 << 20) {
           await handle.write(chunk)
@@ -213,6 +251,15 @@ export class FileStore extends StateBackedStore {
     await this.log?.close()
     this.log = await open(this.logPath, 'a')
     this.lines = lines
+  }
+
+  /** What a compaction keeps: the live state, then the log's floor and its kept entries (trimmed first). */
+  private * compacted (): Generator<FileRecord> {
+    const now = Date.now()
+    yield * this.state.snapshot(now)
+    this.changeLog.trim(now)
+    yield { op: 'logFloor', id: this.changeLog.floor }
+    for (const entry of this.changeLog.kept()) yield { op: 'log', entry }
   }
 
   override async close (): Promise<void> {

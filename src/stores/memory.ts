@@ -1,8 +1,8 @@
 import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
+import { logLimits, type LogOptions } from './revocation-log.js'
 import { StateBackedStore } from './state-backed.js'
-import type { StoreOperation } from './state.js'
 
-export interface MemoryStoreOptions {
+export interface MemoryStoreOptions extends LogOptions {
   /**
    * Most live entries kept. Expired ones are purged to make room; past that, a new
    * revocation is refused with an error rather than silently evicting an old one.
@@ -11,7 +11,7 @@ export interface MemoryStoreOptions {
   maxEntries?: number
 }
 
-const memoryOptionKeys = optionKeys<MemoryStoreOptions>({ maxEntries: true })
+const memoryOptionKeys = optionKeys<MemoryStoreOptions>({ maxEntries: true, logRetention: true, logMaxEntries: true })
 
 /** Revocations in this process's memory: for tests and single-process apps that accept losing them on restart. */
 export class MemoryStore extends StateBackedStore {
@@ -19,8 +19,8 @@ export class MemoryStore extends StateBackedStore {
     refuseUnknownKeys(options, memoryOptionKeys, 'MemoryStore')
     const max = options.maxEntries ?? 1_000_000
     if (!Number.isInteger(max) || max < 1) throw new TypeError('MemoryStore: maxEntries must be a positive integer')
-    super(max)
+    super(max, logLimits(options, 'MemoryStore'))
   }
 
-  protected async commit (_operations: StoreOperation[]): Promise<void> {}
+  protected async commit (): Promise<void> {}
 }

@@ -1,15 +1,24 @@
 import { BoundedClaims } from './claims.js'
 import { ChangeFeed, issuerMember } from './change-feed.js'
+import { RevocationLog } from './revocation-log.js'
 import { copyGrant, StoreState, type StoreOperation } from './state.js'
 import type {
-  ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationChange, RevocationQuery,
-  RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
+  ChangeAuthor, ChangeListener, ClientGrant, ClientRevocation, GrantFilter, HistoryFilter, LogEntry, LoggedChange, LogPage,
+  RevocationChange, RevocationQuery, RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
 } from './types.js'
 
-/** What one write puts in the log, and the change it announces (default: that of its last operation). */
+/** What one write puts in the state, the change it announces (default: that of its last operation), and its log entry. */
 interface Staged {
   operations: StoreOperation[]
   change?: RevocationChange
+  logged: LoggedChange
+  author: ChangeAuthor | undefined
+}
+
+/** One write as it is made durable: its operations and its log entry, together (FileStore: one line). */
+export interface CommittedWrite {
+  operations: StoreOperation[]
+  entry: LogEntry
 }
 
 interface QueuedWrite {
@@ -61,13 +70,16 @@ export abstract class StateBackedStore implements RevocationStore {
   private readonly feed = new ChangeFeed()
   private readonly queue: QueuedWrite[] = []
   private draining: Promise<void> | null = null
+  /** Every change with who made it and why, ordered: other instances follow it, `history` reads it. */
+  protected readonly changeLog: RevocationLog
 
-  constructor (maxEntries: number) {
+  constructor (maxEntries: number, logLimits: { retentionMs: number, maxEntries: number }) {
     this.state = new StoreState(maxEntries)
+    this.changeLog = new RevocationLog(logLimits.retentionMs, logLimits.maxEntries)
   }
 
-  /** Makes `operations` durable, in order; resolves only once they all are. */
-  protected abstract commit (operations: StoreOperation[]): Promise<void>
+  /** Makes `writes` durable, in order, each with its log entry; resolves only once they all are. */
+  protected abstract commit (writes: CommittedWrite[]): Promise<void>
 
   async ready (): Promise<void> {}
   async close (): Promise<void> {}
@@ -127,15 +139,26 @@ export abstract class StateBackedStore implements RevocationStore {
       }
     }
     if (accepted.length === 0) return
+    // Numbered now, in the order they commit; a failed commit numbers nothing.
+    const now = Date.now()
+    const writes: CommittedWrite[] = []
+    let previous = this.changeLog.last
+    for (const { staged } of accepted) {
+      const entry = this.changeLog.next(staged.logged, staged.author, now)
+      entry.id = String(++previous)
+      writes.push({ operations: staged.operations, entry })
+    }
     try {
-      await this.commit(operations)
+      await this.commit(writes)
     } catch (err) {
       for (const { write } of accepted) write.reject(err)
       return
     }
-    for (const { write, staged } of accepted) {
+    for (let i = 0; i < accepted.length; i++) {
+      const { write, staged } = accepted[i]!
       let change: RevocationChange | undefined
       for (const operation of staged.operations) change = this.state.apply(operation)
+      this.changeLog.append(writes[i]!.entry, now)
       change = staged.change ?? change
       if (change) this.feed.emit(change)
       write.resolve()
@@ -159,24 +182,27 @@ export abstract class StateBackedStore implements RevocationStore {
   }
 
   /** One new entry: room is made (or refused) when its batch is formed. */
-  private async add (operation: StoreOperation): Promise<void> {
+  private async add (operation: StoreOperation, logged: LoggedChange, author: ChangeAuthor | undefined): Promise<void> {
     await this.write((staged) => {
       this.state.ensureRoom(Date.now(), 1, staged)
-      return { operations: [operation] }
+      return { operations: [operation], logged, author }
     })
   }
 
-  async revokeToken (entry: RevokedToken): Promise<void> {
-    await this.add({ op: 'token', entry: { aud: entry.aud, jti: entry.jti, expiresAt: entry.expiresAt } })
+  async revokeToken (entry: RevokedToken, author?: ChangeAuthor): Promise<void> {
+    const { aud, jti, expiresAt } = entry
+    await this.add({ op: 'token', entry: { aud, jti, expiresAt } }, { type: 'token', aud, jti, expiresAt }, author)
   }
 
-  async revokeTokens (entries: RevokedToken[]): Promise<void> {
+  async revokeTokens (entries: RevokedToken[], author?: ChangeAuthor): Promise<void> {
     const operations: StoreOperation[] = entries.map((e) => ({ op: 'token', entry: { aud: e.aud, jti: e.jti, expiresAt: e.expiresAt } }))
     if (operations.length === 0) return
-    const change: RevocationChange = { type: 'tokens', tokens: entries.map((e) => ({ aud: e.aud, jti: e.jti })) }
+    const tokens = entries.map((e) => ({ aud: e.aud, jti: e.jti }))
+    const change: RevocationChange = { type: 'tokens', tokens }
+    const logged: LoggedChange = { type: 'tokens', tokens: tokens.map((t) => ({ ...t })), expiresAt: latestExpiry(entries) }
     await this.write((staged) => {
       this.state.ensureRoom(Date.now(), operations.length, staged)
-      return { operations, change }
+      return { operations, change, logged, author }
     })
   }
 
@@ -185,24 +211,29 @@ export abstract class StateBackedStore implements RevocationStore {
     return this.state.listRevokedTokens(filter.aud, Date.now())
   }
 
-  async revokeClient (entry: ClientRevocation): Promise<void> {
+  async revokeClient (entry: ClientRevocation, author?: ChangeAuthor): Promise<void> {
     const { clientId, audience, revokedAt, expiresAt } = entry
-    await this.add({ op: 'client', entry: { clientId, audience, ...issuerMember(entry.issuer), revokedAt, expiresAt } })
+    const issuer = issuerMember(entry.issuer)
+    await this.add({ op: 'client', entry: { clientId, audience, ...issuer, revokedAt, expiresAt } }, { type: 'client', clientId, audience, ...issuer, revokedAt }, author)
   }
 
-  async revokeSubject (entry: SubjectRevocation): Promise<void> {
-    await this.add({ op: 'subject', entry: { subject: entry.subject, ...issuerMember(entry.issuer), revokedAt: entry.revokedAt, expiresAt: entry.expiresAt } })
+  async revokeSubject (entry: SubjectRevocation, author?: ChangeAuthor): Promise<void> {
+    const { subject, revokedAt, expiresAt } = entry
+    const issuer = issuerMember(entry.issuer)
+    await this.add({ op: 'subject', entry: { subject, ...issuer, revokedAt, expiresAt } }, { type: 'subject', subject, ...issuer, revokedAt }, author)
   }
 
-  async revokeSession (entry: SessionRevocation): Promise<void> {
-    await this.add({ op: 'session', entry: { sessionId: entry.sessionId, ...issuerMember(entry.issuer), revokedAt: entry.revokedAt, expiresAt: entry.expiresAt } })
+  async revokeSession (entry: SessionRevocation, author?: ChangeAuthor): Promise<void> {
+    const { sessionId, revokedAt, expiresAt } = entry
+    const issuer = issuerMember(entry.issuer)
+    await this.add({ op: 'session', entry: { sessionId, ...issuer, revokedAt, expiresAt } }, { type: 'session', sessionId, ...issuer, revokedAt }, author)
   }
 
-  async createGrant (grant: ClientGrant): Promise<ClientGrant> {
+  async createGrant (grant: ClientGrant, author?: ChangeAuthor): Promise<ClientGrant> {
     await this.write(() => {
       this.state.checkGrantCreatable(grant)
       this.state.ensureRoom(Date.now())
-      return { operations: [{ op: 'grant', grant: copyGrant(grant) }] }
+      return { operations: [{ op: 'grant', grant: copyGrant(grant) }], logged: grantLogged('create', grant), author }
     }, true)
     return copyGrant(grant)
   }
@@ -218,26 +249,38 @@ export abstract class StateBackedStore implements RevocationStore {
     return this.state.listGrants(filter)
   }
 
-  async updateGrant (id: string, scope: string[]): Promise<ClientGrant | null> {
+  async updateGrant (id: string, scope: string[], author?: ChangeAuthor): Promise<ClientGrant | null> {
     let updated: ClientGrant | null = null
     await this.write(() => {
       const g = this.state.grants.get(id)
       if (!g) return null
       updated = { ...copyGrant(g), scope: [...scope] }
-      return { operations: [{ op: 'grant', grant: updated }] }
+      return { operations: [{ op: 'grant', grant: updated }], logged: grantLogged('update', updated), author }
     }, true)
     return updated === null ? null : copyGrant(updated)
   }
 
-  async deleteGrant (id: string): Promise<ClientGrant | null> {
+  async deleteGrant (id: string, author?: ChangeAuthor): Promise<ClientGrant | null> {
     let deleted: ClientGrant | null = null
     await this.write(() => {
       const g = this.state.grants.get(id)
       if (!g) return null
       deleted = copyGrant(g)
-      return { operations: [{ op: 'ungrant', id }] }
+      return { operations: [{ op: 'ungrant', id }], logged: grantLogged('delete', g), author }
     }, true)
     return deleted
+  }
+
+  // ---- the log ----
+
+  async readLog (cursor: string | null, limit: number): Promise<LogPage> {
+    await this.ready()
+    return this.changeLog.read(cursor, limit, Date.now())
+  }
+
+  async history (filter: HistoryFilter): Promise<{ entries: LogEntry[], next: string | null }> {
+    await this.ready()
+    return this.changeLog.history(filter, Date.now())
   }
 
   subscribe (listener: ChangeListener): Promise<() => Promise<void>> {
@@ -268,4 +311,18 @@ export abstract class StateBackedStore implements RevocationStore {
     await this.ready()
     return this.state.purgeExpired(now)
   }
+}
+
+/** A batch's log entry lasts as long as its longest-lived token (null: one is kept until removed). */
+function latestExpiry (entries: RevokedToken[]): number | null {
+  let latest = -Infinity
+  for (const e of entries) {
+    if (e.expiresAt === null) return null
+    if (e.expiresAt > latest) latest = e.expiresAt
+  }
+  return latest
+}
+
+function grantLogged (action: 'create' | 'update' | 'delete', g: ClientGrant): LoggedChange {
+  return { type: 'grant', action, grantId: g.id, clientId: g.client_id, audience: g.audience, scope: [...g.scope] }
 }

@@ -144,7 +144,8 @@ export type LoggedChange =
   | { type: 'client', clientId: string, audience: string, issuer?: string, revokedAt: number }
   | { type: 'subject', subject: string, issuer?: string, revokedAt: number }
   | { type: 'session', sessionId: string, issuer?: string, revokedAt: number }
-  | { type: 'grant', action: 'create' | 'update' | 'delete', id: string, clientId: string, audience: string, scope?: string[] }
+  /** `grantId`, not `id`: a log entry's own `id` is its position in the log. */
+  | { type: 'grant', action: 'create' | 'update' | 'delete', grantId: string, clientId: string, audience: string, scope?: string[] }
 
 /** One entry of a store's ordered log. */
 export type LogEntry = LoggedChange & {

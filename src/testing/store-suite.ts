@@ -1,4 +1,5 @@
 import type { ClientGrant, RevocationChange, RevocationStore } from '../stores/types.js'
+import { runLogSuite, type TrimmedStoreFactory } from './log-suite.js'
 
 /** The few assertions the suite uses; tap's `t` provides them (and so do most tap-like runners). */
 export interface SuiteTest {
@@ -15,6 +16,8 @@ export interface StoreSuiteOptions {
   grants?: boolean
   /** ms to wait for a change-feed message from the store. Default 2000. */
   feedTimeout?: number
+  /** For a store with the log: makes one keeping at most `logMaxEntries` entries (tests trimming). Without it, that test is skipped. */
+  trimmedStore?: TrimmedStoreFactory
 }
 
 /** A fresh store per test; the suite closes it. Stores that share a server should use a fresh prefix each time. */
@@ -46,8 +49,8 @@ function waitFor (events: RevocationChange[], match: (c: RevocationChange) => bo
 export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: StoreSuiteOptions = {}): void {
   const feedTimeout = options.feedTimeout ?? 2000
 
-  async function fresh (t: SuiteTest): Promise<RevocationStore> {
-    const store = await makeStore()
+  async function fresh (t: SuiteTest, make: () => RevocationStore | Promise<RevocationStore> = makeStore): Promise<RevocationStore> {
+    const store = await make()
     t.teardown(() => store.close?.())
     await store.ready?.()
     return store
@@ -374,4 +377,8 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     })))
     t.equal((await store.listRevokedTokens({ aud })).length, jtis.length, 'every one of them is stored')
   })
+
+  // The log is optional: for a store without `readLog` (a lossy feed only) these tests pass as skipped.
+  const trimmedStore = options.trimmedStore
+  runLogSuite(t, (t) => fresh(t), trimmedStore === undefined ? undefined : (t, logMaxEntries) => fresh(t, () => trimmedStore({ logMaxEntries })))
 }

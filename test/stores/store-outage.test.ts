@@ -221,6 +221,8 @@ t.test('a store that does not answer at boot: ready() resolves after storeTimeou
   const store = flakyStore()
   let readyCalls = 0
   store.ready = () => { readyCalls++; return store.mode === 'hang' ? new Promise(() => {}) : Promise.resolve() }
+  // A store without the log: nothing tells it what changed while it was unreachable.
+  Object.defineProperty(store, 'readLog', { value: undefined })
   store.mode = 'hang'
   const app = Fastify({ logger: { level: 'info', stream } })
   t.teardown(() => app.close())
