@@ -27,7 +27,13 @@ export interface LogCursor {
 
 const DIGITS = /^\d{1,19}$/
 
+/**
+ * A cursor with no holes is the id of the last entry read (so an entry's id is a cursor
+ * too, as the store contract has it); one with holes adds them and its checkpoint:
+ * `top.lo-hi,lo-hi.top-xmax`.
+ */
 export function encodeCursor (c: LogCursor): string {
+  if (c.holes.length === 0 && c.checkpoint === null) return String(c.top)
   const holes = c.holes.map(([lo, hi]) => `${lo}-${hi}`).join(',')
   const checkpoint = c.checkpoint === null ? '' : `${c.checkpoint.top}-${c.checkpoint.xmax}`
   return `${c.top}.${holes}.${checkpoint}`
@@ -37,6 +43,7 @@ export function encodeCursor (c: LogCursor): string {
 export function decodeCursor (text: string): LogCursor {
   const refuse = () => new TypeError('PostgresStore: not a cursor of this log')
   const parts = text.split('.')
+  if (parts.length === 1 && DIGITS.test(text)) return { top: BigInt(text), holes: [], checkpoint: null }
   if (parts.length !== 3 || !DIGITS.test(parts[0]!)) throw refuse()
   const pair = (s: string): [bigint, bigint] => {
     const [a, b, more] = s.split('-')

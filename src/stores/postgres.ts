@@ -3,14 +3,15 @@ import { MAX_TIMER_MS, parseDuration, type Duration } from '../options/duration.
 import { GrantConflictError, StoreError } from '../errors.js'
 import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
 import { ChangeFeed, encodeChange, issuerMember } from './change-feed.js'
-import { authorOf, historyLimit, latestExpiry, logBounds, type LogBounds } from './log-entries.js'
+import { authorOf, historyLimit, latestExpiry } from './log-entries.js'
+import { logLimits, type LogOptions } from './revocation-log.js'
 import { advance, decodeCursor, encodeCursor, START_WINDOW, type LogCursor } from './postgres-log.js'
 import type {
   ChangeAuthor, ChangeListener, ClientGrant, ClientRevocation, GrantFilter, HistoryFilter, LogEntry, LoggedChange, LogPage,
   RevocationQuery, RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
 } from './types.js'
 
-export interface PostgresStoreOptions {
+export interface PostgresStoreOptions extends LogOptions {
   /** Your pg Pool; you own its lifecycle. The change feed holds one of its clients. */
   pool: Pool
   /** Prefix of the store's tables (letters, digits, underscores). Default `'jwt_revocation_'`. */
@@ -19,13 +20,6 @@ export interface PostgresStoreOptions {
   migrate?: boolean
   /** Time between attempts to re-establish the LISTEN connection: ms, or a string such as `'1s'`. Default 1000. */
   reconnectDelay?: Duration
-  /**
-   * How long the revocation log (the `log` table) keeps an entry: ms, or a string such as
-   * `'30d'`. An instance whose cursor falls behind it resets. Default `'30d'`.
-   */
-  logRetention?: Duration
-  /** The most entries the log keeps, the oldest trimmed first. Default 1,000,000. */
-  logMaxEntries?: number
 }
 
 const postgresOptionKeys = optionKeys<PostgresStoreOptions>({ pool: true, tablePrefix: true, migrate: true, reconnectDelay: true, logRetention: true, logMaxEntries: true })
@@ -37,9 +31,8 @@ const postgresOptionKeys = optionKeys<PostgresStoreOptions>({ pool: true, tableP
  * Every version's schema creates what is missing, so it upgrades any earlier one.
  */
 const SCHEMA_VERSION = 4
-/** ms between trims of the log by one instance, and the rows one trim statement deletes. */
-const LOG_TRIM_INTERVAL = 60_000
-const LOG_TRIM_BATCH = 5000
+/** Most log rows one trim deletes (each write trims after itself, so it catches up). */
+const LOG_TRIM_BATCH = 1000
 /** ms between sweeps of expired claims (DPoP proofs live a minute or two). */
 const CLAIM_SWEEP_INTERVAL = 60_000
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,40}$/
@@ -217,9 +210,7 @@ export class PostgresStore implements RevocationStore {
   private readonly migrate: boolean
   private readonly reconnectDelay: number
   private readonly sql: Record<string, string>
-  private readonly log: LogBounds
-  /** ms of the last trim of the log by this instance. */
-  private trimmedAt = 0
+  private readonly log: { retentionMs: number, maxEntries: number }
   private readonly feed = new ChangeFeed(() => this.listen(), () => this.unlisten())
   private preparing: Promise<void> | undefined
   private listenClient: PoolClient | undefined
@@ -242,7 +233,7 @@ export class PostgresStore implements RevocationStore {
     this.migrate = options.migrate ?? true
     // 0 would retry in a tight loop while the database is down.
     this.reconnectDelay = parseDuration(options.reconnectDelay ?? 1000, 'PostgresStore.reconnectDelay', { unit: 'milliseconds', min: 1, max: MAX_TIMER_MS, example: '1s' })
-    this.log = logBounds(options, 'PostgresStore')
+    this.log = logLimits(options, 'PostgresStore')
     const p = this.p
     const notify = `pg_notify('${this.channel}', $N::text)`
     // The log entry of a write, in its statement: the transaction takes its id (x, run
@@ -290,10 +281,10 @@ export class PostgresStore implements RevocationStore {
         SELECT ${notify.replace('$N', '$4')}`,
       createGrant: `WITH w AS (INSERT INTO ${p}grants (id, client_id, audience, scope, created_at) VALUES ($1, $2, $3, $4, $5)
         ON CONFLICT DO NOTHING RETURNING id, client_id, audience, scope)
-        , ${logged('grant', 7, { expr: "jsonb_build_object('action', 'create', 'id', w.id, 'clientId', w.client_id, 'audience', w.audience, 'scope', to_jsonb(w.scope))", from: 'w' })}
+        , ${logged('grant', 7, { expr: "jsonb_build_object('action', 'create', 'grantId', w.id, 'clientId', w.client_id, 'audience', w.audience, 'scope', to_jsonb(w.scope))", from: 'w' })}
         SELECT (SELECT count(*) FROM w) AS created, CASE WHEN EXISTS (SELECT 1 FROM w) THEN ${notify.replace('$N', '$6')} END`,
       updateGrant: `WITH w AS (UPDATE ${p}grants SET scope = $2 WHERE id = $1 RETURNING *)
-        , ${logged('grant', 3, { expr: "jsonb_build_object('action', 'update', 'id', w.id, 'clientId', w.client_id, 'audience', w.audience, 'scope', to_jsonb(w.scope))", from: 'w' })}
+        , ${logged('grant', 3, { expr: "jsonb_build_object('action', 'update', 'grantId', w.id, 'clientId', w.client_id, 'audience', w.audience, 'scope', to_jsonb(w.scope))", from: 'w' })}
         SELECT w.*, ${notify.replace('$N', "json_build_object('type', 'grant', 'clientId', w.client_id)")} FROM w`,
       // One statement, one snapshot: the rows after the cursor's top and in its holes, and
       // the snapshot's bounds that settle holes (postgres-log.ts).
@@ -323,7 +314,7 @@ export class PostgresStore implements RevocationStore {
           mark AS (UPDATE ${p}log_trim SET trimmed_through = GREATEST(trimmed_through, (SELECT max(id) FROM d)) WHERE EXISTS (SELECT 1 FROM d))
         SELECT count(*) AS deleted FROM d`,
       deleteGrant: `WITH w AS (DELETE FROM ${p}grants WHERE id = $1 RETURNING *)
-        , ${logged('grant', 2, { expr: "jsonb_build_object('action', 'delete', 'id', w.id, 'clientId', w.client_id, 'audience', w.audience, 'scope', to_jsonb(w.scope))", from: 'w' })}
+        , ${logged('grant', 2, { expr: "jsonb_build_object('action', 'delete', 'grantId', w.id, 'clientId', w.client_id, 'audience', w.audience, 'scope', to_jsonb(w.scope))", from: 'w' })}
         SELECT w.*, ${notify.replace('$N', "json_build_object('type', 'grant', 'clientId', w.client_id)")} FROM w`,
     }
   }
@@ -369,7 +360,8 @@ export class PostgresStore implements RevocationStore {
   private async logged (name: string, values: unknown[], change: DistributiveOmit<LoggedChange, 'type'> | null, author: ChangeAuthor | undefined): Promise<QueryResult> {
     const { actor, reason, source } = authorOf(author)
     const result = await this.query(name, this.sql[name]!, [...values, ...(change === null ? [] : [JSON.stringify(change)]), actor, reason, source])
-    this.trimNowAndThen()
+    // The write is done whatever the trim does; the next write trims again.
+    await this.trimLog(Date.now()).catch(() => {})
     return result
   }
 
@@ -492,7 +484,6 @@ export class PostgresStore implements RevocationStore {
     const { cursor: after, gap } = advance(before, {
       ids: entries.map((e) => BigInt(e.id)), truncated: take > 0 && entries.length === take, xmin: BigInt(row.xmin), xmax: BigInt(row.xmax), trimmedThrough: BigInt(row.trimmed),
     })
-    this.trimNowAndThen()
     return { entries, cursor: encodeCursor(after), gap }
   }
 
@@ -508,28 +499,14 @@ export class PostgresStore implements RevocationStore {
     return { entries, next: entries.length === limit ? entries.at(-1)!.id : null }
   }
 
-  private trimNowAndThen (): void {
-    const now = Date.now()
-    if (now - this.trimmedAt <= LOG_TRIM_INTERVAL) return
-    this.trimmedAt = now
-    this.trimLog(now).catch(() => { this.trimmedAt = 0 })
-  }
-
   /**
-   * Deletes entries older than logRetention or past logMaxEntries, LOG_TRIM_BATCH rows a
-   * statement (rows another instance is deleting are skipped, never waited for), and
-   * records the highest id deleted: a reader not past it has a gap. Returns how many.
+   * Deletes up to LOG_TRIM_BATCH entries older than logRetention or past logMaxEntries
+   * (rows another instance is deleting are skipped, never waited for), and records the
+   * highest id deleted: a reader not past it has a gap. Returns how many.
    */
-  async trimLog (now: number): Promise<number> {
-    await this.ready()
-    let removed = 0
-    for (let batch = 0; batch < 20; batch++) {
-      const { rows } = await this.pool.query(this.sql.trimLog!, [now - this.log.retention, this.log.maxEntries, LOG_TRIM_BATCH])
-      const deleted = Number((rows[0] as { deleted: string }).deleted)
-      removed += deleted
-      if (deleted < LOG_TRIM_BATCH) break
-    }
-    return removed
+  private async trimLog (now: number): Promise<number> {
+    const { rows } = await this.pool.query(this.sql.trimLog!, [now - this.log.retentionMs, this.log.maxEntries, LOG_TRIM_BATCH])
+    return Number((rows[0] as { deleted: string }).deleted)
   }
 
   async lease (name: string, holder: string, ttl: number): Promise<boolean> {

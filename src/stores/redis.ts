@@ -3,13 +3,14 @@ import { parseDuration, type Duration } from '../options/duration.js'
 import { GrantConflictError, invalidOption, StoreError } from '../errors.js'
 import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
 import { ChangeFeed, encodeChange, issuerMember } from './change-feed.js'
-import { authorFields, decodeEntry, encodeEntry, historyLimit, latestExpiry, logBounds, matchesHistory, type LogBounds } from './log-entries.js'
+import { authorFields, decodeEntry, encodeEntry, historyLimit, latestExpiry } from './log-entries.js'
+import { logLimits, matchesHistory, type LogOptions } from './revocation-log.js'
 import type {
   ChangeAuthor, ChangeListener, ClientGrant, ClientRevocation, GrantFilter, HistoryFilter, LogEntry, LoggedChange, LogPage,
   RevocationChange, RevocationQuery, RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
 } from './types.js'
 
-export interface RedisStoreOptions {
+export interface RedisStoreOptions extends LogOptions {
   /** Your ioredis client or Cluster; you own its lifecycle. */
   client: Redis | Cluster
   /**
@@ -30,13 +31,6 @@ export interface RedisStoreOptions {
    * (Redis replication is asynchronous; see docs/guides/many-instances.md).
    */
   waitForReplicas?: WaitForReplicas
-  /**
-   * How long the revocation log (a Stream under the prefix) keeps an entry: ms, or a
-   * string such as `'30d'`. An instance whose cursor falls behind it resets. Default `'30d'`.
-   */
-  logRetention?: Duration
-  /** The most entries the log keeps, the oldest trimmed first. Default 1,000,000. */
-  logMaxEntries?: number
 }
 
 export interface WaitForReplicas {
@@ -154,7 +148,7 @@ return 1`
 const GRANT_ENTRY = `
 local function logGrant (action, key, id, scope)
   local clientId = redis.call('HGET', key, 'client_id')
-  appendLog('{"type":"grant","action":"' .. action .. '","id":' .. cjson.encode(id) ..
+  appendLog('{"type":"grant","action":"' .. action .. '","grantId":' .. cjson.encode(id) ..
     ',"clientId":' .. cjson.encode(clientId) .. ',"audience":' .. cjson.encode(redis.call('HGET', key, 'audience')) ..
     ',"scope":' .. scope .. ',' .. string.sub(ARGV[1], 2))
   redis.call('PUBLISH', ARGV[4], cjson.encode({ type = 'grant', clientId = clientId }))
@@ -310,7 +304,7 @@ export class RedisStore implements RevocationStore {
   private readonly channel: string
   private readonly ownSubscriber: boolean
   private readonly waitForReplicas: { replicas: number, timeout: number } | undefined
-  private readonly log: LogBounds
+  private readonly log: { retentionMs: number, maxEntries: number }
   private subscriber: Redis | Cluster | undefined
   private readonly feed = new ChangeFeed(() => this.startFeed(), () => this.stopFeed())
   private wired = false
@@ -328,7 +322,7 @@ export class RedisStore implements RevocationStore {
     this.subscriber = options.subscriber
     this.ownSubscriber = options.subscriber === undefined
     this.waitForReplicas = checkWaitForReplicas(options.waitForReplicas)
-    this.log = logBounds(options, 'RedisStore')
+    this.log = logLimits(options, 'RedisStore')
   }
 
   /**
@@ -362,7 +356,7 @@ export class RedisStore implements RevocationStore {
    */
   private logged (script: string, entry: string, keys: string[], args: string[]): Promise<unknown> {
     return this.write(script, keys.length + 2, this.logKey, this.trimmedKey, ...keys,
-      entry, String(this.log.retention), String(this.log.maxEntries), ...args)
+      entry, String(this.log.retentionMs), String(this.log.maxEntries), ...args)
   }
 
   private tokenKey (aud: string, jti: string) { return `${this.prefix}t:${aud}${SEP}${jti}` }
@@ -486,7 +480,7 @@ export class RedisStore implements RevocationStore {
 
   async createGrant (grant: ClientGrant, author?: ChangeAuthor): Promise<ClientGrant> {
     const { id, client_id: clientId, audience, scope } = grant
-    const created = await this.logged(CREATE_GRANT, encodeEntry({ type: 'grant', action: 'create', id, clientId, audience, scope }, author),
+    const created = await this.logged(CREATE_GRANT, encodeEntry({ type: 'grant', action: 'create', grantId: id, clientId, audience, scope }, author),
       [this.grantKey(clientId, audience), this.grantIndex],
       [id, clientId, audience, JSON.stringify(scope), String(grant.created_at), this.channel, encodeChange({ type: 'grant', clientId })])
     if (created !== 1) throw new GrantConflictError()

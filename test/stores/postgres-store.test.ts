@@ -31,7 +31,7 @@ if (pool) {
     return tablePrefix
   }
 
-  runStoreSuite(t, () => new PostgresStore({ pool, tablePrefix: fresh() }))
+  runStoreSuite(t, () => new PostgresStore({ pool, tablePrefix: fresh() }), { trimmedStore: (options) => new PostgresStore({ pool, tablePrefix: fresh(), ...options }) })
 
   t.test('migration is idempotent and safe when instances start together', async (t) => {
     const tablePrefix = fresh()
