@@ -2,13 +2,14 @@
 // connection killed while the other revokes costs no reset, a 5,000-token batch arrives
 // whole, and a PostgreSQL log id that commits after a later one is still applied.
 import type { FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
 import t from 'tap'
 import { PostgresStore } from '../../src/stores/postgres.js'
 import { RedisStore } from '../../src/stores/redis.js'
 import type { RevocationStore } from '../../src/stores/types.js'
 import { AUDIENCE, bearer, sign } from '../helpers/helpers.js'
 import { instance, key } from '../helpers/propagation.js'
-import { connectPostgres, connectRedis, deleteKeys, uniqueName } from '../helpers/services.js'
+import { connectPostgres, connectRedis, deleteKeys, REDIS_URL, uniqueName } from '../helpers/services.js'
 
 const status = async (app: FastifyInstance, token: string) => (await app.inject({ url: '/orders', headers: bearer(token) })).statusCode
 
@@ -51,7 +52,7 @@ async function bigBatch (t: Tap, makeStore: () => RevocationStore): Promise<void
   t.equal(b.revocation.feedStatus().resets, 0, 'B reset nothing')
 }
 
-type Tap = typeof t
+type Tap = Pick<typeof t, 'equal' | 'ok' | 'same' | 'teardown'>
 
 t.test('RedisStore', async (t) => {
   const client = await connectRedis(t)
@@ -60,15 +61,16 @@ t.test('RedisStore', async (t) => {
   t.teardown(() => deleteKeys(client, prefix))
 
   t.test('an instance whose connections are killed while another revokes resets nothing', async (t) => {
+    // The name is a client option, so the subscriber duplicated from it carries it too.
     const name = uniqueName('victim')
-    const victim = (await connectRedis(t))!
-    await victim.client('SETNAME', name)
+    const victim = (await connectRedis(t, REDIS_URL, (url) => new Redis(url, { lazyConnect: true, connectionName: name })))!
     const stores = [new RedisStore({ client, prefix }), new RedisStore({ client: victim, prefix })]
     let i = 0
     await killedWhileRevoking(t, () => stores[i++]!, async () => {
       // Its own connection and the subscriber duplicated from it (which keeps the name).
       const list = (await client.client('LIST') as string).split('\n').filter((line) => line.includes(` name=${name} `))
       for (const line of list) await client.client('KILL', 'ID', line.match(/\bid=(\d+)/)![1]!)
+      t.equal(list.length, 2, 'its client and its subscriber')
       return list.length
     })
   })
