@@ -3,12 +3,15 @@ import { MAX_TIMER_MS, parseDuration, type Duration } from '../options/duration.
 import { GrantConflictError, StoreError } from '../errors.js'
 import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
 import { ChangeFeed, encodeChange, issuerMember } from './change-feed.js'
+import { authorOf, historyLimit, latestExpiry } from './log-entries.js'
+import { logLimits, type LogOptions } from './revocation-log.js'
+import { advance, decodeCursor, encodeCursor, START_WINDOW, type LogCursor } from './postgres-log.js'
 import type {
-  ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationQuery,
-  RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
+  ChangeAuthor, ChangeListener, ClientGrant, ClientRevocation, GrantFilter, HistoryFilter, LogEntry, LoggedChange, LogPage,
+  RevocationQuery, RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
 } from './types.js'
 
-export interface PostgresStoreOptions {
+export interface PostgresStoreOptions extends LogOptions {
   /** Your pg Pool; you own its lifecycle. The change feed holds one of its clients. */
   pool: Pool
   /** Prefix of the store's tables (letters, digits, underscores). Default `'jwt_revocation_'`. */
@@ -19,14 +22,17 @@ export interface PostgresStoreOptions {
   reconnectDelay?: Duration
 }
 
-const postgresOptionKeys = optionKeys<PostgresStoreOptions>({ pool: true, tablePrefix: true, migrate: true, reconnectDelay: true })
+const postgresOptionKeys = optionKeys<PostgresStoreOptions>({ pool: true, tablePrefix: true, migrate: true, reconnectDelay: true, logRetention: true, logMaxEntries: true })
 
 /**
  * 2: session revocations (the `sessions` table). 3: client, subject and session rules
  * scoped to an issuer (an `issuer` column in their primary keys, '' for every issuer).
+ * 4: the revocation log (the `log` and `log_trim` tables).
  * Every version's schema creates what is missing, so it upgrades any earlier one.
  */
-const SCHEMA_VERSION = 3
+const SCHEMA_VERSION = 4
+/** Most log rows one trim deletes (each write trims after itself, so it catches up). */
+const LOG_TRIM_BATCH = 1000
 /** ms between sweeps of expired claims (DPoP proofs live a minute or two). */
 const CLAIM_SWEEP_INTERVAL = 60_000
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,40}$/
@@ -112,13 +118,29 @@ CREATE TABLE IF NOT EXISTS ${p}claims (
   expires_at bigint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ${p}claims_expires_at ON ${p}claims (expires_at);
+CREATE TABLE IF NOT EXISTS ${p}log (
+  id bigserial PRIMARY KEY,
+  at bigint NOT NULL,
+  type text NOT NULL,
+  change jsonb NOT NULL,
+  actor text,
+  reason text,
+  source text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ${p}log_at ON ${p}log (at);
+CREATE TABLE IF NOT EXISTS ${p}log_trim (trimmed_through bigint NOT NULL);
+INSERT INTO ${p}log_trim (trimmed_through) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM ${p}log_trim);
 INSERT INTO ${p}schema (version) SELECT ${SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM ${p}schema);
 UPDATE ${p}schema SET version = ${SCHEMA_VERSION} WHERE version < ${SCHEMA_VERSION};
 `
 }
 
-/** Largest NOTIFY payload PostgreSQL accepts (bytes, less one). */
-const NOTIFY_LIMIT = 7999
+/**
+ * Largest NOTIFY payload sent: the log carries the change, NOTIFY only wakes the readers
+ * (a batch too large for it wakes them with a reset, which a log reader ignores and an
+ * instance of an older version obeys).
+ */
+const NOTIFY_LIMIT = 1000
 
 /**
  * One entry per (aud, jti), keeping the longest expiry (null: forever): one INSERT … ON
@@ -167,6 +189,11 @@ function misconfiguration (err: unknown): Error | undefined {
 /** A bigint column (ms) as pg returns it, a string, or null. */
 const timeOf = (value: string | null): number | null => (value === null ? null : Number(value))
 
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
+
+interface LogRow { id: string | number, at: string | number, type: LoggedChange['type'], change: Record<string, unknown>, actor: string | null, reason: string | null, source: LogEntry['source'] }
+const entryOf = (r: LogRow): LogEntry => ({ ...r.change, type: r.type, id: String(r.id), at: Number(r.at), actor: r.actor, reason: r.reason, source: r.source }) as LogEntry
+
 interface GrantRow { id: string, client_id: string, audience: string, scope: string[], created_at: string }
 const grantOf = (r: GrantRow): ClientGrant => ({ id: r.id, client_id: r.client_id, audience: r.audience, scope: r.scope, created_at: Number(r.created_at) })
 
@@ -183,6 +210,7 @@ export class PostgresStore implements RevocationStore {
   private readonly migrate: boolean
   private readonly reconnectDelay: number
   private readonly sql: Record<string, string>
+  private readonly log: { retentionMs: number, maxEntries: number }
   private readonly feed = new ChangeFeed(() => this.listen(), () => this.unlisten())
   private preparing: Promise<void> | undefined
   private listenClient: PoolClient | undefined
@@ -205,8 +233,19 @@ export class PostgresStore implements RevocationStore {
     this.migrate = options.migrate ?? true
     // 0 would retry in a tight loop while the database is down.
     this.reconnectDelay = parseDuration(options.reconnectDelay ?? 1000, 'PostgresStore.reconnectDelay', { unit: 'milliseconds', min: 1, max: MAX_TIMER_MS, example: '1s' })
+    this.log = logLimits(options, 'PostgresStore')
     const p = this.p
     const notify = `pg_notify('${this.channel}', $N::text)`
+    // The log entry of a write, in its statement: the transaction takes its id (x, run
+    // first as a materialized CTE) before the entry takes its log id, which the reader's
+    // settling of holes relies on (see postgres-log.ts). $n.. are the change (unless
+    // given as an expression over \`from\`), actor, reason and source.
+    const now = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint'
+    const logged = (type: string, n: number, change?: { expr: string, from: string }) => {
+      const [c, a, r, src] = change === undefined ? [`$${n}::jsonb`, `$${n + 1}`, `$${n + 2}`, `$${n + 3}`] : [change.expr, `$${n}`, `$${n + 1}`, `$${n + 2}`]
+      return `x AS MATERIALIZED (SELECT txid_current()),
+        l AS (INSERT INTO ${p}log (at, type, change, actor, reason, source) SELECT ${now}, '${type}', ${c}, ${a}, ${r}, ${src} FROM x${change === undefined ? '' : `, ${change.from}`})`
+    }
     // The rules for every issuer, and those scoped to the token's (none when it has no issuer).
     const forIssuer = `(issuer = '' OR issuer = $8::text)`
     this.sql = {
@@ -218,29 +257,64 @@ export class PostgresStore implements RevocationStore {
         CASE WHEN $6::boolean THEN (SELECT json_build_object('created_at', created_at, 'scope', scope) FROM ${p}grants WHERE client_id = $3 AND audience = ANY($1::text[]) ORDER BY created_at LIMIT 1) END AS grant`,
       revokeToken: `WITH w AS (INSERT INTO ${p}tokens (aud, jti, expires_at) VALUES ($1, $2, $3)
         ON CONFLICT (aud, jti) DO UPDATE SET expires_at = CASE WHEN ${p}tokens.expires_at IS NULL OR EXCLUDED.expires_at IS NULL THEN NULL ELSE GREATEST(${p}tokens.expires_at, EXCLUDED.expires_at) END)
+        , ${logged('token', 5)}
         SELECT ${notify.replace('$N', '$4')}`,
       // A batch as one statement: arrays unnested into rows (the entries are distinct pairs).
       revokeTokens: `WITH w AS (INSERT INTO ${p}tokens (aud, jti, expires_at) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
         ON CONFLICT (aud, jti) DO UPDATE SET expires_at = CASE WHEN ${p}tokens.expires_at IS NULL OR EXCLUDED.expires_at IS NULL THEN NULL ELSE GREATEST(${p}tokens.expires_at, EXCLUDED.expires_at) END)
+        , ${logged('tokens', 5)}
         SELECT ${notify.replace('$N', '$4')}`,
       revokeClient: `WITH w AS (INSERT INTO ${p}clients (client_id, audience, revoked_at, expires_at, issuer) VALUES ($1, $2, $3, $4, $6)
         ON CONFLICT (client_id, audience, issuer) DO UPDATE SET revoked_at = EXCLUDED.revoked_at, expires_at = EXCLUDED.expires_at
         WHERE ${p}clients.revoked_at <= EXCLUDED.revoked_at)
+        , ${logged('client', 7)}
         SELECT ${notify.replace('$N', '$5')}`,
       revokeSubject: `WITH w AS (INSERT INTO ${p}subjects (subject, revoked_at, expires_at, issuer) VALUES ($1, $2, $3, $5)
         ON CONFLICT (subject, issuer) DO UPDATE SET revoked_at = EXCLUDED.revoked_at, expires_at = EXCLUDED.expires_at
         WHERE ${p}subjects.revoked_at <= EXCLUDED.revoked_at)
+        , ${logged('subject', 6)}
         SELECT ${notify.replace('$N', '$4')}`,
       revokeSession: `WITH w AS (INSERT INTO ${p}sessions (session_id, revoked_at, expires_at, issuer) VALUES ($1, $2, $3, $5)
         ON CONFLICT (session_id, issuer) DO UPDATE SET revoked_at = EXCLUDED.revoked_at, expires_at = EXCLUDED.expires_at
         WHERE ${p}sessions.revoked_at <= EXCLUDED.revoked_at)
+        , ${logged('session', 6)}
         SELECT ${notify.replace('$N', '$4')}`,
       createGrant: `WITH w AS (INSERT INTO ${p}grants (id, client_id, audience, scope, created_at) VALUES ($1, $2, $3, $4, $5)
-        ON CONFLICT DO NOTHING RETURNING id)
+        ON CONFLICT DO NOTHING RETURNING id, client_id, audience, scope)
+        , ${logged('grant', 7, { expr: "jsonb_build_object('action', 'create', 'grantId', w.id, 'clientId', w.client_id, 'audience', w.audience, 'scope', to_jsonb(w.scope))", from: 'w' })}
         SELECT (SELECT count(*) FROM w) AS created, CASE WHEN EXISTS (SELECT 1 FROM w) THEN ${notify.replace('$N', '$6')} END`,
       updateGrant: `WITH w AS (UPDATE ${p}grants SET scope = $2 WHERE id = $1 RETURNING *)
+        , ${logged('grant', 3, { expr: "jsonb_build_object('action', 'update', 'grantId', w.id, 'clientId', w.client_id, 'audience', w.audience, 'scope', to_jsonb(w.scope))", from: 'w' })}
         SELECT w.*, ${notify.replace('$N', "json_build_object('type', 'grant', 'clientId', w.client_id)")} FROM w`,
+      // One statement, one snapshot: the rows after the cursor's top and in its holes, and
+      // the snapshot's bounds that settle holes (postgres-log.ts).
+      readLog: `SELECT txid_snapshot_xmin(txid_current_snapshot())::text AS xmin, txid_snapshot_xmax(txid_current_snapshot())::text AS xmax,
+        (SELECT max(trimmed_through) FROM ${p}log_trim)::text AS trimmed,
+        (SELECT coalesce(json_agg(r ORDER BY r.id), '[]') FROM (
+          SELECT * FROM (
+            (SELECT * FROM ${p}log WHERE id > $1::bigint ORDER BY id LIMIT $4)
+            UNION ALL
+            (SELECT l.* FROM ${p}log l JOIN unnest($2::bigint[], $3::bigint[]) AS h (lo, hi) ON l.id BETWEEN h.lo AND h.hi)
+          ) u ORDER BY id LIMIT $4) r) AS entries`,
+      // The end of the log: its highest id, and the ids committed in the window below it.
+      logEnd: `WITH top AS (SELECT coalesce(max(id), 0) AS top FROM ${p}log),
+          floor AS (SELECT GREATEST((SELECT top FROM top) - $1::bigint, (SELECT max(trimmed_through) FROM ${p}log_trim), 0) AS floor)
+        SELECT (SELECT top FROM top)::text AS top, (SELECT floor FROM floor)::text AS floor,
+          txid_snapshot_xmax(txid_current_snapshot())::text AS xmax,
+          ARRAY(SELECT id::text FROM ${p}log WHERE id > (SELECT floor FROM floor) ORDER BY id) AS ids`,
+      history: `SELECT * FROM ${p}log WHERE ($1::bigint IS NULL OR id < $1) AND ($2::bigint IS NULL OR at >= $2) AND ($3::bigint IS NULL OR at < $3)
+        AND ($4::text IS NULL OR (type = 'token' AND change->>'aud' = $4) OR (type = 'tokens' AND change->'tokens' @> jsonb_build_array(jsonb_build_object('aud', $4::text)))
+          OR (type = 'client' AND change->>'audience' IN ($4, '*')) OR (type = 'grant' AND change->>'audience' = $4))
+        AND ($5::text IS NULL OR (type IN ('client', 'grant') AND change->>'clientId' = $5))
+        AND ($6::text IS NULL OR (type = 'subject' AND change->>'subject' = $6))
+        AND ($7::text IS NULL OR (type = 'token' AND change->>'jti' = $7) OR (type = 'tokens' AND change->'tokens' @> jsonb_build_array(jsonb_build_object('jti', $7::text))))
+        ORDER BY id DESC LIMIT $8`,
+      trimLog: `WITH doomed AS (SELECT id FROM ${p}log WHERE at < $1 OR id <= (SELECT max(id) FROM ${p}log) - $2::bigint ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED),
+          d AS (DELETE FROM ${p}log WHERE id IN (SELECT id FROM doomed) RETURNING id),
+          mark AS (UPDATE ${p}log_trim SET trimmed_through = GREATEST(trimmed_through, (SELECT max(id) FROM d)) WHERE EXISTS (SELECT 1 FROM d))
+        SELECT count(*) AS deleted FROM d`,
       deleteGrant: `WITH w AS (DELETE FROM ${p}grants WHERE id = $1 RETURNING *)
+        , ${logged('grant', 2, { expr: "jsonb_build_object('action', 'delete', 'grantId', w.id, 'clientId', w.client_id, 'audience', w.audience, 'scope', to_jsonb(w.scope))", from: 'w' })}
         SELECT w.*, ${notify.replace('$N', "json_build_object('type', 'grant', 'clientId', w.client_id)")} FROM w`,
     }
   }
@@ -259,7 +333,7 @@ export class PostgresStore implements RevocationStore {
 
   /** With `migrate: false`: every table is there and readable, at a schema this package knows. */
   private async checkTables (): Promise<void> {
-    const tables = ['tokens', 'clients', 'subjects', 'sessions', 'grants', 'leases', 'claims']
+    const tables = ['tokens', 'clients', 'subjects', 'sessions', 'grants', 'leases', 'claims', 'log', 'log_trim']
     const results = await this.pool.query(tables.map((t) => `SELECT FROM ${this.p}${t} LIMIT 0;`).join('') + `SELECT version FROM ${this.p}schema`) as unknown as QueryResult[]
     checkSchemaVersion(results.at(-1)!.rows, false)
   }
@@ -280,6 +354,15 @@ export class PostgresStore implements RevocationStore {
     } finally {
       client.release()
     }
+  }
+
+  /** A write's statement with its log entry's change and author after its own values; trims the log now and then. */
+  private async logged (name: string, values: unknown[], change: DistributiveOmit<LoggedChange, 'type'> | null, author: ChangeAuthor | undefined): Promise<QueryResult> {
+    const { actor, reason, source } = authorOf(author)
+    const result = await this.query(name, this.sql[name]!, [...values, ...(change === null ? [] : [JSON.stringify(change)]), actor, reason, source])
+    // The write is done whatever the trim does; the next write trims again.
+    await this.trimLog(Date.now()).catch(() => {})
+    return result
   }
 
   private async query (name: string, text: string, values: unknown[]): Promise<QueryResult> {
@@ -306,20 +389,19 @@ export class PostgresStore implements RevocationStore {
     return state
   }
 
-  async revokeToken (entry: RevokedToken): Promise<void> {
-    await this.query('revoke_token', this.sql.revokeToken!, [entry.aud, entry.jti, entry.expiresAt, encodeChange({ type: 'token', aud: entry.aud, jti: entry.jti })])
+  async revokeToken (entry: RevokedToken, author?: ChangeAuthor): Promise<void> {
+    const { aud, jti, expiresAt } = entry
+    await this.logged('revokeToken', [aud, jti, expiresAt, encodeChange({ type: 'token', aud, jti })], { aud, jti, expiresAt }, author)
   }
 
-  async revokeTokens (entries: RevokedToken[]): Promise<void> {
+  async revokeTokens (entries: RevokedToken[], author?: ChangeAuthor): Promise<void> {
     const distinct = distinctTokens(entries)
     if (distinct.length === 0) return
     const tokens = distinct.map((e) => ({ aud: e.aud, jti: e.jti }))
     let change = encodeChange({ type: 'tokens', tokens })
-    // NOTIFY carries at most 8000 bytes: a larger batch tells every instance to drop its cache.
     if (Buffer.byteLength(change) > NOTIFY_LIMIT) change = encodeChange({ type: 'reset' })
-    await this.query('revoke_tokens', this.sql.revokeTokens!, [
-      distinct.map((e) => e.aud), distinct.map((e) => e.jti), distinct.map((e) => e.expiresAt), change,
-    ])
+    await this.logged('revokeTokens', [distinct.map((e) => e.aud), distinct.map((e) => e.jti), distinct.map((e) => e.expiresAt), change],
+      { tokens, expiresAt: latestExpiry(distinct) }, author)
   }
 
   async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {
@@ -330,23 +412,29 @@ export class PostgresStore implements RevocationStore {
     return rows.map((r: { aud: string, jti: string, expires_at: string | null }) => ({ aud: r.aud, jti: r.jti, expiresAt: r.expires_at === null ? null : Number(r.expires_at) }))
   }
 
-  async revokeClient (entry: ClientRevocation): Promise<void> {
-    await this.query('revoke_client', this.sql.revokeClient!, [entry.clientId, entry.audience, entry.revokedAt, entry.expiresAt,
-      encodeChange({ type: 'client', clientId: entry.clientId, ...issuerMember(entry.issuer) }), entry.issuer || ''])
+  async revokeClient (entry: ClientRevocation, author?: ChangeAuthor): Promise<void> {
+    const { clientId, audience, revokedAt } = entry
+    const issuer = issuerMember(entry.issuer)
+    await this.logged('revokeClient', [clientId, audience, revokedAt, entry.expiresAt, encodeChange({ type: 'client', clientId, ...issuer }), entry.issuer || ''],
+      { clientId, audience, ...issuer, revokedAt }, author)
   }
 
-  async revokeSubject (entry: SubjectRevocation): Promise<void> {
-    await this.query('revoke_subject', this.sql.revokeSubject!, [entry.subject, entry.revokedAt, entry.expiresAt,
-      encodeChange({ type: 'subject', subject: entry.subject, ...issuerMember(entry.issuer) }), entry.issuer || ''])
+  async revokeSubject (entry: SubjectRevocation, author?: ChangeAuthor): Promise<void> {
+    const { subject, revokedAt } = entry
+    const issuer = issuerMember(entry.issuer)
+    await this.logged('revokeSubject', [subject, revokedAt, entry.expiresAt, encodeChange({ type: 'subject', subject, ...issuer }), entry.issuer || ''],
+      { subject, ...issuer, revokedAt }, author)
   }
 
-  async revokeSession (entry: SessionRevocation): Promise<void> {
-    await this.query('revoke_session', this.sql.revokeSession!, [entry.sessionId, entry.revokedAt, entry.expiresAt,
-      encodeChange({ type: 'session', sessionId: entry.sessionId, ...issuerMember(entry.issuer) }), entry.issuer || ''])
+  async revokeSession (entry: SessionRevocation, author?: ChangeAuthor): Promise<void> {
+    const { sessionId, revokedAt } = entry
+    const issuer = issuerMember(entry.issuer)
+    await this.logged('revokeSession', [sessionId, revokedAt, entry.expiresAt, encodeChange({ type: 'session', sessionId, ...issuer }), entry.issuer || ''],
+      { sessionId, ...issuer, revokedAt }, author)
   }
 
-  async createGrant (grant: ClientGrant): Promise<ClientGrant> {
-    const { rows } = await this.query('create_grant', this.sql.createGrant!, [grant.id, grant.client_id, grant.audience, grant.scope, grant.created_at, encodeChange({ type: 'grant', clientId: grant.client_id })])
+  async createGrant (grant: ClientGrant, author?: ChangeAuthor): Promise<ClientGrant> {
+    const { rows } = await this.logged('createGrant', [grant.id, grant.client_id, grant.audience, grant.scope, grant.created_at, encodeChange({ type: 'grant', clientId: grant.client_id })], null, author)
     if (Number(rows[0].created) !== 1) throw new GrantConflictError()
     return { ...grant, scope: [...grant.scope] }
   }
@@ -365,14 +453,60 @@ export class PostgresStore implements RevocationStore {
     return (rows as GrantRow[]).map(grantOf)
   }
 
-  async updateGrant (id: string, scope: string[]): Promise<ClientGrant | null> {
-    const { rows } = await this.query('update_grant', this.sql.updateGrant!, [id, scope])
+  async updateGrant (id: string, scope: string[], author?: ChangeAuthor): Promise<ClientGrant | null> {
+    const { rows } = await this.logged('updateGrant', [id, scope], null, author)
     return rows[0] ? grantOf(rows[0] as GrantRow) : null
   }
 
-  async deleteGrant (id: string): Promise<ClientGrant | null> {
-    const { rows } = await this.query('delete_grant', this.sql.deleteGrant!, [id])
+  async deleteGrant (id: string, author?: ChangeAuthor): Promise<ClientGrant | null> {
+    const { rows } = await this.logged('deleteGrant', [id], null, author)
     return rows[0] ? grantOf(rows[0] as GrantRow) : null
+  }
+
+  /**
+   * Entries after `cursor`, oldest first (see postgres-log.ts for what the cursor keeps).
+   * `cursor` null: the current end, with the last START_WINDOW ids counted as read and
+   * any of them not yet committed left to be read once they are.
+   */
+  async readLog (cursor: string | null, limit: number): Promise<LogPage> {
+    await this.ready()
+    if (cursor === null) {
+      const { rows } = await this.pool.query(this.sql.logEnd!, [START_WINDOW])
+      const row = rows[0] as { top: string, floor: string, xmax: string, ids: string[] }
+      const start: LogCursor = { top: BigInt(row.floor), holes: [], checkpoint: null }
+      return { entries: [], cursor: encodeCursor(advance(start, { ids: row.ids.map(BigInt), truncated: false, xmin: 0n, xmax: BigInt(row.xmax), trimmedThrough: 0n }).cursor), gap: false }
+    }
+    const before = decodeCursor(cursor)
+    const take = Math.max(0, Math.floor(limit))
+    const { rows } = await this.pool.query(this.sql.readLog!, [String(before.top), before.holes.map(([lo]) => String(lo)), before.holes.map(([, hi]) => String(hi)), take])
+    const row = rows[0] as { xmin: string, xmax: string, trimmed: string, entries: LogRow[] }
+    const entries = row.entries.map(entryOf)
+    const { cursor: after, gap } = advance(before, {
+      ids: entries.map((e) => BigInt(e.id)), truncated: take > 0 && entries.length === take, xmin: BigInt(row.xmin), xmax: BigInt(row.xmax), trimmedThrough: BigInt(row.trimmed),
+    })
+    return { entries, cursor: encodeCursor(after), gap }
+  }
+
+  /** The log newest first, filtered by the database (one query per page). */
+  async history (filter: HistoryFilter): Promise<{ entries: LogEntry[], next: string | null }> {
+    await this.ready()
+    if (filter.from !== undefined && !/^\d{1,19}$/.test(filter.from)) throw new TypeError('PostgresStore: not a history position of this log')
+    const limit = historyLimit(filter)
+    const { rows } = await this.pool.query(this.sql.history!, [
+      filter.from ?? null, filter.since ?? null, filter.until ?? null, filter.aud ?? null, filter.clientId ?? null, filter.subject ?? null, filter.jti ?? null, limit,
+    ])
+    const entries = (rows as LogRow[]).map(entryOf)
+    return { entries, next: entries.length === limit ? entries.at(-1)!.id : null }
+  }
+
+  /**
+   * Deletes up to LOG_TRIM_BATCH entries older than logRetention or past logMaxEntries
+   * (rows another instance is deleting are skipped, never waited for), and records the
+   * highest id deleted: a reader not past it has a gap. Returns how many.
+   */
+  private async trimLog (now: number): Promise<number> {
+    const { rows } = await this.pool.query(this.sql.trimLog!, [now - this.log.retentionMs, this.log.maxEntries, LOG_TRIM_BATCH])
+    return Number((rows[0] as { deleted: string }).deleted)
   }
 
   async lease (name: string, holder: string, ttl: number): Promise<boolean> {

@@ -3,12 +3,14 @@ import { parseDuration, type Duration } from '../options/duration.js'
 import { GrantConflictError, invalidOption, StoreError } from '../errors.js'
 import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
 import { ChangeFeed, encodeChange, issuerMember } from './change-feed.js'
+import { authorFields, decodeEntry, encodeEntry, historyLimit, latestExpiry } from './log-entries.js'
+import { logLimits, matchesHistory, type LogOptions } from './revocation-log.js'
 import type {
-  ChangeListener, ClientGrant, ClientRevocation, GrantFilter, RevocationQuery,
-  RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
+  ChangeAuthor, ChangeListener, ClientGrant, ClientRevocation, GrantFilter, HistoryFilter, LogEntry, LoggedChange, LogPage,
+  RevocationChange, RevocationQuery, RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
 } from './types.js'
 
-export interface RedisStoreOptions {
+export interface RedisStoreOptions extends LogOptions {
   /** Your ioredis client or Cluster; you own its lifecycle. */
   client: Redis | Cluster
   /**
@@ -38,7 +40,7 @@ export interface WaitForReplicas {
   timeout: Duration
 }
 
-const redisOptionKeys = optionKeys<RedisStoreOptions>({ client: true, prefix: true, subscriber: true, waitForReplicas: true })
+const redisOptionKeys = optionKeys<RedisStoreOptions>({ client: true, prefix: true, subscriber: true, waitForReplicas: true, logRetention: true, logMaxEntries: true })
 const waitOptionKeys = optionKeys<WaitForReplicas>({ replicas: true, timeout: true })
 
 function checkWaitForReplicas (value: WaitForReplicas | undefined): { replicas: number, timeout: number } | undefined {
@@ -53,68 +55,153 @@ function checkWaitForReplicas (value: WaitForReplicas | undefined): { replicas: 
 
 const SEP = '\u0000'
 
-// Writes and their change message go together in one script: an instance either sees
-// both or neither. Expiry uses PEXPIREAT, so Redis forgets an entry once it is useless.
-const REVOKE_TOKEN = `
-redis.call('SET', KEYS[1], '1')
-if ARGV[1] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end
-redis.call('ZADD', KEYS[2], ARGV[1] == '' and '+inf' or ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+/** Most entries one write trims from the log (so a write never stalls Redis); the rest go with the next writes. */
+const TRIM_BATCH = 100
+/** Entries read per round trip while looking for a history page, and the most one page looks at. */
+const HISTORY_CHUNK = 200
+const HISTORY_BUDGET = 10_000
+const STREAM_ID = /^\d{1,20}-\d{1,20}$/
+
+// Stream ids ('ms-seq') compared in Lua, and the log's append. KEYS[1] is the log (a
+// Stream), KEYS[2] the id of the newest entry trimmed from it; ARGV[1] the entry,
+// ARGV[2] the retention (ms), ARGV[3] the most entries kept. Trimming is exact (MINID
+// just past the newest entry to go), so the store knows exactly what it trimmed: a
+// reader's cursor before that id missed entries (a gap); one at or after it did not.
+const LOG = `
+local function idParts (id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function idBefore (a, b)
+  local am, as = idParts(a)
+  local bm, bs = idParts(b)
+  return am < bm or (am == bm and as < bs)
+end
+local function appendLog (entry)
+  local id = redis.call('XADD', KEYS[1], '*', 'e', entry)
+  local ms = idParts(id)
+  local expired = redis.call('XRANGE', KEYS[1], '-', '(' .. string.format('%.0f', ms - tonumber(ARGV[2])) .. '-0', 'COUNT', ${TRIM_BATCH})
+  local n = math.max(#expired, math.min(${TRIM_BATCH}, redis.call('XLEN', KEYS[1]) - tonumber(ARGV[3])))
+  if n > 0 then
+    local newest = n == #expired and expired[n][1] or redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', n)[n][1]
+    local newestMs, newestSeq = idParts(newest)
+    redis.call('XTRIM', KEYS[1], 'MINID', string.format('%.0f-%.0f', newestMs, newestSeq + 1))
+    redis.call('SET', KEYS[2], newest)
+  end
+end
+`
+
+// Every write goes with its log entry and its change message in one script: an instance
+// sees all or none of them. KEYS[1], KEYS[2], ARGV[1..3] are the log's (above); the
+// write's own keys and arguments follow (K and A are their offsets). Expiry uses
+// PEXPIREAT, so Redis forgets an entry once it is useless.
+const REVOKE_TOKEN = `${LOG}
+local K, A = 2, 3
+redis.call('SET', KEYS[K + 1], '1')
+if ARGV[A + 1] ~= '' then redis.call('PEXPIREAT', KEYS[K + 1], ARGV[A + 1]) end
+redis.call('ZADD', KEYS[K + 2], ARGV[A + 1] == '' and '+inf' or ARGV[A + 1], ARGV[A + 2])
+redis.call('ZREMRANGEBYSCORE', KEYS[K + 2], '-inf', '(' .. ARGV[A + 3])
+appendLog(ARGV[1])
+redis.call('PUBLISH', ARGV[A + 4], ARGV[A + 5])
 return 1`
 
-// A batch: KEYS are the index then one key per token; ARGV the expiries, then the index
-// members, then now, channel and message. One script, so the batch and its one change
-// message are seen together.
-const REVOKE_TOKENS = `
-local n = #KEYS - 1
+// A batch: its keys are the index then one key per token; its arguments the expiries,
+// then the index members, then now, channel and message. One script, one log entry.
+const REVOKE_TOKENS = `${LOG}
+local K, A = 2, 3
+local n = #KEYS - K - 1
 for i = 1, n do
-  local expiresAt = ARGV[i]
-  redis.call('SET', KEYS[i + 1], '1')
-  if expiresAt ~= '' then redis.call('PEXPIREAT', KEYS[i + 1], expiresAt) end
-  redis.call('ZADD', KEYS[1], expiresAt == '' and '+inf' or expiresAt, ARGV[n + i])
+  local expiresAt = ARGV[A + i]
+  redis.call('SET', KEYS[K + i + 1], '1')
+  if expiresAt ~= '' then redis.call('PEXPIREAT', KEYS[K + i + 1], expiresAt) end
+  redis.call('ZADD', KEYS[K + 1], expiresAt == '' and '+inf' or expiresAt, ARGV[A + n + i])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2 * n + 1])
-redis.call('PUBLISH', ARGV[2 * n + 2], ARGV[2 * n + 3])
+redis.call('ZREMRANGEBYSCORE', KEYS[K + 1], '-inf', '(' .. ARGV[A + 2 * n + 1])
+appendLog(ARGV[1])
+redis.call('PUBLISH', ARGV[A + 2 * n + 2], ARGV[A + 2 * n + 3])
 return n`
 
-// Keeps the later revocation when one exists already.
-const REVOKE_LATEST = `
-local current = redis.call('GET', KEYS[1])
-if current and tonumber(current) > tonumber(ARGV[1]) then
-  redis.call('PUBLISH', ARGV[3], ARGV[4])
-  return 0
+// Keeps the later revocation when one exists already; the attempt is logged either way
+// (the audit trail records who asked).
+const REVOKE_LATEST = `${LOG}
+local K, A = 2, 3
+appendLog(ARGV[1])
+redis.call('PUBLISH', ARGV[A + 3], ARGV[A + 4])
+local current = redis.call('GET', KEYS[K + 1])
+if current and tonumber(current) > tonumber(ARGV[A + 1]) then return 0 end
+redis.call('SET', KEYS[K + 1], ARGV[A + 1])
+if ARGV[A + 2] ~= '' then redis.call('PEXPIREAT', KEYS[K + 1], ARGV[A + 2]) end
+return 1`
+
+const CREATE_GRANT = `${LOG}
+local K, A = 2, 3
+if redis.call('EXISTS', KEYS[K + 1]) == 1 or redis.call('HEXISTS', KEYS[K + 2], ARGV[A + 1]) == 1 then return 0 end
+redis.call('HSET', KEYS[K + 1], 'id', ARGV[A + 1], 'client_id', ARGV[A + 2], 'audience', ARGV[A + 3], 'scope', ARGV[A + 4], 'created_at', ARGV[A + 5])
+redis.call('HSET', KEYS[K + 2], ARGV[A + 1], KEYS[K + 1])
+appendLog(ARGV[1])
+redis.call('PUBLISH', ARGV[A + 6], ARGV[A + 7])
+return 1`
+
+// A grant found through the id index (its key shares the prefix's hash slot) is logged
+// with what it was: ARGV[1] is then who and why as a JSON object, completed here into the
+// entry, and ARGV[4] the channel. cjson.encode quotes strings; the scope is JSON already.
+const GRANT_ENTRY = `
+local function logGrant (action, key, id, scope)
+  local clientId = redis.call('HGET', key, 'client_id')
+  appendLog('{"type":"grant","action":"' .. action .. '","grantId":' .. cjson.encode(id) ..
+    ',"clientId":' .. cjson.encode(clientId) .. ',"audience":' .. cjson.encode(redis.call('HGET', key, 'audience')) ..
+    ',"scope":' .. scope .. ',' .. string.sub(ARGV[1], 2))
+  redis.call('PUBLISH', ARGV[4], cjson.encode({ type = 'grant', clientId = clientId }))
 end
-redis.call('SET', KEYS[1], ARGV[1])
-if ARGV[2] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-return 1`
+`
 
-const CREATE_GRANT = `
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'client_id', ARGV[2], 'audience', ARGV[3], 'scope', ARGV[4], 'created_at', ARGV[5])
-redis.call('HSET', KEYS[2], ARGV[1], KEYS[1])
-redis.call('PUBLISH', ARGV[6], ARGV[7])
-return 1`
-
-// Grant keys are found through the id index; they share the prefix's hash slot.
-const UPDATE_GRANT = `
-local key = redis.call('HGET', KEYS[1], ARGV[1])
+const UPDATE_GRANT = `${LOG}${GRANT_ENTRY}
+local K, A = 2, 3
+local key = redis.call('HGET', KEYS[K + 1], ARGV[A + 2])
 if not key then return false end
-redis.call('HSET', key, 'scope', ARGV[2])
-local grant = redis.call('HGETALL', key)
-redis.call('PUBLISH', ARGV[3], cjson.encode({ type = 'grant', clientId = redis.call('HGET', key, 'client_id') }))
-return grant`
+redis.call('HSET', key, 'scope', ARGV[A + 3])
+logGrant('update', key, ARGV[A + 2], ARGV[A + 3])
+return redis.call('HGETALL', key)`
 
-const DELETE_GRANT = `
-local key = redis.call('HGET', KEYS[1], ARGV[1])
+const DELETE_GRANT = `${LOG}${GRANT_ENTRY}
+local K, A = 2, 3
+local key = redis.call('HGET', KEYS[K + 1], ARGV[A + 2])
 if not key then return false end
 local grant = redis.call('HGETALL', key)
-local clientId = redis.call('HGET', key, 'client_id')
+logGrant('delete', key, ARGV[A + 2], redis.call('HGET', key, 'scope'))
 redis.call('DEL', key)
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[2], cjson.encode({ type = 'grant', clientId = clientId }))
+redis.call('HDEL', KEYS[K + 1], ARGV[A + 2])
 return grant`
+
+// The log after a cursor (ARGV[1]; '' for none: just the end) and at most ARGV[2]
+// entries, with whether entries after the cursor were trimmed: flat strings, the same
+// reply in every protocol and reply mapping. A log that ends before the cursor was lost
+// (flushed, or a failover to a replica behind it): a gap, read again from its start.
+const READ_LOG = `${LOG}
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+local trimmed = redis.call('GET', KEYS[2])
+local tail = (newest and newest[1]) or trimmed or '0-0'
+if ARGV[1] == '' then return { '0', tail } end
+local cursor, gap = ARGV[1], '0'
+if trimmed and idBefore(cursor, trimmed) then gap = '1' end
+if idBefore(tail, cursor) then gap, cursor = '1', '0-0' end
+local out = { gap, cursor }
+if tonumber(ARGV[2]) > 0 then
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '(' .. cursor, '+', 'COUNT', ARGV[2])) do
+    out[#out + 1] = entry[1]
+    out[#out + 1] = entry[2][2]
+  end
+end
+return out`
+
+// Newest first from ARGV[1] down to ARGV[2], at most ARGV[3]: flat id, entry pairs.
+const READ_HISTORY = `
+local out = {}
+for _, entry in ipairs(redis.call('XREVRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', ARGV[3])) do
+  out[#out + 1] = entry[1]
+  out[#out + 1] = entry[2][2]
+end
+return out`
 
 const GET_GRANT = `
 local key = redis.call('HGET', KEYS[1], ARGV[1])
@@ -194,6 +281,16 @@ function latestIn (values: Array<string | null>, start: number, end: number): nu
 
 const expiry = (expiresAt: number | null) => (expiresAt === null ? '' : String(expiresAt))
 
+/** Log entries from a script's flat reply of id, entry pairs from `start`; an entry's time is its id's. */
+function entriesOf (reply: string[], start: number): LogEntry[] {
+  const entries: LogEntry[] = []
+  for (let i = start; i < reply.length; i += 2) {
+    const id = reply[i]!
+    entries.push(decodeEntry(id, Number(id.slice(0, id.indexOf('-'))), reply[i + 1]!))
+  }
+  return entries
+}
+
 /**
  * Revocations in Redis, shared by every instance. One request's lookup is one
  * pipelined round trip; changes are published on a channel so every instance's cache
@@ -207,6 +304,7 @@ export class RedisStore implements RevocationStore {
   private readonly channel: string
   private readonly ownSubscriber: boolean
   private readonly waitForReplicas: { replicas: number, timeout: number } | undefined
+  private readonly log: { retentionMs: number, maxEntries: number }
   private subscriber: Redis | Cluster | undefined
   private readonly feed = new ChangeFeed(() => this.startFeed(), () => this.stopFeed())
   private wired = false
@@ -224,6 +322,7 @@ export class RedisStore implements RevocationStore {
     this.subscriber = options.subscriber
     this.ownSubscriber = options.subscriber === undefined
     this.waitForReplicas = checkWaitForReplicas(options.waitForReplicas)
+    this.log = logLimits(options, 'RedisStore')
   }
 
   /**
@@ -251,6 +350,15 @@ export class RedisStore implements RevocationStore {
     return results[0]![1]
   }
 
+  /**
+   * Runs a write script with its log entry: the log's keys and arguments first (as every
+   * write script expects), then the write's own.
+   */
+  private logged (script: string, entry: string, keys: string[], args: string[]): Promise<unknown> {
+    return this.write(script, keys.length + 2, this.logKey, this.trimmedKey, ...keys,
+      entry, String(this.log.retentionMs), String(this.log.maxEntries), ...args)
+  }
+
   private tokenKey (aud: string, jti: string) { return `${this.prefix}t:${aud}${SEP}${jti}` }
   // A rule scoped to an issuer has the unscoped key with the issuer appended (the same
   // hash tag): the lookup asks for both in its one MGET.
@@ -260,6 +368,8 @@ export class RedisStore implements RevocationStore {
   private grantKey (clientId: string, audience: string) { return `${this.prefix}g:${clientId}${SEP}${audience}` }
   private get tokenIndex () { return `${this.prefix}tokens` }
   private get grantIndex () { return `${this.prefix}grants` }
+  private get logKey () { return `${this.prefix}log` }
+  private get trimmedKey () { return `${this.prefix}log-trimmed` }
 
   async lookup (query: RevocationQuery): Promise<RevocationState> {
     const keys: string[] = []
@@ -311,22 +421,21 @@ export class RedisStore implements RevocationStore {
     return state
   }
 
-  async revokeToken (entry: RevokedToken): Promise<void> {
-    await this.write(REVOKE_TOKEN, 2, this.tokenKey(entry.aud, entry.jti), this.tokenIndex,
-      expiry(entry.expiresAt), entry.aud + SEP + entry.jti, String(Date.now()), this.channel,
-      encodeChange({ type: 'token', aud: entry.aud, jti: entry.jti }))
+  async revokeToken (entry: RevokedToken, author?: ChangeAuthor): Promise<void> {
+    const { aud, jti, expiresAt } = entry
+    await this.logged(REVOKE_TOKEN, encodeEntry({ type: 'token', aud, jti, expiresAt }, author), [this.tokenKey(aud, jti), this.tokenIndex],
+      [expiry(expiresAt), aud + SEP + jti, String(Date.now()), this.channel, encodeChange({ type: 'token', aud, jti })])
   }
 
-  async revokeTokens (entries: RevokedToken[]): Promise<void> {
+  async revokeTokens (entries: RevokedToken[], author?: ChangeAuthor): Promise<void> {
     if (entries.length === 0) return
-    const keys = [this.tokenIndex, ...entries.map((e) => this.tokenKey(e.aud, e.jti))]
-    const args = [
-      ...entries.map((e) => expiry(e.expiresAt)),
-      ...entries.map((e) => e.aud + SEP + e.jti),
-      String(Date.now()), this.channel,
-      encodeChange({ type: 'tokens', tokens: entries.map((e) => ({ aud: e.aud, jti: e.jti })) }),
-    ]
-    await this.write(REVOKE_TOKENS, keys.length, ...keys, ...args)
+    const tokens = entries.map((e) => ({ aud: e.aud, jti: e.jti }))
+    await this.logged(REVOKE_TOKENS, encodeEntry({ type: 'tokens', tokens, expiresAt: latestExpiry(entries) }, author),
+      [this.tokenIndex, ...entries.map((e) => this.tokenKey(e.aud, e.jti))], [
+        ...entries.map((e) => expiry(e.expiresAt)),
+        ...entries.map((e) => e.aud + SEP + e.jti),
+        String(Date.now()), this.channel, encodeChange({ type: 'tokens', tokens }),
+      ])
   }
 
   async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {
@@ -341,28 +450,39 @@ export class RedisStore implements RevocationStore {
     return out
   }
 
-  async revokeClient (entry: ClientRevocation): Promise<void> {
-    const issuer = entry.issuer || undefined
-    await this.write(REVOKE_LATEST, 1, this.clientKey(entry.clientId, entry.audience, issuer),
-      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange({ type: 'client', clientId: entry.clientId, ...issuerMember(issuer) }))
+  /** A client, subject or session rule: the later revocation kept, the attempt logged. */
+  private async revokeLatest (key: string, logged: LoggedChange, change: RevocationChange,
+    entry: { revokedAt: number, expiresAt: number | null }, author: ChangeAuthor | undefined): Promise<void> {
+    await this.logged(REVOKE_LATEST, encodeEntry(logged, author), [key],
+      [String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange(change)])
   }
 
-  async revokeSubject (entry: SubjectRevocation): Promise<void> {
-    const issuer = entry.issuer || undefined
-    await this.write(REVOKE_LATEST, 1, this.subjectKey(entry.subject, issuer),
-      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange({ type: 'subject', subject: entry.subject, ...issuerMember(issuer) }))
+  async revokeClient (entry: ClientRevocation, author?: ChangeAuthor): Promise<void> {
+    const { clientId, audience, revokedAt } = entry
+    const issuer = issuerMember(entry.issuer || undefined)
+    await this.revokeLatest(this.clientKey(clientId, audience, issuer.issuer), { type: 'client', clientId, audience, ...issuer, revokedAt },
+      { type: 'client', clientId, ...issuer }, entry, author)
   }
 
-  async revokeSession (entry: SessionRevocation): Promise<void> {
-    const issuer = entry.issuer || undefined
-    await this.write(REVOKE_LATEST, 1, this.sessionKey(entry.sessionId, issuer),
-      String(entry.revokedAt), expiry(entry.expiresAt), this.channel, encodeChange({ type: 'session', sessionId: entry.sessionId, ...issuerMember(issuer) }))
+  async revokeSubject (entry: SubjectRevocation, author?: ChangeAuthor): Promise<void> {
+    const { subject, revokedAt } = entry
+    const issuer = issuerMember(entry.issuer || undefined)
+    await this.revokeLatest(this.subjectKey(subject, issuer.issuer), { type: 'subject', subject, ...issuer, revokedAt },
+      { type: 'subject', subject, ...issuer }, entry, author)
   }
 
-  async createGrant (grant: ClientGrant): Promise<ClientGrant> {
-    const created = await this.write(CREATE_GRANT, 2, this.grantKey(grant.client_id, grant.audience), this.grantIndex,
-      grant.id, grant.client_id, grant.audience, JSON.stringify(grant.scope), String(grant.created_at),
-      this.channel, encodeChange({ type: 'grant', clientId: grant.client_id }))
+  async revokeSession (entry: SessionRevocation, author?: ChangeAuthor): Promise<void> {
+    const { sessionId, revokedAt } = entry
+    const issuer = issuerMember(entry.issuer || undefined)
+    await this.revokeLatest(this.sessionKey(sessionId, issuer.issuer), { type: 'session', sessionId, ...issuer, revokedAt },
+      { type: 'session', sessionId, ...issuer }, entry, author)
+  }
+
+  async createGrant (grant: ClientGrant, author?: ChangeAuthor): Promise<ClientGrant> {
+    const { id, client_id: clientId, audience, scope } = grant
+    const created = await this.logged(CREATE_GRANT, encodeEntry({ type: 'grant', action: 'create', grantId: id, clientId, audience, scope }, author),
+      [this.grantKey(clientId, audience), this.grantIndex],
+      [id, clientId, audience, JSON.stringify(scope), String(grant.created_at), this.channel, encodeChange({ type: 'grant', clientId })])
     if (created !== 1) throw new GrantConflictError()
     return { ...grant, scope: [...grant.scope] }
   }
@@ -388,12 +508,46 @@ export class RedisStore implements RevocationStore {
     return out
   }
 
-  async updateGrant (id: string, scope: string[]): Promise<ClientGrant | null> {
-    return grantFromHash(await this.write(UPDATE_GRANT, 1, this.grantIndex, id, JSON.stringify(scope), this.channel) as string[] | null)
+  async updateGrant (id: string, scope: string[], author?: ChangeAuthor): Promise<ClientGrant | null> {
+    const grant = await this.logged(UPDATE_GRANT, JSON.stringify(authorFields(author)), [this.grantIndex], [this.channel, id, JSON.stringify(scope)])
+    return grantFromHash(grant as string[] | null)
   }
 
-  async deleteGrant (id: string): Promise<ClientGrant | null> {
-    return grantFromHash(await this.write(DELETE_GRANT, 1, this.grantIndex, id, this.channel) as string[] | null)
+  async deleteGrant (id: string, author?: ChangeAuthor): Promise<ClientGrant | null> {
+    return grantFromHash(await this.logged(DELETE_GRANT, JSON.stringify(authorFields(author)), [this.grantIndex], [this.channel, id]) as string[] | null)
+  }
+
+  /** Entries after `cursor` (a stream id), oldest first; a gap when entries after it were trimmed. */
+  async readLog (cursor: string | null, limit: number): Promise<LogPage> {
+    if (cursor !== null && !STREAM_ID.test(cursor)) throw new TypeError('RedisStore: not a cursor of this log')
+    const reply = await this.client.eval(READ_LOG, 2, this.logKey, this.trimmedKey, cursor ?? '', String(Math.max(0, Math.floor(limit)))) as string[]
+    const entries = entriesOf(reply, 2)
+    return { entries, cursor: entries.at(-1)?.id ?? reply[1]!, gap: reply[0] === '1' }
+  }
+
+  /**
+   * The log newest first, filtered here: read in chunks down the stream until the page is
+   * full, the log ends, or HISTORY_BUDGET entries were looked at (then `next` continues
+   * below the last one looked at, so a rare filter never makes one call long).
+   */
+  async history (filter: HistoryFilter): Promise<{ entries: LogEntry[], next: string | null }> {
+    if (filter.from !== undefined && !STREAM_ID.test(filter.from)) throw new TypeError('RedisStore: not a history position of this log')
+    const limit = historyLimit(filter)
+    const start = filter.since === undefined ? '-' : `${Math.max(0, Math.ceil(filter.since))}-0`
+    let end = filter.from !== undefined ? `(${filter.from}` : filter.until === undefined ? '+' : `(${Math.max(0, Math.ceil(filter.until))}-0`
+    const entries: LogEntry[] = []
+    for (let looked = 0; looked < HISTORY_BUDGET;) {
+      const chunk = entriesOf(await this.client.eval(READ_HISTORY, 1, this.logKey, end, start, String(HISTORY_CHUNK)) as string[], 0)
+      for (const entry of chunk) {
+        if (!matchesHistory(entry, filter)) continue
+        entries.push(entry)
+        if (entries.length === limit) return { entries, next: entry.id }
+      }
+      looked += chunk.length
+      if (chunk.length < HISTORY_CHUNK) return { entries, next: null }
+      end = `(${chunk.at(-1)!.id}`
+    }
+    return { entries, next: end.slice(1) }
   }
 
   async lease (name: string, holder: string, ttl: number): Promise<boolean> {

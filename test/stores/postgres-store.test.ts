@@ -8,7 +8,7 @@ if (pool) {
   const prefixes: string[] = []
   t.teardown(async () => {
     for (const p of prefixes) {
-      for (const table of ['schema', 'tokens', 'clients', 'subjects', 'sessions', 'grants', 'leases', 'claims']) await pool.query(`DROP TABLE IF EXISTS ${p}${table}`)
+      for (const table of ['schema', 'tokens', 'clients', 'subjects', 'sessions', 'grants', 'leases', 'claims', 'log', 'log_trim']) await pool.query(`DROP TABLE IF EXISTS ${p}${table}`)
     }
   })
   /**
@@ -31,7 +31,7 @@ if (pool) {
     return tablePrefix
   }
 
-  runStoreSuite(t, () => new PostgresStore({ pool, tablePrefix: fresh() }))
+  runStoreSuite(t, () => new PostgresStore({ pool, tablePrefix: fresh() }), { trimmedStore: (options) => new PostgresStore({ pool, tablePrefix: fresh(), ...options }) })
 
   t.test('migration is idempotent and safe when instances start together', async (t) => {
     const tablePrefix = fresh()
@@ -40,7 +40,7 @@ if (pool) {
     const again = new PostgresStore({ pool, tablePrefix })
     await again.ready()
     const { rows } = await pool.query(`SELECT version FROM ${tablePrefix}schema`)
-    t.same(rows, [{ version: 3 }], 'one version row')
+    t.same(rows, [{ version: 4 }], 'one version row')
   })
 
   t.test('migrate: false uses tables the user created from postgresSchema()', async (t) => {
@@ -88,12 +88,12 @@ if (pool) {
     const store = new PostgresStore({ pool, tablePrefix })
     await store.ready()
     const { rows } = await pool.query(`SELECT version FROM ${tablePrefix}schema`)
-    t.same(rows, [{ version: 3 }], 'the version row is bumped, not duplicated')
+    t.same(rows, [{ version: 4 }], 'the version row is bumped, not duplicated')
     await store.revokeSession({ sessionId: 'sid-1', revokedAt: 2000, expiresAt: null })
     const state = await store.lookup({ audiences: ['a'], subject: 'user-1', sessionId: 'sid-1', includeGrant: false })
     t.same({ subjectRevokedAt: state.subjectRevokedAt, sessionRevokedAt: state.sessionRevokedAt }, { subjectRevokedAt: 1000, sessionRevokedAt: 2000 })
     await pool.query(`UPDATE ${tablePrefix}schema SET version = 1`)
-    await t.rejects(new PostgresStore({ pool, tablePrefix, migrate: false }).ready(), { message: /schema version 1, older than this package \(3\); apply postgresSchema\(\)/ })
+    await t.rejects(new PostgresStore({ pool, tablePrefix, migrate: false }).ready(), { message: /schema version 1, older than this package \(4\); apply postgresSchema\(\)/ })
   })
 
   t.test('tables at schema version 2 (rules without issuers) are upgraded in place: their rules apply to every issuer', async (t) => {
@@ -102,10 +102,10 @@ if (pool) {
     await pool.query(`INSERT INTO ${tablePrefix}clients VALUES ('partner', '*', 1000, NULL);
       INSERT INTO ${tablePrefix}subjects VALUES ('user-1', 2000, NULL);
       INSERT INTO ${tablePrefix}sessions VALUES ('sid-1', 3000, NULL)`)
-    await t.rejects(new PostgresStore({ pool, tablePrefix, migrate: false }).ready(), { message: /schema version 2, older than this package \(3\)/ }, 'migrate: false names the missing upgrade')
+    await t.rejects(new PostgresStore({ pool, tablePrefix, migrate: false }).ready(), { message: /schema version 2, older than this package \(4\)/ }, 'migrate: false names the missing upgrade')
     const store = new PostgresStore({ pool, tablePrefix })
     await store.ready()
-    t.same((await pool.query(`SELECT version FROM ${tablePrefix}schema`)).rows, [{ version: 3 }])
+    t.same((await pool.query(`SELECT version FROM ${tablePrefix}schema`)).rows, [{ version: 4 }])
     for (const issuer of [undefined, 'https://a.test/', 'https://b.test/']) {
       const state = await store.lookup({ audiences: ['a'], clientId: 'partner', subject: 'user-1', sessionId: 'sid-1', ...(issuer ? { issuer } : {}), includeGrant: false })
       t.same([state.clientRevokedAt, state.subjectRevokedAt, state.sessionRevokedAt], [1000, 2000, 3000], `old rules apply to ${issuer ?? 'a token without an issuer'}`)

@@ -10,11 +10,12 @@ for (const variant of redisVariants) {
     if (!client) return
     const prefixes: string[] = []
     t.teardown(async () => { for (const p of prefixes) await deleteKeys(client, p) })
-    runStoreSuite(t, () => {
+    const fresh = (options: { logMaxEntries?: number } = {}) => {
       const prefix = `{${uniqueName('jwt-revocation-test')}}:`
       prefixes.push(prefix)
-      return new RedisStore({ client, prefix })
-    })
+      return new RedisStore({ client, prefix, ...options })
+    }
+    runStoreSuite(t, () => fresh(), { trimmedStore: fresh })
 
     t.test('entries carry a TTL equal to the token\'s remaining life', async (t) => {
       const prefix = `{${uniqueName('ttl')}}:`
