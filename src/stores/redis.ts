@@ -74,6 +74,8 @@ const TRIM_BATCH = 100
 const HISTORY_CHUNK = 200
 const HISTORY_BUDGET = 10_000
 const STREAM_ID = /^\d{1,20}-\d{1,20}$/
+/** Tokens of the previous layout moved per round of `migrateLegacyTokens`. */
+const MIGRATE_BATCH = 1000
 
 // Stream ids ('ms-seq') compared in Lua, and the log's append. KEYS[1] is the log (a
 // Stream), KEYS[2] the id of the newest entry trimmed from it; ARGV[1] the entry,
@@ -547,6 +549,37 @@ export class RedisStore implements RevocationStore {
       add({ aud, jti: member.slice(sep + 1), expiresAt: Number.isFinite(score) ? score : null })
     }
     return [...found.values()]
+  }
+
+  /**
+   * Moves tokens of the previous layout (a key each, listed in the `tokens` index) into
+   * buckets, online: each round writes its tokens to their buckets first and only then
+   * deletes their old keys and index members, and lookups read both layouts, so every
+   * token stays refused throughout. Not logged (nothing is revoked or lifted). Returns how
+   * many live tokens moved; run it again after the last instance of an earlier version
+   * has stopped writing the old layout.
+   */
+  async migrateLegacyTokens (): Promise<number> {
+    let moved = 0
+    for (;;) {
+      const pairs = scoredMembers(await this.client.zrangebyscore(this.legacyTokenIndex, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, MIGRATE_BATCH) as unknown[])
+      if (pairs.length === 0) return moved
+      const now = Date.now()
+      const live: RevokedToken[] = []
+      for (const [member, score] of pairs) {
+        const sep = member.indexOf(SEP)
+        if (score > now) live.push({ aud: member.slice(0, sep), jti: member.slice(sep + 1), expiresAt: Number.isFinite(score) ? score : null })
+      }
+      await this.writeTokens(live)
+      // The old keys share the prefix's slot: one pipeline.
+      const pipeline = this.client.pipeline()
+      for (const [member] of pairs) {
+        const sep = member.indexOf(SEP)
+        pipeline.del(this.legacyTokenKey(member.slice(0, sep), member.slice(sep + 1))).zrem(this.legacyTokenIndex, member)
+      }
+      await replies(pipeline)
+      moved += live.length
+    }
   }
 
   /** A client, subject or session rule: the later revocation kept, the attempt logged. */
