@@ -521,10 +521,10 @@ export class RedisStore implements RevocationStore {
    */
   async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {
     const now = Date.now()
-    const [tags, legacy, ...buckets] = await Promise.all([
+    const buckets = await inWaves(await this.bucketKeys(), 256, async (key) => this.client.callBuffer('EVAL', READ_BUCKET, 1, key) as Promise<Buffer[]>)
+    const [tags, legacy] = await Promise.all([
       this.client.hgetall(this.audienceIndex),
       this.client.zrangebyscore(this.legacyTokenIndex, `(${now}`, '+inf', 'WITHSCORES'),
-      ...await inWaves(await this.bucketKeys(), 256, async (key) => this.client.callBuffer('EVAL', READ_BUCKET, 1, key) as Promise<Buffer[]>),
     ])
     const wanted = filter.aud === undefined ? undefined : audienceTag(filter.aud)
     const found = new Map<string, RevokedToken>()

@@ -3,7 +3,8 @@ import { Cluster, Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { RedisStore } from '../../src/stores/redis.js'
 import { freePort, startCluster, startRedisServer, stop } from '../helpers/redis-servers.js'
-import { connectRedis } from '../helpers/services.js'
+import { audienceTag } from '../../src/stores/redis-tokens.js'
+import { connectRedis, deleteKeys, uniqueName } from '../helpers/services.js'
 
 // The compact token layout at 100,000 revoked UUID jtis (a lean version of the
 // benchmark): every revoked jti reads as revoked and no other does, ≤ 64 B of Redis
@@ -114,4 +115,26 @@ t.test('a Cluster of 3 primaries: 100,000 revoked jtis, compact and spread', asy
   const shares = (await Promise.all(primaries.map((node) => entriesOn(node, 'lean:t:{')))).map((n) => n / COUNT)
   t.equal(Math.round(shares.reduce((a, b) => a + b, 0) * COUNT), COUNT, 'every entry is in a bucket')
   for (const share of shares) t.ok(share >= 0.25 && share <= 0.42, `a primary holds ${(share * 100).toFixed(1)}% of the entries`)
+})
+
+t.test('two audiences whose 36-bit tags collide never share entries: the second is refused', async (t) => {
+  const client = await connectRedis(t)
+  if (!client) return
+  const prefix = `{${uniqueName('tags')}}:`
+  t.teardown(() => deleteKeys(client, prefix))
+  // A birthday search: about 2^18 audiences until two share a tag.
+  const seen = new Map<string, string>()
+  let pair: [string, string] | undefined
+  for (let i = 0; pair === undefined; i++) {
+    const aud = `https://api-${i}.example`
+    const other = seen.get(audienceTag(aud))
+    if (other !== undefined) pair = [other, aud]
+    else seen.set(audienceTag(aud), aud)
+  }
+  const [first, second] = pair
+  const store = new RedisStore({ client, prefix })
+  await store.revokeToken({ aud: first, jti: 'shared', expiresAt: Date.now() + DAY })
+  await t.rejects(store.revokeToken({ aud: second, jti: 'other', expiresAt: Date.now() + DAY }), /already names another audience/)
+  t.equal((await store.lookup({ audiences: [second], jti: 'shared', includeGrant: false })).tokenRevoked, false, 'the first audience\'s jti is not the second\'s')
+  t.same((await store.listRevokedTokens({})).map((e) => [e.aud, e.jti]), [[first, 'shared']], 'listed under its own audience')
 })
