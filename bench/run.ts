@@ -5,7 +5,7 @@
 // interleaved across servers; medians with their spread (min–max).
 //   BENCH_DURATION=3 BENCH_ROUNDS=5 BENCH_CONNECTIONS=32 npm run bench
 //   BENCH_ONLY=bare,hit,miss-es256 BENCH_DURATION=2 BENCH_ROUNDS=3 npm run bench   (quick; prints, writes nothing)
-// Row ids: see `rows` below; prop-redis, prop-pg, memory, hook-cost, import-file, import-redis,
+// Row ids: see `rows` below; prop-redis, prop-pg, prop-redis-killed, prop-pg-killed, memory, hook-cost, import-file, import-redis,
 // import-pg and file-concurrent select the other measures.
 import { execFile, execFileSync, fork, spawn, type ChildProcess } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
@@ -18,7 +18,7 @@ import { AUDIENCE, ISSUER, type Alg, type BenchKeys, type DpopLoad, type ServerK
 import { procAvailable } from './cpu.js'
 import type { LoadRequest, LoadResult } from './load.js'
 import { measureConcurrentRevocations, measureImport, type ConcurrentResult, type ImportResult, type ImportStore } from './operator.js'
-import { measurePropagation, type PropagationStore } from './propagation.js'
+import { measurePropagation, type Propagation, type PropagationStore } from './propagation.js'
 
 const duration = Number(process.env.BENCH_DURATION ?? 3)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -218,13 +218,14 @@ async function main (): Promise<void> {
   }))
   const byId = new Map(measured.map((m) => [m.row.id, m]))
 
-  const propagation: Array<{ kind: PropagationStore, p50: number, p99: number, samples: number }> = []
-  for (const [id, kind] of [['prop-redis', 'redis'], ['prop-pg', 'postgres']] as const) {
+  const propagation: Array<Propagation & { kind: PropagationStore, killEvery: number | undefined }> = []
+  // The *-killed rows kill B's store connections every second while revocations are made on A.
+  for (const [id, kind, killEvery] of [['prop-redis', 'redis', undefined], ['prop-pg', 'postgres', undefined], ['prop-redis-killed', 'redis', 1000], ['prop-pg-killed', 'postgres', 1000]] as const) {
     if (!wanted(id)) continue
-    process.stdout.write(`propagation: two instances on ${kind}…\n`)
-    const p = await measurePropagation(kind, propagationSamples)
-    process.stdout.write(`propagation ${kind}: p50 ${p.p50.toFixed(2)} ms, p99 ${p.p99.toFixed(2)} ms\n`)
-    propagation.push({ kind, ...p })
+    process.stdout.write(`propagation: two instances on ${kind}${killEvery === undefined ? '' : ', B\'s connections killed every second'}…\n`)
+    const p = await measurePropagation(kind, propagationSamples, killEvery)
+    process.stdout.write(`propagation ${kind}: p50 ${p.p50.toFixed(2)} ms, p99 ${p.p99.toFixed(2)} ms, ${p.arrived}/${p.samples} arrived, ${p.resets} resets, ${p.kills} kills\n`)
+    propagation.push({ kind, killEvery, ...p })
   }
   const memory: Memory[] = []
   if (wanted('memory')) {
@@ -276,7 +277,7 @@ async function main (): Promise<void> {
 
 function render (
   byId: Map<string, Measured>,
-  propagation: Array<{ kind: PropagationStore, p50: number, p99: number, samples: number }>,
+  propagation: Array<Propagation & { kind: PropagationStore, killEvery: number | undefined }>,
   memory: Memory[],
   hookCosts: string[],
   operator: Operator,
@@ -358,7 +359,10 @@ function render (
       : `- ${m.entries.toLocaleString('en')} revoked \`jti\`s in a MemoryStore: ${m.heapMB} MB heap (${m.bytesPerEntry} B each), RSS +${m.rssMB} MB.`)
   }
   for (const p of propagation) {
-    targets.push(`- Revocation propagation between two instances on ${p.kind === 'redis' ? 'Redis' : 'PostgreSQL'} (revoke on A, poll B over HTTP, ${p.samples} samples): p50 **${p.p50.toFixed(2)} ms**, p99 **${p.p99.toFixed(2)} ms**.`)
+    const store = p.kind === 'redis' ? 'Redis' : 'PostgreSQL'
+    targets.push(p.killEvery === undefined
+      ? `- Revocation propagation between two instances on ${store} (revoke on A, poll B over HTTP, ${p.samples} samples): p50 **${p.p50.toFixed(2)} ms**, p99 **${p.p99.toFixed(2)} ms**; B reset its cache ${p.resets} times.`
+      : `- The same on ${store} while B's store connections are killed every ${p.killEvery / 1000} s (${p.kills} kills): ${p.arrived}/${p.samples} revocations arrived, p50 **${p.p50.toFixed(2)} ms**, p99 **${p.p99.toFixed(2)} ms**, **${p.resets} resets** (each instance follows the revocation log from its cursor).`)
   }
   const importTarget: Record<ImportStore, number> = { file: 5, redis: 5, postgres: 10 }
   const storeName: Record<ImportStore, string> = { file: 'a FileStore', redis: 'Redis', postgres: 'PostgreSQL' }

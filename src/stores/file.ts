@@ -2,15 +2,15 @@ import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/
 import { join, resolve } from 'node:path'
 import { isPackageError, StoreError } from '../errors.js'
 import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
-import { logLimits, type LogOptions } from './revocation-log.js'
-import { StateBackedStore, type CommittedWrite } from './state-backed.js'
+import type { LogOptions } from './revocation-log.js'
+import { inMemoryLimits, StateBackedStore, type CommittedWrite } from './state-backed.js'
 import type { StoreOperation } from './state.js'
 import type { LogEntry } from './types.js'
 
 export interface FileStoreOptions extends LogOptions {
   /** Directory for the log and its lock; created if missing. One process writes it at a time. */
   path: string
-  /** Most live entries (see MemoryStore). Default 1,000,000. */
+  /** Most live entries (see MemoryStore). Default 1,000,000; at most 16,777,216 (2^24). */
   maxEntries?: number
   /** Every this many writes, expired entries are purged, and the log rewritten once this many of its lines are dead. Default 10,000. */
   compactAfter?: number
@@ -63,9 +63,8 @@ export class FileStore extends StateBackedStore {
   constructor (options: FileStoreOptions) {
     if (typeof options?.path !== 'string' || options.path.length === 0) throw new TypeError('FileStore: path must be a directory path')
     refuseUnknownKeys(options, fileOptionKeys, 'FileStore')
-    const max = options.maxEntries ?? 1_000_000
-    if (!Number.isInteger(max) || max < 1) throw new TypeError('FileStore: maxEntries must be a positive integer')
-    super(max, logLimits(options, 'FileStore'))
+    const { maxEntries, log } = inMemoryLimits(options, 'FileStore')
+    super(maxEntries, log)
     this.path = resolve(options.path)
     this.logPath = join(this.path, LOG)
     this.lockPath = join(this.path, LOCK)

@@ -1,12 +1,13 @@
 import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
-import { logLimits, type LogOptions } from './revocation-log.js'
-import { StateBackedStore } from './state-backed.js'
+import type { LogOptions } from './revocation-log.js'
+import { inMemoryLimits, StateBackedStore } from './state-backed.js'
 
 export interface MemoryStoreOptions extends LogOptions {
   /**
    * Most live entries kept. Expired ones are purged to make room; past that, a new
    * revocation is refused with an error rather than silently evicting an old one.
-   * Default 1,000,000.
+   * Default 1,000,000; at most 16,777,216 (2^24, what a V8 Map holds): more belong in
+   * RedisStore or PostgresStore.
    */
   maxEntries?: number
 }
@@ -17,9 +18,8 @@ const memoryOptionKeys = optionKeys<MemoryStoreOptions>({ maxEntries: true, logR
 export class MemoryStore extends StateBackedStore {
   constructor (options: MemoryStoreOptions = {}) {
     refuseUnknownKeys(options, memoryOptionKeys, 'MemoryStore')
-    const max = options.maxEntries ?? 1_000_000
-    if (!Number.isInteger(max) || max < 1) throw new TypeError('MemoryStore: maxEntries must be a positive integer')
-    super(max, logLimits(options, 'MemoryStore'))
+    const { maxEntries, log } = inMemoryLimits(options, 'MemoryStore')
+    super(maxEntries, log)
   }
 
   protected async commit (): Promise<void> {}

@@ -6,6 +6,7 @@ import { ChangeFeed, encodeChange, issuerMember } from './change-feed.js'
 import { authorOf, historyLimit, latestExpiry } from './log-entries.js'
 import { logLimits, type LogOptions } from './revocation-log.js'
 import { advance, decodeCursor, encodeCursor, START_WINDOW, type LogCursor } from './postgres-log.js'
+import { dayOf, ensureDays, expiryDayOf, inTransaction, purgeTokens, tokensSchema } from './postgres-partitions.js'
 import type {
   ChangeAuthor, ChangeListener, ClientGrant, ClientRevocation, GrantFilter, HistoryFilter, LogEntry, LoggedChange, LogPage,
   RevocationQuery, RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
@@ -27,10 +28,11 @@ const postgresOptionKeys = optionKeys<PostgresStoreOptions>({ pool: true, tableP
 /**
  * 2: session revocations (the `sessions` table). 3: client, subject and session rules
  * scoped to an issuer (an `issuer` column in their primary keys, '' for every issuer).
- * 4: the revocation log (the `log` and `log_trim` tables).
+ * 4: the revocation log (the `log` and `log_trim` tables). 5: the `tokens` table
+ * partitioned by expiry day, dropped whole once expired (postgres-partitions.ts).
  * Every version's schema creates what is missing, so it upgrades any earlier one.
  */
-const SCHEMA_VERSION = 4
+const SCHEMA_VERSION = 5
 /** Most log rows one trim deletes (each write trims after itself, so it catches up). */
 const LOG_TRIM_BATCH = 1000
 /** ms between sweeps of expired claims (DPoP proofs live a minute or two). */
@@ -65,13 +67,7 @@ export function postgresSchema (tablePrefix = 'jwt_revocation_'): string {
   const p = tablePrefix
   return `
 CREATE TABLE IF NOT EXISTS ${p}schema (version integer NOT NULL);
-CREATE TABLE IF NOT EXISTS ${p}tokens (
-  aud text NOT NULL,
-  jti text NOT NULL,
-  expires_at bigint,
-  PRIMARY KEY (aud, jti)
-);
-CREATE INDEX IF NOT EXISTS ${p}tokens_expires_at ON ${p}tokens (expires_at) WHERE expires_at IS NOT NULL;
+${tokensSchema(p)}
 CREATE TABLE IF NOT EXISTS ${p}clients (
   client_id text NOT NULL,
   audience text NOT NULL,
@@ -161,7 +157,7 @@ function checkSchemaVersion (rows: Array<{ version?: unknown }>, migrated: boole
   const version = Number(rows[0]?.version)
   if (version > SCHEMA_VERSION) throw new StoreError(`PostgresStore: tables are at schema version ${version}, newer than this package (${SCHEMA_VERSION}); upgrade the package`)
   // Without migrate, older tables lack what this package reads: say so rather than fail on each lookup.
-  if (!migrated && !(version >= SCHEMA_VERSION)) throw new StoreError(`PostgresStore: tables are at schema version ${rows[0]?.version ?? 'none'}, older than this package (${SCHEMA_VERSION}); apply postgresSchema() through your migrations, or set migrate: true`)
+  if (!migrated && !(version >= SCHEMA_VERSION)) throw new StoreError(`PostgresStore: tables are at schema version ${rows[0]?.version ?? 'none'}, older than this package (${SCHEMA_VERSION}: the tokens table partitioned by expiry day); apply postgresSchema() through your migrations, or set migrate: true`)
 }
 
 // Answers no retry can change (SQLSTATE → what to fix): the pool names a database, role
@@ -248,20 +244,24 @@ export class PostgresStore implements RevocationStore {
     }
     // The rules for every issuer, and those scoped to the token's (none when it has no issuer).
     const forIssuer = `(issuer = '' OR issuer = $8::text)`
+    // Entries of one expiry day share a row (the key includes the day; null is a day of its own): the later expiry wins.
+    const longerExpiry = `ON CONFLICT (aud, jti, expiry_day) DO UPDATE SET expires_at = GREATEST(${p}tokens.expires_at, EXCLUDED.expires_at)`
     this.sql = {
       lookup: `SELECT
-        EXISTS (SELECT 1 FROM ${p}tokens WHERE jti = $2 AND aud = ANY($1::text[]) AND (expires_at IS NULL OR expires_at > $5)) AS token_revoked,
+        EXISTS (SELECT 1 FROM ${p}tokens WHERE jti = $2 AND aud = ANY($1::text[]) AND (expires_at IS NULL OR expires_at > $5)
+          AND expiry_day >= ${expiryDayOf('$5::bigint')}) AS token_revoked,
         (SELECT max(revoked_at) FROM ${p}clients WHERE client_id = $3 AND (audience = ANY($1::text[]) OR audience = '*') AND ${forIssuer} AND (expires_at IS NULL OR expires_at > $5)) AS client_revoked_at,
         (SELECT max(revoked_at) FROM ${p}subjects WHERE subject = $4 AND ${forIssuer} AND (expires_at IS NULL OR expires_at > $5)) AS subject_revoked_at,
         (SELECT max(revoked_at) FROM ${p}sessions WHERE session_id = $7 AND ${forIssuer} AND (expires_at IS NULL OR expires_at > $5)) AS session_revoked_at,
         CASE WHEN $6::boolean THEN (SELECT json_build_object('created_at', created_at, 'scope', scope) FROM ${p}grants WHERE client_id = $3 AND audience = ANY($1::text[]) ORDER BY created_at LIMIT 1) END AS grant`,
-      revokeToken: `WITH w AS (INSERT INTO ${p}tokens (aud, jti, expires_at) VALUES ($1, $2, $3)
-        ON CONFLICT (aud, jti) DO UPDATE SET expires_at = CASE WHEN ${p}tokens.expires_at IS NULL OR EXCLUDED.expires_at IS NULL THEN NULL ELSE GREATEST(${p}tokens.expires_at, EXCLUDED.expires_at) END)
+      revokeToken: `WITH w AS (INSERT INTO ${p}tokens (aud, jti, expires_at, expiry_day) VALUES ($1, $2, $3, ${expiryDayOf('$3::bigint')})
+        ${longerExpiry})
         , ${logged('token', 5)}
         SELECT ${notify.replace('$N', '$4')}`,
       // A batch as one statement: arrays unnested into rows (the entries are distinct pairs).
-      revokeTokens: `WITH w AS (INSERT INTO ${p}tokens (aud, jti, expires_at) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
-        ON CONFLICT (aud, jti) DO UPDATE SET expires_at = CASE WHEN ${p}tokens.expires_at IS NULL OR EXCLUDED.expires_at IS NULL THEN NULL ELSE GREATEST(${p}tokens.expires_at, EXCLUDED.expires_at) END)
+      revokeTokens: `WITH w AS (INSERT INTO ${p}tokens (aud, jti, expires_at, expiry_day)
+          SELECT a, j, e, ${expiryDayOf('e')} FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u (a, j, e)
+        ${longerExpiry})
         , ${logged('tokens', 5)}
         SELECT ${notify.replace('$N', '$4')}`,
       revokeClient: `WITH w AS (INSERT INTO ${p}clients (client_id, audience, revoked_at, expires_at, issuer) VALUES ($1, $2, $3, $4, $6)
@@ -339,21 +339,16 @@ export class PostgresStore implements RevocationStore {
   }
 
   private async createTables (): Promise<void> {
-    const client = await this.pool.connect()
-    try {
-      await client.query('BEGIN')
+    await inTransaction(this.pool, async (client) => {
       // Instances starting together must not race on CREATE TABLE.
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${this.p}migrate`])
       await client.query(postgresSchema(this.p))
       const { rows } = await client.query(`SELECT version FROM ${this.p}schema`)
       checkSchemaVersion(rows, true)
-      await client.query('COMMIT')
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {})
-      throw err
-    } finally {
-      client.release()
-    }
+    })
+    // Without the days ahead, entries land in tokens_rest: still read, purged by DELETE
+    // rather than dropped. The next purge tries again, so a busy table does not fail the boot.
+    await ensureDays(this.pool, this.p, dayOf(Date.now())).catch(() => {})
   }
 
   /** A write's statement with its log entry's change and author after its own values; trims the log now and then. */
@@ -407,7 +402,9 @@ export class PostgresStore implements RevocationStore {
   async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {
     await this.ready()
     const { rows } = await this.pool.query(
-      `SELECT aud, jti, expires_at FROM ${this.p}tokens WHERE (expires_at IS NULL OR expires_at > $1) AND ($2::text IS NULL OR aud = $2) ORDER BY aud, jti`,
+      // A jti revoked with expiries on two days has a row in each: the longest-lived one answers.
+      `SELECT DISTINCT ON (aud, jti) aud, jti, expires_at FROM ${this.p}tokens WHERE (expires_at IS NULL OR expires_at > $1) AND ($2::text IS NULL OR aud = $2)
+        ORDER BY aud, jti, expires_at DESC NULLS FIRST`,
       [Date.now(), filter.aud ?? null])
     return rows.map((r: { aud: string, jti: string, expires_at: string | null }) => ({ aud: r.aud, jti: r.jti, expiresAt: r.expires_at === null ? null : Number(r.expires_at) }))
   }
@@ -532,8 +529,9 @@ export class PostgresStore implements RevocationStore {
 
   async purgeExpired (now: number): Promise<number> {
     await this.ready()
-    let removed = 0
-    for (const table of ['tokens', 'clients', 'subjects', 'sessions', 'claims']) {
+    // Token entries go by whole partitions; the other tables hold rules, few by comparison.
+    let removed = await purgeTokens(this.pool, this.p, now)
+    for (const table of ['clients', 'subjects', 'sessions', 'claims']) {
       const result = await this.pool.query(`DELETE FROM ${this.p}${table} WHERE expires_at IS NOT NULL AND expires_at <= $1`, [now])
       removed += result.rowCount ?? 0
     }

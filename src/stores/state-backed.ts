@@ -1,11 +1,24 @@
 import { BoundedClaims } from './claims.js'
 import { ChangeFeed, issuerMember } from './change-feed.js'
-import { RevocationLog } from './revocation-log.js'
-import { copyGrant, StoreState, type StoreOperation } from './state.js'
+import { DEFAULT_LOG_MAX_ENTRIES, logLimits, RevocationLog, type LogOptions } from './revocation-log.js'
+import { copyGrant, inMemoryLimit, StoreState, type StoreOperation } from './state.js'
 import type {
   ChangeAuthor, ChangeListener, ClientGrant, ClientRevocation, GrantFilter, HistoryFilter, LogEntry, LoggedChange, LogPage,
   RevocationChange, RevocationQuery, RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
 } from './types.js'
+
+/** Live entries an in-memory store keeps unless told otherwise. */
+const DEFAULT_MAX_ENTRIES = 1_000_000
+
+/**
+ * The bounds of MemoryStore and FileStore (`store` names it in messages), checked against
+ * what one process can hold: every live entry and every log entry lives in its memory.
+ */
+export function inMemoryLimits (options: LogOptions & { maxEntries?: number }, store: string): { maxEntries: number, log: { retentionMs: number, maxEntries: number } } {
+  const maxEntries = inMemoryLimit(options.maxEntries, DEFAULT_MAX_ENTRIES, 'maxEntries', store)
+  inMemoryLimit(options.logMaxEntries, DEFAULT_LOG_MAX_ENTRIES, 'logMaxEntries', store)
+  return { maxEntries, log: logLimits(options, store) }
+}
 
 /** What one write puts in the state, the change it announces (default: that of its last operation), and its log entry. */
 interface Staged {

@@ -11,6 +11,24 @@ import type {
 const SEP = '\u0000'
 const ALL_AUDIENCES = '*'
 
+/** Most keys a V8 Map holds: one more throws a RangeError, so no in-memory store may grow a Map past it. */
+export const MAP_CAPACITY = 2 ** 24
+
+const capacityText = (capacity: number) => capacity.toLocaleString('en-US')
+
+/**
+ * A store's `maxEntries` (or `logMaxEntries`), checked against what this process can
+ * hold: every entry lives in a Map, and `store` names the store in the message.
+ */
+export function inMemoryLimit (value: number | undefined, fallback: number, option: string, store: string): number {
+  const max = value ?? fallback
+  if (!Number.isInteger(max) || max < 1) throw new TypeError(`${store}: ${option} must be a positive integer`)
+  if (max > MAP_CAPACITY) {
+    throw new TypeError(`${store}: ${option} ${max} is more than one process can hold (a V8 Map holds at most ${capacityText(MAP_CAPACITY)} entries, 2^24); keep more revocations in RedisStore or PostgresStore`)
+  }
+  return max
+}
+
 const live = (expiresAt: number | null, now: number) => expiresAt === null || expiresAt > now
 
 /** A rule's key: the unscoped key alone, or with the issuer it is scoped to ('' counts as none). */
@@ -45,7 +63,12 @@ export class StoreState {
   readonly grants = new Map<string, ClientGrant>()
   private readonly grantByPair = new Map<string, string>()
 
-  constructor (private readonly maxEntries: number) {}
+  /** The most live entries: `maxEntries`, and never more than one Map holds (`mapCapacity`, lowered by tests). */
+  private readonly limit: number
+
+  constructor (private readonly maxEntries: number, private readonly mapCapacity = MAP_CAPACITY) {
+    this.limit = Math.min(maxEntries, mapCapacity)
+  }
 
   get size (): number {
     return this.tokenCount + this.clients.size + this.subjects.size + this.sessions.size + this.grants.size
@@ -56,10 +79,23 @@ export class StoreState {
    * ones written but not applied yet); never evicts a revocation.
    */
   ensureRoom (now: number, adding = 1, staged = 0): void {
-    if (this.size + staged + adding <= this.maxEntries) return
+    if (this.size + staged + adding <= this.limit) return
     this.purgeExpired(now)
-    if (this.size + staged + adding > this.maxEntries) {
-      throw new StoreError(`revocation store is full (${this.maxEntries} live entries); raise maxEntries or shorten token lifetimes`)
+    if (this.size + staged + adding > this.limit) {
+      throw new StoreError(this.limit < this.maxEntries
+        ? `revocation store is full (${capacityText(this.limit)} live entries, the most a V8 Map holds); keep more revocations in RedisStore or PostgresStore`
+        : `revocation store is full (${this.maxEntries} live entries); raise maxEntries or shorten token lifetimes`)
+    }
+  }
+
+  /**
+   * Refuses a new key in `map` once it holds what a Map can: reached only by replaying a
+   * FileStore log written with a larger bound (live writes are refused by ensureRoom
+   * first), which then fails to open with this error rather than a RangeError.
+   */
+  private roomIn (map: Map<string, unknown>, key: string): void {
+    if (map.size >= this.mapCapacity && !map.has(key)) {
+      throw new StoreError(`revocation store holds more entries than a V8 Map can (${capacityText(this.mapCapacity)}); keep them in RedisStore or PostgresStore`)
     }
   }
 
@@ -74,8 +110,14 @@ export class StoreState {
       case 'token': {
         const e = operation.entry
         let byJti = this.tokens.get(e.aud)
-        if (byJti === undefined) this.tokens.set(e.aud, byJti = new Map())
-        if (!byJti.has(e.jti)) this.tokenCount++
+        if (byJti === undefined) {
+          this.roomIn(this.tokens, e.aud)
+          this.tokens.set(e.aud, byJti = new Map())
+        }
+        if (!byJti.has(e.jti)) {
+          this.roomIn(byJti, e.jti)
+          this.tokenCount++
+        }
         byJti.set(e.jti, e.expiresAt ?? Infinity)
         return { type: 'token', aud: e.aud, jti: e.jti }
       }
@@ -83,6 +125,7 @@ export class StoreState {
         const e = operation.entry
         const key = scoped(e.clientId + SEP + e.audience, e.issuer)
         const previous = this.clients.get(key)
+        if (previous === undefined) this.roomIn(this.clients, key)
         if (previous === undefined || previous.revokedAt <= e.revokedAt) this.clients.set(key, e)
         return { type: 'client', clientId: e.clientId, ...issuerMember(e.issuer) }
       }
@@ -90,6 +133,7 @@ export class StoreState {
         const e = operation.entry
         const key = scoped(e.subject, e.issuer)
         const previous = this.subjects.get(key)
+        if (previous === undefined) this.roomIn(this.subjects, key)
         if (previous === undefined || previous.revokedAt <= e.revokedAt) this.subjects.set(key, e)
         return { type: 'subject', subject: e.subject, ...issuerMember(e.issuer) }
       }
@@ -97,6 +141,7 @@ export class StoreState {
         const e = operation.entry
         const key = scoped(e.sessionId, e.issuer)
         const previous = this.sessions.get(key)
+        if (previous === undefined) this.roomIn(this.sessions, key)
         if (previous === undefined || previous.revokedAt <= e.revokedAt) this.sessions.set(key, e)
         return { type: 'session', sessionId: e.sessionId, ...issuerMember(e.issuer) }
       }
@@ -104,6 +149,7 @@ export class StoreState {
         const g = operation.grant
         const old = this.grants.get(g.id)
         if (old) this.grantByPair.delete(old.client_id + SEP + old.audience)
+        else this.roomIn(this.grants, g.id)
         this.grants.set(g.id, g)
         this.grantByPair.set(g.client_id + SEP + g.audience, g.id)
         return { type: 'grant', clientId: g.client_id }
