@@ -128,6 +128,10 @@ export class AdminTarget implements Target {
     return { entries: body.entries, next: body.next ?? null }
   }
 
+  async migrate (): Promise<number> {
+    throw new UsageError('migrate works on a store (--store)', 'migrate')
+  }
+
   async purge (): Promise<number> {
     throw new UsageError('purge works on a store (--store): a server drops its own expired entries', 'purge')
   }

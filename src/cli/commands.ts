@@ -140,6 +140,13 @@ export const commands: CommandSpec[] = [
     help: [],
   },
   {
+    name: 'migrate',
+    args: [],
+    summary: 'move tokens revoked in an earlier layout into the current one, online (Redis store targets)',
+    options: {},
+    help: [],
+  },
+  {
     name: 'status',
     args: [],
     summary: 'what the target holds: blacklisted tokens and grants',

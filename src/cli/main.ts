@@ -306,6 +306,13 @@ function prepare (parsed: Parsed, io: Io): Step {
         return { json: { purged }, text: `purged ${purged} expired entries\n` }
       }
     }
+    case 'migrate': {
+      noMorePositionals(parsed, 0)
+      return async (target) => {
+        const moved = await target.migrate()
+        return { json: { moved }, text: `moved ${moved} tokens into the current layout\n` }
+      }
+    }
     case 'status': {
       noMorePositionals(parsed, 0)
       return async (target) => {

@@ -171,6 +171,12 @@ class StoreTarget implements Target {
     return this.store.purgeExpired(Date.now())
   }
 
+  migrate (): Promise<number> {
+    const store = this.store as RevocationStore & { migrateLegacyTokens?: () => Promise<number> }
+    if (typeof store.migrateLegacyTokens !== 'function') throw new TargetRefusedError(`${this.describe} has no earlier layout to migrate`)
+    return store.migrateLegacyTokens()
+  }
+
   async status (): Promise<Record<string, unknown>> {
     const tokens = await this.store.listRevokedTokens({})
     const grants = this.store.listGrants ? (await this.store.listGrants({})).length : null

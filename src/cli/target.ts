@@ -35,6 +35,8 @@ export interface Target {
   history(filter: HistoryFilter): Promise<HistoryPage>
   /** Drops expired entries; how many. */
   purge(): Promise<number>
+  /** Moves entries of an earlier storage layout into the current one; how many. */
+  migrate(): Promise<number>
   status(): Promise<Record<string, unknown>>
   close(): Promise<void>
 }

@@ -4,6 +4,10 @@ import { GrantConflictError, invalidOption, StoreError } from '../errors.js'
 import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
 import { ChangeFeed, encodeChange, issuerMember } from './change-feed.js'
 import { authorFields, decodeEntry, encodeEntry, historyLimit, latestExpiry } from './log-entries.js'
+import {
+  audienceTag, BUCKET_COUNT, bucketBase, bucketKey, bucketOf, decodeField, DEFAULT_TOKEN_BUCKETS, expiryValue, inWaves, liveExpiry,
+  MAX_TOKEN_BUCKETS, READ_BUCKET, SWEEP_BUCKET, tokenField, WRITE_BUCKET,
+} from './redis-tokens.js'
 import { logLimits, matchesHistory, type LogOptions } from './revocation-log.js'
 import type {
   ChangeAuthor, ChangeListener, ClientGrant, ClientRevocation, GrantFilter, HistoryFilter, LogEntry, LoggedChange, LogPage,
@@ -14,8 +18,10 @@ export interface RedisStoreOptions extends LogOptions {
   /** Your ioredis client or Cluster; you own its lifecycle. */
   client: Redis | Cluster
   /**
-   * Key prefix. The default carries a hash tag so every key lives in one Cluster slot,
-   * which the one-round-trip lookup and the atomic scripts need. Default `'{jwt-revocation}:'`.
+   * Key prefix. The default carries a hash tag so the control data (rules, grants, the
+   * log) lives in one Cluster slot, as the atomic scripts need; revoked tokens live in
+   * bucket hashes under the prefix without its braces (`jwt-revocation:t:{n}`), each its
+   * own slot. Default `'{jwt-revocation}:'`.
    */
   prefix?: string
   /**
@@ -31,6 +37,13 @@ export interface RedisStoreOptions extends LogOptions {
    * (Redis replication is asynchronous; see docs/guides/many-instances.md).
    */
   waitForReplicas?: WaitForReplicas
+  /**
+   * How many hashes hold the revoked tokens of a NEW prefix (a prefix keeps the count it
+   * was first used with). Size it so each holds at most ~100 entries at the most tokens
+   * you expect revoked at once (Redis keeps a hash compact up to `hash-max-listpack-entries`,
+   * 128 by default): `expected / 100`. Default 4096 (about 400,000 tokens).
+   */
+  tokenBuckets?: number
 }
 
 export interface WaitForReplicas {
@@ -40,7 +53,7 @@ export interface WaitForReplicas {
   timeout: Duration
 }
 
-const redisOptionKeys = optionKeys<RedisStoreOptions>({ client: true, prefix: true, subscriber: true, waitForReplicas: true, logRetention: true, logMaxEntries: true })
+const redisOptionKeys = optionKeys<RedisStoreOptions>({ client: true, prefix: true, subscriber: true, waitForReplicas: true, tokenBuckets: true, logRetention: true, logMaxEntries: true })
 const waitOptionKeys = optionKeys<WaitForReplicas>({ replicas: true, timeout: true })
 
 function checkWaitForReplicas (value: WaitForReplicas | undefined): { replicas: number, timeout: number } | undefined {
@@ -61,6 +74,8 @@ const TRIM_BATCH = 100
 const HISTORY_CHUNK = 200
 const HISTORY_BUDGET = 10_000
 const STREAM_ID = /^\d{1,20}-\d{1,20}$/
+/** Tokens of the previous layout moved per round of `migrateLegacyTokens`. */
+const MIGRATE_BATCH = 1000
 
 // Stream ids ('ms-seq') compared in Lua, and the log's append. KEYS[1] is the log (a
 // Stream), KEYS[2] the id of the newest entry trimmed from it; ARGV[1] the entry,
@@ -95,31 +110,30 @@ end
 // sees all or none of them. KEYS[1], KEYS[2], ARGV[1..3] are the log's (above); the
 // write's own keys and arguments follow (K and A are their offsets). Expiry uses
 // PEXPIREAT, so Redis forgets an entry once it is useless.
-const REVOKE_TOKEN = `${LOG}
+//
+// Token entries live in bucket hashes of other slots (see redis-tokens.ts), which no
+// script of the control slot may touch in a Cluster: they are written first, then this
+// script logs and announces them. A crash in between leaves a revocation in force but
+// unannounced (other instances' caches learn of it when they expire or the next change
+// arrives); the reverse order would let an instance invalidate its cache, read the
+// token as not yet revoked, and cache that.
+const LOG_TOKENS = `${LOG}
 local K, A = 2, 3
-redis.call('SET', KEYS[K + 1], '1')
-if ARGV[A + 1] ~= '' then redis.call('PEXPIREAT', KEYS[K + 1], ARGV[A + 1]) end
-redis.call('ZADD', KEYS[K + 2], ARGV[A + 1] == '' and '+inf' or ARGV[A + 1], ARGV[A + 2])
-redis.call('ZREMRANGEBYSCORE', KEYS[K + 2], '-inf', '(' .. ARGV[A + 3])
 appendLog(ARGV[1])
-redis.call('PUBLISH', ARGV[A + 4], ARGV[A + 5])
+redis.call('PUBLISH', ARGV[A + 1], ARGV[A + 2])
 return 1`
 
-// A batch: its keys are the index then one key per token; its arguments the expiries,
-// then the index members, then now, channel and message. One script, one log entry.
-const REVOKE_TOKENS = `${LOG}
-local K, A = 2, 3
-local n = #KEYS - K - 1
-for i = 1, n do
-  local expiresAt = ARGV[A + i]
-  redis.call('SET', KEYS[K + i + 1], '1')
-  if expiresAt ~= '' then redis.call('PEXPIREAT', KEYS[K + i + 1], expiresAt) end
-  redis.call('ZADD', KEYS[K + 1], expiresAt == '' and '+inf' or expiresAt, ARGV[A + n + i])
+// Records audience tags (ARGV: tag, audience pairs) in the hash KEYS[1]; refuses a tag
+// that already names another audience, before any token of that audience is written.
+const REGISTER_AUDIENCES = `
+for i = 1, #ARGV, 2 do
+  local known = redis.call('HGET', KEYS[1], ARGV[i])
+  if known and known ~= ARGV[i + 1] then
+    return redis.error_reply('ERR audience tag ' .. ARGV[i] .. ' already names another audience')
+  end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[K + 1], '-inf', '(' .. ARGV[A + 2 * n + 1])
-appendLog(ARGV[1])
-redis.call('PUBLISH', ARGV[A + 2 * n + 2], ARGV[A + 2 * n + 3])
-return n`
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1`
 
 // Keeps the later revocation when one exists already; the attempt is logged either way
 // (the audit trail records who asked).
@@ -306,6 +320,12 @@ export class RedisStore implements RevocationStore {
   private readonly waitForReplicas: { replicas: number, timeout: number } | undefined
   private readonly log: { retentionMs: number, maxEntries: number }
   private subscriber: Redis | Cluster | undefined
+  private readonly requestedBuckets: number
+  private readonly bucketPrefix: string
+  /** The prefix's bucket count, read (or fixed) once: every token operation needs it. */
+  private buckets: Promise<number> | undefined
+  /** Audiences whose tag this process has recorded already. */
+  private readonly knownAudiences = new Set<string>()
   private readonly feed = new ChangeFeed(() => this.startFeed(), () => this.stopFeed())
   private wired = false
   private closed = false
@@ -323,6 +343,53 @@ export class RedisStore implements RevocationStore {
     this.ownSubscriber = options.subscriber === undefined
     this.waitForReplicas = checkWaitForReplicas(options.waitForReplicas)
     this.log = logLimits(options, 'RedisStore')
+    const buckets = options.tokenBuckets ?? DEFAULT_TOKEN_BUCKETS
+    if (!Number.isInteger(buckets) || buckets < 1 || buckets > MAX_TOKEN_BUCKETS) {
+      throw invalidOption('RedisStore.tokenBuckets', `must be an integer from 1 to ${MAX_TOKEN_BUCKETS}`)
+    }
+    this.requestedBuckets = buckets
+    this.bucketPrefix = bucketBase(this.prefix)
+  }
+
+  /** The bucket count this prefix was first used with (fixed then: a new count would move every entry). */
+  private bucketCount (): Promise<number> {
+    this.buckets ??= (this.client.eval(BUCKET_COUNT, 1, `${this.prefix}token-buckets`, String(this.requestedBuckets)) as Promise<string>)
+      .then(Number, (err: unknown) => {
+        this.buckets = undefined
+        throw err
+      })
+    return this.buckets
+  }
+
+  /** Records the tags of audiences not recorded yet (by this process), so a listing can name them. */
+  private async registerAudiences (audiences: Iterable<string>): Promise<void> {
+    const fresh = [...new Set(audiences)].filter((aud) => !this.knownAudiences.has(aud))
+    if (fresh.length === 0) return
+    await this.client.eval(REGISTER_AUDIENCES, 1, this.audienceIndex, ...fresh.flatMap((aud) => [audienceTag(aud), aud]))
+    for (const aud of fresh) this.knownAudiences.add(aud)
+  }
+
+  /** Writes token entries into their buckets: one script per bucket, at most 256 in flight. */
+  private async writeTokens (entries: RevokedToken[]): Promise<void> {
+    const now = Date.now()
+    const live = entries.filter((e) => e.expiresAt === null || e.expiresAt > now)
+    if (live.length === 0) return
+    const buckets = await this.bucketCount()
+    await this.registerAudiences(live.map((e) => e.aud))
+    const byBucket = new Map<number, Array<string | Buffer>>()
+    for (const { aud, jti, expiresAt } of live) {
+      const bucket = bucketOf(aud, jti, buckets)
+      let args = byBucket.get(bucket)
+      if (args === undefined) byBucket.set(bucket, args = [])
+      args.push(tokenField(aud, jti), expiryValue(expiresAt))
+    }
+    await inWaves([...byBucket], 256, ([bucket, args]) => this.write(WRITE_BUCKET, 1, bucketKey(this.bucketPrefix, bucket), ...args))
+  }
+
+  /** Every bucket key of this prefix. */
+  private async bucketKeys (): Promise<string[]> {
+    const buckets = await this.bucketCount()
+    return Array.from({ length: buckets }, (_, i) => bucketKey(this.bucketPrefix, i))
   }
 
   /**
@@ -332,14 +399,14 @@ export class RedisStore implements RevocationStore {
    */
   async ready (): Promise<void> {
     try {
-      await this.client.exists(this.tokenIndex)
+      await this.bucketCount()
     } catch (err) {
       throw misconfiguration(err) ?? err
     }
   }
 
   /** Runs a write script; with `waitForReplicas`, resolves only once enough replicas have it. */
-  private async write (script: string, keyCount: number, ...args: string[]): Promise<unknown> {
+  private async write (script: string, keyCount: number, ...args: Array<string | Buffer>): Promise<unknown> {
     if (this.waitForReplicas === undefined) return this.client.eval(script, keyCount, ...args)
     const { replicas, timeout } = this.waitForReplicas
     const results = await replies(this.client.pipeline().eval(script, keyCount, ...args).wait(replicas, timeout))
@@ -359,14 +426,16 @@ export class RedisStore implements RevocationStore {
       entry, String(this.log.retentionMs), String(this.log.maxEntries), ...args)
   }
 
-  private tokenKey (aud: string, jti: string) { return `${this.prefix}t:${aud}${SEP}${jti}` }
+  /** A token's key in the layout of versions up to 0.x: read until `migrate` moved them (and their index) to buckets. */
+  private legacyTokenKey (aud: string, jti: string) { return `${this.prefix}t:${aud}${SEP}${jti}` }
   // A rule scoped to an issuer has the unscoped key with the issuer appended (the same
   // hash tag): the lookup asks for both in its one MGET.
   private clientKey (clientId: string, audience: string, issuer?: string) { return scoped(`${this.prefix}c:${clientId}${SEP}${audience}`, issuer) }
   private subjectKey (subject: string, issuer?: string) { return scoped(`${this.prefix}s:${subject}`, issuer) }
   private sessionKey (sessionId: string, issuer?: string) { return scoped(`${this.prefix}session:${sessionId}`, issuer) }
   private grantKey (clientId: string, audience: string) { return `${this.prefix}g:${clientId}${SEP}${audience}` }
-  private get tokenIndex () { return `${this.prefix}tokens` }
+  private get legacyTokenIndex () { return `${this.prefix}tokens` }
+  private get audienceIndex () { return `${this.prefix}audiences` }
   private get grantIndex () { return `${this.prefix}grants` }
   private get logKey () { return `${this.prefix}log` }
   private get trimmedKey () { return `${this.prefix}log-trimmed` }
@@ -381,7 +450,7 @@ export class RedisStore implements RevocationStore {
       if (issuer !== undefined) keys.push(key(issuer))
       return start
     }
-    if (jti !== undefined) for (const aud of audiences) keys.push(this.tokenKey(aud, jti))
+    if (jti !== undefined) for (const aud of audiences) keys.push(this.legacyTokenKey(aud, jti))
     const clientStart = keys.length
     if (clientId !== undefined) {
       for (const aud of audiences) rule((i) => this.clientKey(clientId, aud, i))
@@ -395,9 +464,13 @@ export class RedisStore implements RevocationStore {
     if (keys.length > 0) pipeline.mget(...keys)
     const withGrant = query.includeGrant && clientId !== undefined
     if (withGrant) for (const aud of audiences) pipeline.hmget(this.grantKey(clientId, aud), 'created_at', 'scope')
-    const results = await replies(pipeline)
+    // The token's buckets are other slots (other nodes, in a Cluster): asked at the same
+    // time as the control slot, so a lookup still waits for one round trip.
+    const buckets = jti === undefined ? 0 : await this.bucketCount()
+    const [results, ...tokens] = await Promise.all([replies(pipeline), ...this.tokenReads(audiences, jti, buckets)])
     const values = (keys.length > 0 ? results[0]![1] : []) as Array<string | null>
-    let tokenRevoked = false
+    const now = Date.now()
+    let tokenRevoked = tokens.some((value) => liveExpiry(value, now) !== undefined)
     for (let i = 0; i < clientStart; i++) if (values[i] !== null) tokenRevoked = true
     const ruleAt = (index: number) => (index === -1 ? null : latestIn(values, index, index + perRule))
     const state: RevocationState = {
@@ -421,33 +494,92 @@ export class RedisStore implements RevocationStore {
     return state
   }
 
+  /** One HGET per audience, each sent now to its bucket's node; none without a jti. */
+  private tokenReads (audiences: string[], jti: string | undefined, buckets: number): Array<Promise<string | null>> {
+    if (jti === undefined) return []
+    return audiences.map((aud) => this.client.hget(bucketKey(this.bucketPrefix, bucketOf(aud, jti, buckets)), tokenField(aud, jti)))
+  }
+
   async revokeToken (entry: RevokedToken, author?: ChangeAuthor): Promise<void> {
     const { aud, jti, expiresAt } = entry
-    await this.logged(REVOKE_TOKEN, encodeEntry({ type: 'token', aud, jti, expiresAt }, author), [this.tokenKey(aud, jti), this.tokenIndex],
-      [expiry(expiresAt), aud + SEP + jti, String(Date.now()), this.channel, encodeChange({ type: 'token', aud, jti })])
+    await this.writeTokens([entry])
+    await this.logged(LOG_TOKENS, encodeEntry({ type: 'token', aud, jti, expiresAt }, author), [],
+      [this.channel, encodeChange({ type: 'token', aud, jti })])
   }
 
   async revokeTokens (entries: RevokedToken[], author?: ChangeAuthor): Promise<void> {
     if (entries.length === 0) return
     const tokens = entries.map((e) => ({ aud: e.aud, jti: e.jti }))
-    await this.logged(REVOKE_TOKENS, encodeEntry({ type: 'tokens', tokens, expiresAt: latestExpiry(entries) }, author),
-      [this.tokenIndex, ...entries.map((e) => this.tokenKey(e.aud, e.jti))], [
-        ...entries.map((e) => expiry(e.expiresAt)),
-        ...entries.map((e) => e.aud + SEP + e.jti),
-        String(Date.now()), this.channel, encodeChange({ type: 'tokens', tokens }),
-      ])
+    await this.writeTokens(entries)
+    await this.logged(LOG_TOKENS, encodeEntry({ type: 'tokens', tokens, expiresAt: latestExpiry(entries) }, author), [],
+      [this.channel, encodeChange({ type: 'tokens', tokens })])
   }
 
+  /**
+   * Every live revoked token (of one audience): a walk of every bucket (one HGETALL each,
+   * 256 in flight), since buckets are by hash and not by audience, plus the legacy index.
+   */
   async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {
-    const reply = await this.client.zrangebyscore(this.tokenIndex, `(${Date.now()}`, '+inf', 'WITHSCORES')
-    const out: RevokedToken[] = []
-    for (const [member, score] of scoredMembers(reply as unknown[])) {
+    const now = Date.now()
+    const buckets = await inWaves(await this.bucketKeys(), 256, async (key) => this.client.callBuffer('EVAL', READ_BUCKET, 1, key) as Promise<Buffer[]>)
+    const [tags, legacy] = await Promise.all([
+      this.client.hgetall(this.audienceIndex),
+      this.client.zrangebyscore(this.legacyTokenIndex, `(${now}`, '+inf', 'WITHSCORES'),
+    ])
+    const wanted = filter.aud === undefined ? undefined : audienceTag(filter.aud)
+    const found = new Map<string, RevokedToken>()
+    const add = (token: RevokedToken) => {
+      const id = token.aud + SEP + token.jti
+      const seen = found.get(id)
+      if (seen === undefined || (seen.expiresAt !== null && (token.expiresAt === null || token.expiresAt > seen.expiresAt))) found.set(id, token)
+    }
+    for (const flat of buckets) {
+      for (let i = 0; i < flat.length; i += 2) {
+        const { tag, jti } = decodeField(flat[i]!)
+        const expiresAt = liveExpiry(flat[i + 1]!.toString(), now)
+        const aud = tags[tag]
+        if ((wanted !== undefined && tag !== wanted) || expiresAt === undefined || aud === undefined) continue
+        add({ aud, jti, expiresAt })
+      }
+    }
+    for (const [member, score] of scoredMembers(legacy as unknown[])) {
       const sep = member.indexOf(SEP)
       const aud = member.slice(0, sep)
       if (filter.aud !== undefined && aud !== filter.aud) continue
-      out.push({ aud, jti: member.slice(sep + 1), expiresAt: Number.isFinite(score) ? score : null })
+      add({ aud, jti: member.slice(sep + 1), expiresAt: Number.isFinite(score) ? score : null })
     }
-    return out
+    return [...found.values()]
+  }
+
+  /**
+   * Moves tokens of the previous layout (a key each, listed in the `tokens` index) into
+   * buckets, online: each round writes its tokens to their buckets first and only then
+   * deletes their old keys and index members, and lookups read both layouts, so every
+   * token stays refused throughout. Not logged (nothing is revoked or lifted). Returns how
+   * many live tokens moved; run it again after the last instance of an earlier version
+   * has stopped writing the old layout.
+   */
+  async migrateLegacyTokens (): Promise<number> {
+    let moved = 0
+    for (;;) {
+      const pairs = scoredMembers(await this.client.zrangebyscore(this.legacyTokenIndex, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, MIGRATE_BATCH) as unknown[])
+      if (pairs.length === 0) return moved
+      const now = Date.now()
+      const live: RevokedToken[] = []
+      for (const [member, score] of pairs) {
+        const sep = member.indexOf(SEP)
+        if (score > now) live.push({ aud: member.slice(0, sep), jti: member.slice(sep + 1), expiresAt: Number.isFinite(score) ? score : null })
+      }
+      await this.writeTokens(live)
+      // The old keys share the prefix's slot: one pipeline.
+      const pipeline = this.client.pipeline()
+      for (const [member] of pairs) {
+        const sep = member.indexOf(SEP)
+        pipeline.del(this.legacyTokenKey(member.slice(0, sep), member.slice(sep + 1))).zrem(this.legacyTokenIndex, member)
+      }
+      await replies(pipeline)
+      moved += live.length
+    }
   }
 
   /** A client, subject or session rule: the later revocation kept, the attempt logged. */
@@ -563,8 +695,10 @@ export class RedisStore implements RevocationStore {
   }
 
   async purgeExpired (now: number): Promise<number> {
-    // Token, client, subject and session keys expire in Redis itself; only the listing index needs trimming.
-    return this.client.zremrangebyscore(this.tokenIndex, '-inf', `(${now}`)
+    // Rule keys (and legacy token keys) expire in Redis itself; token fields do not on
+    // Redis 7.0 (no HEXPIRE): every bucket is swept, one script each, 256 in flight.
+    const swept = await inWaves(await this.bucketKeys(), 256, async (key) => Number(await this.client.eval(SWEEP_BUCKET, 1, key, String(now))))
+    return swept.reduce((a, b) => a + b, 0) + await this.client.zremrangebyscore(this.legacyTokenIndex, '-inf', `(${now}`)
   }
 
   subscribe (listener: ChangeListener): Promise<() => Promise<void>> {

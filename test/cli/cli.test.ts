@@ -37,7 +37,7 @@ const future = () => Math.floor(Date.now() / 1000) + HOUR
 t.test('help for every command, usage errors that name what is missing', async (t) => {
   const help = await cli(['--help'])
   t.equal(help.code, 0)
-  for (const command of ['revoke-token', 'revoke-client', 'revoke-subject', 'list-revoked', 'grants', 'import', 'purge', 'status']) {
+  for (const command of ['revoke-token', 'revoke-client', 'revoke-subject', 'list-revoked', 'grants', 'import', 'purge', 'migrate', 'status']) {
     t.match(help.stdout, command, `${command} is listed`)
     const one = await cli([command, '--help'])
     t.equal(one.code, 0, `${command} --help`)
@@ -141,11 +141,49 @@ t.test('Redis: cut a partner off from a shell, import through one script per bat
   const imported = await cli(['import', '-', '--aud', 'https://api', '--expires-in', '1h', '--json', ...store], { input: jtis.join('\n') })
   t.equal(imported.code, 0, imported.stderr)
   t.equal(JSON.parse(imported.stdout).revoked, 12_000)
-  t.equal((await redisStore.listRevokedTokens({ aud: 'https://api' })).length, 12_000)
-  t.ok(await client.pttl(`${prefix}t:https://api\u0000r-11999`) > 3_500_000, 'entries expire with --expires-in')
+  const listed = await redisStore.listRevokedTokens({ aud: 'https://api' })
+  t.equal(listed.length, 12_000)
+  t.ok(listed.find((e) => e.jti === 'r-11999')!.expiresAt! > Date.now() + 3_500_000, 'entries expire with --expires-in')
   const bad = await cli(['status', '--store', 'redis://127.0.0.1:1'])
   t.equal(bad.code, 1)
   t.match(bad.stderr, /cannot reach Redis at redis:\/\/127\.0\.0\.1:1/)
+})
+
+t.test('Redis: migrate moves tokens of the previous layout online, each refused throughout', async (t) => {
+  const client = await connectRedis(t)
+  if (!client) return
+  const prefix = `{${uniqueName('cli-migrate')}}:`
+  t.teardown(() => deleteKeys(client, prefix))
+  // The previous layout, as earlier versions wrote it: a key per token and the index.
+  const legacy = Array.from({ length: 3000 }, (_, i) => `old-${i}`)
+  const expiresAt = Date.now() + 3_600_000
+  const write = client.pipeline()
+  for (const jti of legacy) write.set(`${prefix}t:https://api\u0000${jti}`, '1', 'PX', 3_600_000).zadd(`${prefix}tokens`, expiresAt, `https://api\u0000${jti}`)
+  write.zadd(`${prefix}tokens`, Date.now() - 1000, 'https://api\u0000long-gone')
+  await write.exec()
+  const store = new RedisStore({ client, prefix })
+  let passed = 0
+  let lookups = 0
+  let migrating = true
+  const traffic = (async () => {
+    while (migrating) {
+      const states = await Promise.all(legacy.filter((_, i) => i % 50 === lookups % 50).map((jti) => store.lookup({ audiences: ['https://api'], jti, includeGrant: false })))
+      passed += states.filter((s) => !s.tokenRevoked).length
+      lookups++
+    }
+  })()
+  const migrated = await cli(['migrate', '--json', '--store', REDIS_URL, '--prefix', prefix])
+  migrating = false
+  await traffic
+  t.equal(migrated.code, 0, migrated.stderr)
+  t.same(JSON.parse(migrated.stdout), { moved: 3000 }, 'every live token moved, the expired one dropped')
+  t.ok(lookups > 0, `${lookups} rounds of lookups ran during the migration`)
+  t.equal(passed, 0, 'no token passed while it moved')
+  t.equal(await client.exists(`${prefix}tokens`, `${prefix}t:https://api\u0000old-0`), 0, 'the old keys are gone')
+  for (const jti of ['old-0', 'old-1500', 'old-2999']) {
+    t.equal((await store.lookup({ audiences: ['https://api'], jti, includeGrant: false })).tokenRevoked, true, `${jti} refused from its bucket`)
+  }
+  t.equal((await store.listRevokedTokens({ aud: 'https://api' })).find((e) => e.jti === 'old-7')?.expiresAt, expiresAt, 'with its expiry')
 })
 
 t.test('PostgreSQL: grants and an import through multi-row statements', async (t) => {

@@ -78,10 +78,13 @@ export function uniqueName (base: string): string {
 
 /** Deletes every key under a prefix (test cleanup). */
 export async function deleteKeys (client: Redis, prefix: string): Promise<void> {
-  let cursor = '0'
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 500)
-    if (keys.length > 0) await client.del(...keys)
-    cursor = next
-  } while (cursor !== '0')
+  // A RedisStore's token buckets start with the prefix without its hash tag's braces.
+  for (const start of [prefix, `${prefix.replace(/[{}]/g, '')}t:{`]) {
+    let cursor = '0'
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${start.replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 500)
+      if (keys.length > 0) await client.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+  }
 }

@@ -1,0 +1,115 @@
+import { createHash } from 'node:crypto'
+
+// How RedisStore keeps revoked tokens: compact, and spread over many hash slots.
+//
+// Each (aud, jti) is ONE field of a bucket hash, not a key of its own: a key costs
+// ~100 B of Redis bookkeeping, a field of a small hash (listpack encoding) only its bytes
+// plus two or three. The bucket is a hash of (aud, jti) modulo a bucket count fixed per
+// prefix (kept in the control data at first use: changing it would move every entry),
+// and each bucket key carries its own hash tag, so a Cluster spreads buckets (and the
+// entries in them) over its primaries instead of putting them all in the prefix's slot.
+//
+//   key    <prefix without braces>t:{<bucket>}     e.g. jwt-revocation:t:{1234}
+//   field  <audience tag, 6 chars> 'u' <UUID as its 16 bytes>          (a lowercase UUID jti)
+//          <audience tag, 6 chars> 'r' <jti as given>                  (any other jti)
+//   value  expiry, ms since the epoch (an integer listpack stores in 9 bytes); 0: never
+//
+// The audience tag is 36 bits of SHA-256(aud); the control data maps each tag back to
+// its audience (for listings), and a write whose audience's tag is already another
+// audience's is refused, so two audiences never share a tag. The jti is kept whole
+// (a UUID losslessly packed), so a lookup never answers "revoked" for a jti that was not.
+//
+// Redis 7.0 has no per-field expiry: a field outlives its expiry until `purgeExpired`
+// sweeps the buckets, and every read treats an expired field as absent.
+
+/** Buckets of a new prefix unless `tokenBuckets` says otherwise: ~100 entries each at 400,000 tokens. */
+export const DEFAULT_TOKEN_BUCKETS = 4096
+/** The most buckets a prefix may have (more would cost memory in mostly empty keys). */
+export const MAX_TOKEN_BUCKETS = 1 << 20
+
+const AUDIENCE_TAG_LENGTH = 6
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+/** The audience's tag: 36 bits of its SHA-256, as 6 base64url characters. */
+export const audienceTag = (aud: string): string => createHash('sha256').update(aud).digest('base64url').slice(0, AUDIENCE_TAG_LENGTH)
+
+/** The hash field of (aud, jti): bytes, as a UUID is kept as its 16 bytes. */
+export function tokenField (aud: string, jti: string): Buffer {
+  const tag = audienceTag(aud)
+  return UUID.test(jti) ? Buffer.concat([Buffer.from(`${tag}u`), Buffer.from(jti.replaceAll('-', ''), 'hex')]) : Buffer.from(`${tag}r${jti}`)
+}
+
+/** The jti of a field written by {@link tokenField}, and its audience tag. */
+export function decodeField (field: Buffer): { tag: string, jti: string } {
+  const tag = field.subarray(0, AUDIENCE_TAG_LENGTH).toString()
+  const body = field.subarray(AUDIENCE_TAG_LENGTH + 1)
+  if (field[AUDIENCE_TAG_LENGTH] !== 0x75 /* u */) return { tag, jti: body.toString() }
+  const hex = body.toString('hex')
+  return { tag, jti: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}` }
+}
+
+/** Which of `buckets` holds (aud, jti). */
+export function bucketOf (aud: string, jti: string, buckets: number): number {
+  return createHash('sha256').update(aud).update('\u0000').update(jti).digest().readUInt32BE(0) % buckets
+}
+
+/**
+ * The prefix the bucket keys start with: the store's prefix without its hash tag's
+ * braces (a key's FIRST `{…}` decides its slot, so a bucket's own tag must come first).
+ */
+export const bucketBase = (prefix: string): string => `${prefix.replace(/[{}]/g, '')}t:`
+
+export const bucketKey = (base: string, bucket: number): string => `${base}{${bucket}}`
+
+/** A field's stored value: its expiry in ms, '0' for never. */
+export const expiryValue = (expiresAt: number | null): string => (expiresAt === null ? '0' : String(Math.ceil(expiresAt)))
+
+/** The expiry a stored value says (null: never), or undefined when it has passed by `now`. */
+export function liveExpiry (value: string | null | undefined, now: number): number | null | undefined {
+  if (value === null || value === undefined) return undefined
+  const at = Number(value)
+  if (at === 0) return null
+  return at > now ? at : undefined
+}
+
+// Writes fields into ONE bucket (so one slot: a Cluster runs it on that bucket's node),
+// keeping the later expiry of a field written twice (0, never, is the latest).
+// ARGV: field, value pairs.
+export const WRITE_BUCKET = `
+local n = 0
+for i = 1, #ARGV, 2 do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  local value = ARGV[i + 1]
+  if not current or (current ~= '0' and (value == '0' or tonumber(value) > tonumber(current))) then
+    redis.call('HSET', KEYS[1], ARGV[i], value)
+    n = n + 1
+  end
+end
+return n`
+
+// A bucket's fields and values, flat, as bytes (fields are binary: no reply mapping may
+// turn them into text or a map).
+export const READ_BUCKET = `return redis.call('HGETALL', KEYS[1])`
+
+// Drops a bucket's fields whose expiry (ARGV[1], ms) has passed; returns how many.
+export const SWEEP_BUCKET = `
+local flat = redis.call('HGETALL', KEYS[1])
+local gone = {}
+for i = 1, #flat, 2 do
+  local at = tonumber(flat[i + 1])
+  if at ~= 0 and at <= tonumber(ARGV[1]) then gone[#gone + 1] = flat[i] end
+end
+for i = 1, #gone, 1000 do redis.call('HDEL', KEYS[1], unpack(gone, i, math.min(i + 999, #gone))) end
+return #gone`
+
+// The bucket count of a prefix: the one stored, or ARGV[1] stored now (first use).
+export const BUCKET_COUNT = `
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])`
+
+/** Runs `task` over `items` with at most `width` in flight (a bucket walk must not flood the client's queue). */
+export async function inWaves<T, R> (items: T[], width: number, task: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = []
+  for (let i = 0; i < items.length; i += width) out.push(...await Promise.all(items.slice(i, i + width).map(task)))
+  return out
+}
