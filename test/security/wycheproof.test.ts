@@ -5,7 +5,7 @@
 //
 // Each vector is sent twice: as published (its payload is "foo" or prose, never claims, so the
 // oracle is only "never 200, never 500"), and rebuilt around valid claims with the vector's own
-// private key (test/wycheproof-rebuild.ts), where `valid` must answer 200 and anything else 400
+// private key (test/security/wycheproof-rebuild.ts), where `valid` must answer 200 and anything else 400
 // or 401. A key source that refuses the key at registration refuses every token.
 import Fastify, { type FastifyInstance } from 'fastify'
 import { createPublicKey, type JsonWebKey } from 'node:crypto'
