@@ -87,9 +87,21 @@ for i = 1, #ARGV, 2 do
 end
 return n`
 
-// A bucket's fields and values, flat, as bytes (fields are binary: no reply mapping may
-// turn them into text or a map).
-export const READ_BUCKET = `return redis.call('HGETALL', KEYS[1])`
+// A bucket's live fields (expiry 0, or after ARGV[1] ms) and their values, flat, as bytes
+// (fields are binary: no reply mapping may turn them into text or a map); only those of
+// the audience tag ARGV[2] unless it is ''. Tags are compared for equality only: Lua
+// orders strings by the server's locale, so the caller sorts the fields itself.
+export const READ_LIVE_FIELDS = `
+local flat = redis.call('HGETALL', KEYS[1])
+local now, tag, out = tonumber(ARGV[1]), ARGV[2], {}
+for i = 1, #flat, 2 do
+  local at = tonumber(flat[i + 1])
+  if (at == 0 or at > now) and (tag == '' or string.sub(flat[i], 1, ${AUDIENCE_TAG_LENGTH}) == tag) then
+    out[#out + 1] = flat[i]
+    out[#out + 1] = flat[i + 1]
+  end
+end
+return out`
 
 // Drops a bucket's fields whose expiry (ARGV[1], ms) has passed; returns how many.
 export const SWEEP_BUCKET = `

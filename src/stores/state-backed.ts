@@ -2,9 +2,11 @@ import { BoundedClaims } from './claims.js'
 import { ChangeFeed, issuerMember } from './change-feed.js'
 import { DEFAULT_LOG_MAX_ENTRIES, logLimits, RevocationLog, type LogOptions } from './revocation-log.js'
 import { copyGrant, inMemoryLimit, StoreState, type StoreOperation } from './state.js'
+import { decodeTokenCursor, encodeTokenCursor, isTokenKey, tokenPageLimit } from './token-pages.js'
 import type {
   ChangeAuthor, ChangeListener, ClientGrant, ClientRevocation, GrantFilter, HistoryFilter, LogEntry, LoggedChange, LogPage,
-  RevocationChange, RevocationQuery, RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
+  RevocationChange, RevocationQuery, RevocationState, RevocationStore, RevokedToken, RevokedTokenPage, SessionRevocation, SubjectRevocation,
+  TokenPageRequest,
 } from './types.js'
 
 /** Live entries an in-memory store keeps unless told otherwise. */
@@ -222,6 +224,16 @@ export abstract class StateBackedStore implements RevocationStore {
   async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {
     await this.ready()
     return this.state.listRevokedTokens(filter.aud, Date.now())
+  }
+
+  async listRevokedTokensPage (filter: { aud?: string | undefined }, page?: TokenPageRequest): Promise<RevokedTokenPage> {
+    const name = this.constructor.name
+    const limit = tokenPageLimit(page, name)
+    const after = page?.cursor === undefined ? undefined : decodeTokenCursor(page.cursor, name, isTokenKey)
+    await this.ready()
+    const { tokens, more } = this.state.revokedTokensAfter(filter.aud, after, limit, Date.now())
+    const last = tokens.at(-1)
+    return { tokens, next: more && last !== undefined ? encodeTokenCursor([last.aud, last.jti]) : null }
   }
 
   async revokeClient (entry: ClientRevocation, author?: ChangeAuthor): Promise<void> {

@@ -222,6 +222,27 @@ export class StoreState {
     return out
   }
 
+  /**
+   * At most `limit` live tokens after the key `after`, in (aud, jti) order (code units):
+   * an order that needs no index, so a cursor stays valid whatever is written or purged
+   * between pages. A Map has no order to seek in, so a page scans the audiences it
+   * covers; `more` says the page is full (the next may still be empty).
+   */
+  revokedTokensAfter (aud: string | undefined, after: readonly [string, string] | undefined, limit: number, now: number): { tokens: RevokedToken[], more: boolean } {
+    const audiences = [...this.tokens.keys()]
+      .filter((a) => (aud === undefined || a === aud) && (after === undefined || a >= after[0]))
+      .sort(byCodeUnits)
+    const tokens: RevokedToken[] = []
+    for (const a of audiences) {
+      const from = after !== undefined && a === after[0] ? after[1] : undefined
+      for (const [jti, expiresAt] of smallestLive(this.tokens.get(a)!, from, limit - tokens.length, now)) {
+        tokens.push({ aud: a, jti, expiresAt: expiresAt === Infinity ? null : expiresAt })
+      }
+      if (tokens.length === limit) return { tokens, more: true }
+    }
+    return { tokens, more: false }
+  }
+
   listGrants (filter: GrantFilter): ClientGrant[] {
     const out: ClientGrant[] = []
     for (const g of this.grants.values()) {
@@ -262,6 +283,27 @@ export class StoreState {
     for (const entry of this.sessions.values()) if (live(entry.expiresAt, now)) yield { op: 'session', entry }
     for (const grant of this.grants.values()) yield { op: 'grant', grant }
   }
+}
+
+const byCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+const byJti = (a: [string, number], b: [string, number]) => byCodeUnits(a[0], b[0])
+
+/**
+ * The `count` smallest live jtis after `from` in one audience's map, in order: one pass,
+ * holding at most about 2 × count of them (sorted and cut whenever the buffer fills).
+ */
+function smallestLive (entries: Map<string, number>, from: string | undefined, count: number, now: number): Array<[string, number]> {
+  let picked: Array<[string, number]> = []
+  let bound: string | undefined
+  for (const [jti, expiresAt] of entries) {
+    if (expiresAt <= now || (from !== undefined && jti <= from) || (bound !== undefined && jti >= bound)) continue
+    picked.push([jti, expiresAt])
+    if (picked.length >= 2 * count + 64) {
+      picked = picked.sort(byJti).slice(0, count)
+      bound = picked[count - 1]![0]
+    }
+  }
+  return picked.sort(byJti).slice(0, count)
 }
 
 export function copyGrant (g: ClientGrant): ClientGrant {
