@@ -6,7 +6,7 @@ import { ChangeFeed, encodeChange, issuerMember } from './change-feed.js'
 import { authorFields, decodeEntry, encodeEntry, historyLimit, latestExpiry } from './log-entries.js'
 import {
   audienceTag, BUCKET_COUNT, bucketBase, bucketKey, bucketOf, DEFAULT_TOKEN_BUCKETS, expiryValue, inWaves, liveExpiry,
-  MAX_TOKEN_BUCKETS, SWEEP_BUCKET, tokenField, WRITE_BUCKET,
+  hasFieldExpiry, MAX_TOKEN_BUCKETS, SWEEP_BUCKET, tokenField, WRITE_BUCKET, WRITE_BUCKET_WITH_FIELD_EXPIRY,
 } from './redis-tokens.js'
 import { revokedTokenPage, scoredMembers } from './redis-listing.js'
 import { MAX_TOKEN_PAGE, revokedTokenPages, tokenPageLimit } from './token-pages.js'
@@ -312,6 +312,8 @@ export class RedisStore implements RevocationStore {
   private readonly bucketPrefix: string
   /** The prefix's bucket count, read (or fixed) once: every token operation needs it. */
   private buckets: Promise<number> | undefined
+  /** Whether the server has per-field expiry (Redis 7.4): asked once, at the first token write. */
+  private fieldExpiry: Promise<boolean> | undefined
   /** Audiences whose tag this process has recorded already. */
   private readonly knownAudiences = new Set<string>()
   private readonly feed = new ChangeFeed(() => this.startFeed(), () => this.stopFeed())
@@ -371,7 +373,9 @@ export class RedisStore implements RevocationStore {
       if (args === undefined) byBucket.set(bucket, args = [])
       args.push(tokenField(aud, jti), expiryValue(expiresAt))
     }
-    await inWaves([...byBucket], 256, ([bucket, args]) => this.write(WRITE_BUCKET, 1, bucketKey(this.bucketPrefix, bucket), ...args))
+    this.fieldExpiry ??= hasFieldExpiry(this.client)
+    const script = await this.fieldExpiry ? WRITE_BUCKET_WITH_FIELD_EXPIRY : WRITE_BUCKET
+    await inWaves([...byBucket], 256, ([bucket, args]) => this.write(script, 1, bucketKey(this.bucketPrefix, bucket), ...args))
   }
 
   /** Every bucket key of this prefix. */
@@ -665,7 +669,9 @@ export class RedisStore implements RevocationStore {
 
   async purgeExpired (now: number): Promise<number> {
     // Rule keys (and legacy token keys) expire in Redis itself; token fields do not on
-    // Redis 7.0 (no HEXPIRE): every bucket is swept, one script each, 256 in flight.
+    // Redis 7.0 (no HEXPIRE): every bucket is swept, one script each, 256 in flight. On
+    // 7.4 fields written since carry their own expiry, but fields written before (by 7.0,
+    // or by an earlier version of this store) do not, so the sweep still runs.
     const swept = await inWaves(await this.bucketKeys(), 256, async (key) => Number(await this.client.eval(SWEEP_BUCKET, 1, key, String(now))))
     return swept.reduce((a, b) => a + b, 0) + await this.client.zremrangebyscore(this.legacyTokenIndex, '-inf', `(${now}`)
   }
