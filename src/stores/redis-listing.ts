@@ -29,7 +29,10 @@ type Position = { legacy: [score: string, offset: number] | null } | { bucket: n
 
 /** Buckets one page reads at most (so a rare audience never makes one page walk them all). */
 const BUCKETS_PER_PAGE = 1024
-/** Buckets read at once: the first wave is small (a page may fill from one bucket), later ones double. */
+/**
+ * Buckets read at once: the first wave is small (a page may fill from one bucket), later
+ * ones as many as the entries seen so far say the page still needs, at most WIDEST_WAVE.
+ */
 const FIRST_WAVE = 4
 const WIDEST_WAVE = 128
 /** Entries of the previous layout read per page at most. */
@@ -123,7 +126,8 @@ async function bucketPage (source: TokenListingSource, aud: string | undefined, 
   const now = Date.now()
   const tokens: RevokedToken[] = []
   let bucket = at.bucket
-  for (let width = FIRST_WAVE, read = 0; bucket < buckets && read < BUCKETS_PER_PAGE; width = Math.min(2 * width, WIDEST_WAVE)) {
+  let seen = 0
+  for (let width = FIRST_WAVE, read = 0; bucket < buckets && read < BUCKETS_PER_PAGE;) {
     const wave = Array.from({ length: Math.min(width, buckets - bucket, BUCKETS_PER_PAGE - read) }, (_, i) => bucket + i)
     const replies = await Promise.all(wave.map((b) =>
       client.callBuffer('EVAL', READ_LIVE_FIELDS, 1, bucketKey(source.bucketPrefix, b), String(now), wanted) as Promise<Buffer[]>))
@@ -144,6 +148,10 @@ async function bucketPage (source: TokenListingSource, aud: string | undefined, 
     }
     bucket += wave.length
     read += wave.length
+    for (const flat of replies) seen += flat.length / 2
+    // Enough buckets for the rest of the page at the entries per bucket seen (double the last wave when none yet).
+    width = seen === 0 ? 2 * width : Math.ceil((limit - tokens.length) / (seen / read))
+    width = Math.max(1, Math.min(width, WIDEST_WAVE))
   }
   return { tokens, next: bucket < buckets ? encodeTokenCursor({ bucket }) : null }
 }
