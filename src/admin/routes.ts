@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { GrantNotFoundError, invalidOption } from '../errors.js'
 import { optionKeys, refuseUnknownKeys, registerOptionKeys } from '../options/option-keys.js'
+import { MAX_TOKEN_PAGE, revokedTokenPages } from '../stores/token-pages.js'
 import { grantMethods, type ChangeAuthor, type ClientGrant } from '../stores/types.js'
 import { auth0ErrorHandler } from './auth0-errors.js'
 import { checkpointPage, compareGrants, offsetPage } from './pagination.js'
@@ -99,9 +100,12 @@ async function adminRoutesPlugin (app: FastifyInstance, options: AdminRoutesOpti
   })
 
   app.get<{ Querystring: { aud?: string } }>('/blacklists/tokens', { schema: schemas.getBlacklist, config: auth('blacklist:tokens') }, async (request) => {
-    const aud = request.query.aud
-    const entries = await revocation.listRevokedTokens(aud === undefined ? {} : { aud })
-    return entries.map((e) => ({ aud: e.aud, jti: e.jti }))
+    // Auth0's answer is the whole list (its paging parameters are ignored), built here page
+    // by page: only the (aud, jti) pairs are held, not every page's full entries at once.
+    const filter = request.query.aud === undefined ? {} : { aud: request.query.aud }
+    const listed: Array<{ aud: string, jti: string }> = []
+    for await (const page of revokedTokenPages(revocation, filter, MAX_TOKEN_PAGE)) for (const e of page) listed.push({ aud: e.aud, jti: e.jti })
+    return listed
   })
 
   // Beyond Auth0's API, for the command line and the console; same scopes as their nearest Auth0 route.

@@ -1,4 +1,5 @@
 import type { IssuerScope, Revocation } from '../revocation/revocation.js'
+import { MAX_TOKEN_PAGE, revokedTokenPages } from '../stores/token-pages.js'
 import type { ChangeAuthor, ClientGrant } from '../stores/types.js'
 import type { Auth0BlacklistEntry, Auth0Grant } from './management-api.js'
 
@@ -17,7 +18,9 @@ const bySync = (reason: string): ChangeAuthor => ({ actor: 'auth0-sync', reason,
 
 /** Revokes the jtis Auth0 blacklists that the store does not list yet; returns how many were new. */
 export async function applyBlacklist (revocation: Revocation, aud: string, entries: Auth0BlacklistEntry[]): Promise<number> {
-  const known = new Set((await revocation.listRevokedTokens({ aud })).map((e) => e.jti))
+  const known = new Set<string>()
+  // Page by page: the set of jtis is all this needs to hold, not every listed entry.
+  for await (const page of revokedTokenPages(revocation, { aud }, MAX_TOKEN_PAGE)) for (const e of page) known.add(e.jti)
   let added = 0
   for (const { jti } of entries) {
     if (known.has(jti)) continue

@@ -1,5 +1,6 @@
 // The command line: parse (Node's util.parseArgs, strict), open the target, run one
 // command, print a table or JSON, and exit with a documented code.
+import { once } from 'node:events'
 import { createReadStream } from 'node:fs'
 import { hostname, userInfo } from 'node:os'
 import type { Readable, Writable } from 'node:stream'
@@ -197,8 +198,9 @@ function grantsTable (grants: GrantView[]): string {
   return table(grants.map((g) => [g.id, g.client_id, g.audience, g.scope.join(' ')]), ['ID', 'CLIENT', 'AUDIENCE', 'SCOPE'])
 }
 
-function tokensTable (tokens: RevokedView[]): string {
-  return table(tokens.map((e) => [e.aud, e.jti, when(e.expiresAt)]), ['AUDIENCE', 'JTI', 'EXPIRES'])
+function tokensTable (tokens: RevokedView[], header: boolean): string {
+  const text = table(tokens.map((e) => [e.aud, e.jti, when(e.expiresAt)]), ['AUDIENCE', 'JTI', 'EXPIRES'])
+  return header ? text : text.slice(text.indexOf('\n') + 1)
 }
 
 function importSummary (report: ImportReport): string {
@@ -217,8 +219,37 @@ function importSummary (report: ImportReport): string {
 
 interface Outcome { json: unknown, text: string, code?: number }
 
+/**
+ * An outcome too large to hold: written page by page as it is read, as one JSON array
+ * (`--json`) or as a table whose header comes first and whose columns align within a page.
+ */
+interface StreamedOutcome<T> { pages: AsyncIterable<T[]>, table: (rows: T[], header: boolean) => string }
+
 /** The command's arguments checked, before any target is opened; the returned step runs it. */
-type Step = (target: Target) => Promise<Outcome>
+type Step = (target: Target) => Promise<Outcome | StreamedOutcome<RevokedView>>
+
+/** Writes a streamed outcome, waiting for stdout to drain between pages; resolves once the last is written. */
+async function writePages<T> (outcome: StreamedOutcome<T>, json: boolean, out: Io['stdout']): Promise<void> {
+  const write = async (text: string) => { if (!out.write(text)) await once(out, 'drain') }
+  let first = true
+  for await (const page of outcome.pages) {
+    if (page.length === 0) continue
+    if (json) {
+      // The bytes JSON.stringify(all, null, 2) would write, one page at a time.
+      let text = ''
+      for (const item of page) {
+        text += (first ? '[\n' : ',\n') + JSON.stringify(item, null, 2).replace(/^/gm, '  ')
+        first = false
+      }
+      await write(text)
+    } else {
+      await write(outcome.table(page, first))
+      first = false
+    }
+  }
+  if (json) await write(first ? '[]\n' : '\n]\n')
+  else if (first) await write(outcome.table([], true))
+}
 
 function prepare (parsed: Parsed, io: Io): Step {
   const { spec, values } = parsed
@@ -263,8 +294,7 @@ function prepare (parsed: Parsed, io: Io): Step {
     case 'list-revoked': {
       noMorePositionals(parsed, 0)
       return async (target) => {
-        const tokens = await target.listRevoked(values.aud as string | undefined)
-        return { json: tokens, text: tokensTable(tokens) }
+        return { pages: target.listRevoked(values.aud as string | undefined), table: tokensTable }
       }
     }
     case 'grants': return grants(parsed)
@@ -401,6 +431,10 @@ export async function main (argv: string[], io: Io): Promise<number> {
     const step = prepare(parsed, io)
     target = await openTarget(parsed.values, parsed.spec.name, io.env)
     const outcome = await step(target)
+    if ('pages' in outcome) {
+      await writePages(outcome, json, io.stdout)
+      return EXIT.ok
+    }
     io.stdout.write(json ? JSON.stringify(outcome.json, null, 2) + '\n' : outcome.text)
     return outcome.code ?? EXIT.ok
   } catch (err) {

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { newGrantId } from '../revocation/grant-id.js'
 import { FileStore, isAlive } from '../stores/file.js'
+import { MAX_TOKEN_PAGE, revokedTokenPages } from '../stores/token-pages.js'
 import type { ChangeAuthor, ClientGrant, GrantFilter, HistoryFilter, RevocationStore, RevokedToken } from '../stores/types.js'
 import { TargetRefusedError, UsageError } from './failures.js'
 import type { HistoryPage, Target } from './target.js'
@@ -132,8 +133,8 @@ class StoreTarget implements Target {
     return { issuer }
   }
 
-  listRevoked (aud: string | undefined): Promise<RevokedToken[]> {
-    return this.store.listRevokedTokens({ aud })
+  listRevoked (aud: string | undefined): AsyncIterable<RevokedToken[]> {
+    return revokedTokenPages(this.store, { aud }, MAX_TOKEN_PAGE)
   }
 
   private grants (): GrantStore {
@@ -178,9 +179,10 @@ class StoreTarget implements Target {
   }
 
   async status (): Promise<Record<string, unknown>> {
-    const tokens = await this.store.listRevokedTokens({})
+    let revokedTokens = 0
+    for await (const page of this.listRevoked(undefined)) revokedTokens += page.length
     const grants = this.store.listGrants ? (await this.store.listGrants({})).length : null
-    return { target: this.describe, revokedTokens: tokens.length, grants }
+    return { target: this.describe, revokedTokens, grants }
   }
 
   async close (): Promise<void> {

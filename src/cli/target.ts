@@ -25,7 +25,8 @@ export interface Target {
   revokeClient(clientId: string, audience: string | undefined, issuer: string | undefined, author: ChangeAuthor): Promise<void>
   /** `issuer` undefined: every issuer. */
   revokeSubject(subject: string, issuer: string | undefined, author: ChangeAuthor): Promise<void>
-  listRevoked(aud: string | undefined): Promise<RevokedView[]>
+  /** The blacklist (of one audience), in pages: never held whole. */
+  listRevoked(aud: string | undefined): AsyncIterable<RevokedView[]>
   listGrants(filter: GrantFilter): Promise<GrantView[]>
   createGrant(input: { client_id: string, audience: string, scope: string[] }, author: ChangeAuthor): Promise<GrantView>
   updateGrant(id: string, scope: string[], author: ChangeAuthor): Promise<GrantView | null>

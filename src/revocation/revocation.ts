@@ -15,7 +15,7 @@ import { FeedMonitor, type FeedStatus } from './feed-status.js'
 import { changeAuthor, historyFilter, type HistoryPage, type WriteAuthor } from './audit.js'
 import type {
   ClientGrant, GrantFilter, HistoryFilter, RevocationChange, RevocationQuery, RevocationState, RevocationStore, RevokedToken,
-  SessionRevocation,
+  RevokedTokenPage, SessionRevocation, TokenPageRequest,
 } from '../stores/types.js'
 
 export interface RevokeTokenInput {
@@ -254,6 +254,22 @@ export class Revocation {
 
   async listRevokedTokens (filter: { aud?: string } = {}): Promise<RevokedToken[]> {
     return this.call('listRevokedTokens', () => this.store.listRevokedTokens({ aud: filter.aud }))
+  }
+
+  /**
+   * The same listing in pages: pass each page's `next` as the following `cursor` until it
+   * is null. A store without paged listing answers everything as one page.
+   */
+  async listRevokedTokensPage (filter: { aud?: string } = {}, page: TokenPageRequest = {}): Promise<RevokedTokenPage> {
+    const store = this.store
+    if (typeof store.listRevokedTokensPage !== 'function') {
+      if (page.cursor !== undefined) throw new InvalidArgumentError('cursor: this store lists its tokens in one page')
+      return { tokens: await this.listRevokedTokens(filter), next: null }
+    }
+    // A cursor the store refuses (a TypeError) is the caller's mistake, not an outage for the breaker.
+    return this.call('listRevokedTokens', () => store.listRevokedTokensPage!({ aud: filter.aud }, page).catch((err: unknown) => {
+      throw err instanceof TypeError ? new InvalidArgumentError(`cursor: ${err.message}`) : err
+    }))
   }
 
   // ---- strategy 2: cut off a client (or a subject) -------------------------------

@@ -6,10 +6,12 @@ import { ChangeFeed, encodeChange, issuerMember } from './change-feed.js'
 import { authorOf, historyLimit, latestExpiry } from './log-entries.js'
 import { logLimits, type LogOptions } from './revocation-log.js'
 import { advance, decodeCursor, encodeCursor, START_WINDOW, type LogCursor } from './postgres-log.js'
+import { decodeTokenCursor, encodeTokenCursor, isTokenKey, tokenPageLimit } from './token-pages.js'
 import { dayOf, ensureDays, expiryDayOf, inTransaction, purgeTokens, tokensSchema } from './postgres-partitions.js'
 import type {
   ChangeAuthor, ChangeListener, ClientGrant, ClientRevocation, GrantFilter, HistoryFilter, LogEntry, LoggedChange, LogPage,
-  RevocationQuery, RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
+  RevocationQuery, RevocationState, RevocationStore, RevokedToken, RevokedTokenPage, SessionRevocation, SubjectRevocation,
+  TokenPageRequest,
 } from './types.js'
 
 export interface PostgresStoreOptions extends LogOptions {
@@ -401,11 +403,27 @@ export class PostgresStore implements RevocationStore {
 
   async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {
     await this.ready()
+    return this.liveTokens(filter.aud, undefined, null)
+  }
+
+  /** Keyset pages on (aud, jti), the primary key's order: each page one index range scan, whatever the table holds. */
+  async listRevokedTokensPage (filter: { aud?: string | undefined }, page?: TokenPageRequest): Promise<RevokedTokenPage> {
+    const limit = tokenPageLimit(page, 'PostgresStore')
+    const after = page?.cursor === undefined ? undefined : decodeTokenCursor(page.cursor, 'PostgresStore', isTokenKey)
+    await this.ready()
+    const tokens = await this.liveTokens(filter.aud, after, limit)
+    const last = tokens.at(-1)
+    return { tokens, next: tokens.length === limit && last !== undefined ? encodeTokenCursor([last.aud, last.jti]) : null }
+  }
+
+  /** Live tokens (of one audience) after the key `after`, in key order, at most `limit` (null: all). */
+  private async liveTokens (aud: string | undefined, after: readonly [string, string] | undefined, limit: number | null): Promise<RevokedToken[]> {
     const { rows } = await this.pool.query(
       // A jti revoked with expiries on two days has a row in each: the longest-lived one answers.
       `SELECT DISTINCT ON (aud, jti) aud, jti, expires_at FROM ${this.p}tokens WHERE (expires_at IS NULL OR expires_at > $1) AND ($2::text IS NULL OR aud = $2)
-        ORDER BY aud, jti, expires_at DESC NULLS FIRST`,
-      [Date.now(), filter.aud ?? null])
+        ${after === undefined ? '' : 'AND (aud, jti) > ($3, $4)'}
+        ORDER BY aud, jti, expires_at DESC NULLS FIRST${limit === null ? '' : ` LIMIT ${limit}`}`,
+      [Date.now(), aud ?? null, ...(after ?? [])])
     return rows.map((r: { aud: string, jti: string, expires_at: string | null }) => ({ aud: r.aud, jti: r.jti, expiresAt: r.expires_at === null ? null : Number(r.expires_at) }))
   }
 

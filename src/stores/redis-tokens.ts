@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { Cluster, Redis } from 'ioredis'
 
 // How RedisStore keeps revoked tokens: compact, and spread over many hash slots.
 //
@@ -20,7 +21,10 @@ import { createHash } from 'node:crypto'
 // (a UUID losslessly packed), so a lookup never answers "revoked" for a jti that was not.
 //
 // Redis 7.0 has no per-field expiry: a field outlives its expiry until `purgeExpired`
-// sweeps the buckets, and every read treats an expired field as absent.
+// sweeps the buckets, and every read treats an expired field as absent. Where the server
+// has HPEXPIREAT (7.4), each field written also gets an expiry of its own, so Redis
+// reclaims it by itself; reads still decide by the stored value and this process's clock,
+// so that expiry only reclaims what a read already treats as absent.
 
 /** Buckets of a new prefix unless `tokenBuckets` says otherwise: ~100 entries each at 400,000 tokens. */
 export const DEFAULT_TOKEN_BUCKETS = 4096
@@ -72,24 +76,70 @@ export function liveExpiry (value: string | null | undefined, now: number): numb
   return at > now ? at : undefined
 }
 
+/**
+ * How long after its expiry (by this process's clock, as the stored value says) Redis 7.4
+ * drops a field by itself: a margin for a Redis clock ahead of the application's, so
+ * Redis never drops a field a read would still answer "revoked" for.
+ */
+export const FIELD_EXPIRY_MARGIN = 3_600_000
+
 // Writes fields into ONE bucket (so one slot: a Cluster runs it on that bucket's node),
 // keeping the later expiry of a field written twice (0, never, is the latest).
 // ARGV: field, value pairs.
-export const WRITE_BUCKET = `
+export const WRITE_BUCKET = writeBucket(false)
+
+/**
+ * WRITE_BUCKET that also sets each written field's own expiry (HPEXPIREAT, its value plus
+ * FIELD_EXPIRY_MARGIN; HPERSIST for never: HSET keeps a field's earlier expiry). Called
+ * with `pcall`: a node without the commands (a Cluster upgraded node by node) writes as
+ * WRITE_BUCKET does.
+ */
+export const WRITE_BUCKET_WITH_FIELD_EXPIRY = writeBucket(true)
+
+function writeBucket (fieldExpiry: boolean): string {
+  const expire = !fieldExpiry
+    ? ''
+    : `
+    if value == '0' then redis.pcall('HPERSIST', KEYS[1], 'FIELDS', 1, ARGV[i])
+    else redis.pcall('HPEXPIREAT', KEYS[1], string.format('%.0f', tonumber(value) + ${FIELD_EXPIRY_MARGIN}), 'FIELDS', 1, ARGV[i]) end`
+  return `
 local n = 0
 for i = 1, #ARGV, 2 do
   local current = redis.call('HGET', KEYS[1], ARGV[i])
   local value = ARGV[i + 1]
   if not current or (current ~= '0' and (value == '0' or tonumber(value) > tonumber(current))) then
-    redis.call('HSET', KEYS[1], ARGV[i], value)
+    redis.call('HSET', KEYS[1], ARGV[i], value)${expire}
     n = n + 1
   end
 end
 return n`
+}
 
-// A bucket's fields and values, flat, as bytes (fields are binary: no reply mapping may
-// turn them into text or a map).
-export const READ_BUCKET = `return redis.call('HGETALL', KEYS[1])`
+/** Whether the server has per-field expiry (Redis 7.4+): asked once, `COMMAND INFO HPEXPIREAT`; any failure is "no". */
+export async function hasFieldExpiry (client: Pick<Redis | Cluster, 'call'>): Promise<boolean> {
+  try {
+    const [info] = await client.call('COMMAND', 'INFO', 'HPEXPIREAT') as unknown[]
+    return Array.isArray(info)
+  } catch {
+    return false
+  }
+}
+
+// A bucket's live fields (expiry 0, or after ARGV[1] ms) and their values, flat, as bytes
+// (fields are binary: no reply mapping may turn them into text or a map); only those of
+// the audience tag ARGV[2] unless it is ''. Tags are compared for equality only: Lua
+// orders strings by the server's locale, so the caller sorts the fields itself.
+export const READ_LIVE_FIELDS = `
+local flat = redis.call('HGETALL', KEYS[1])
+local now, tag, out = tonumber(ARGV[1]), ARGV[2], {}
+for i = 1, #flat, 2 do
+  local at = tonumber(flat[i + 1])
+  if (at == 0 or at > now) and (tag == '' or string.sub(flat[i], 1, ${AUDIENCE_TAG_LENGTH}) == tag) then
+    out[#out + 1] = flat[i]
+    out[#out + 1] = flat[i + 1]
+  end
+end
+return out`
 
 // Drops a bucket's fields whose expiry (ARGV[1], ms) has passed; returns how many.
 export const SWEEP_BUCKET = `

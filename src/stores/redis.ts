@@ -5,13 +5,16 @@ import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
 import { ChangeFeed, encodeChange, issuerMember } from './change-feed.js'
 import { authorFields, decodeEntry, encodeEntry, historyLimit, latestExpiry } from './log-entries.js'
 import {
-  audienceTag, BUCKET_COUNT, bucketBase, bucketKey, bucketOf, decodeField, DEFAULT_TOKEN_BUCKETS, expiryValue, inWaves, liveExpiry,
-  MAX_TOKEN_BUCKETS, READ_BUCKET, SWEEP_BUCKET, tokenField, WRITE_BUCKET,
+  audienceTag, BUCKET_COUNT, bucketBase, bucketKey, bucketOf, DEFAULT_TOKEN_BUCKETS, expiryValue, inWaves, liveExpiry,
+  hasFieldExpiry, MAX_TOKEN_BUCKETS, SWEEP_BUCKET, tokenField, WRITE_BUCKET, WRITE_BUCKET_WITH_FIELD_EXPIRY,
 } from './redis-tokens.js'
+import { revokedTokenPage, scoredMembers } from './redis-listing.js'
+import { MAX_TOKEN_PAGE, revokedTokenPages, tokenPageLimit } from './token-pages.js'
 import { logLimits, matchesHistory, type LogOptions } from './revocation-log.js'
 import type {
   ChangeAuthor, ChangeListener, ClientGrant, ClientRevocation, GrantFilter, HistoryFilter, LogEntry, LoggedChange, LogPage,
-  RevocationChange, RevocationQuery, RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
+  RevocationChange, RevocationQuery, RevocationState, RevocationStore, RevokedToken, RevokedTokenPage, SessionRevocation, SubjectRevocation,
+  TokenPageRequest,
 } from './types.js'
 
 export interface RedisStoreOptions extends LogOptions {
@@ -243,21 +246,6 @@ function grantFromHash (flat: string[] | null): ClientGrant | null {
 const duplicateOf = (client: Redis | Cluster): Redis | Cluster =>
   client.isCluster ? (client as Cluster).duplicate() : (client as Redis).duplicate()
 
-/**
- * `WITHSCORES` pairs in either shape ioredis gives them: a flat `[member, score, …]`
- * of strings (RESP2, and ioredis 6's default `replyMapping`), or `[[member, score], …]`
- * with numeric scores (ioredis 6 with `replyMapping: 'resp3'`).
- */
-function scoredMembers (reply: unknown[]): Array<[string, number]> {
-  const pairs: Array<[string, number]> = []
-  const nested = Array.isArray(reply[0])
-  for (let i = 0; i < reply.length; i += nested ? 1 : 2) {
-    const [member, score] = nested ? reply[i] as [string, unknown] : [reply[i] as string, reply[i + 1]]
-    pairs.push([member, typeof score === 'number' ? score : Number(String(score).replace(/^\+?inf$/, 'Infinity'))])
-  }
-  return pairs
-}
-
 /** A pipeline's replies; the first error among them is thrown. */
 async function replies (pipeline: ChainableCommander): Promise<Array<[Error | null, unknown]>> {
   const results = await pipeline.exec()
@@ -324,6 +312,8 @@ export class RedisStore implements RevocationStore {
   private readonly bucketPrefix: string
   /** The prefix's bucket count, read (or fixed) once: every token operation needs it. */
   private buckets: Promise<number> | undefined
+  /** Whether the server has per-field expiry (Redis 7.4): asked once, at the first token write. */
+  private fieldExpiry: Promise<boolean> | undefined
   /** Audiences whose tag this process has recorded already. */
   private readonly knownAudiences = new Set<string>()
   private readonly feed = new ChangeFeed(() => this.startFeed(), () => this.stopFeed())
@@ -383,7 +373,9 @@ export class RedisStore implements RevocationStore {
       if (args === undefined) byBucket.set(bucket, args = [])
       args.push(tokenField(aud, jti), expiryValue(expiresAt))
     }
-    await inWaves([...byBucket], 256, ([bucket, args]) => this.write(WRITE_BUCKET, 1, bucketKey(this.bucketPrefix, bucket), ...args))
+    this.fieldExpiry ??= hasFieldExpiry(this.client)
+    const script = await this.fieldExpiry ? WRITE_BUCKET_WITH_FIELD_EXPIRY : WRITE_BUCKET
+    await inWaves([...byBucket], 256, ([bucket, args]) => this.write(script, 1, bucketKey(this.bucketPrefix, bucket), ...args))
   }
 
   /** Every bucket key of this prefix. */
@@ -515,40 +507,21 @@ export class RedisStore implements RevocationStore {
       [this.channel, encodeChange({ type: 'tokens', tokens })])
   }
 
-  /**
-   * Every live revoked token (of one audience): a walk of every bucket (one HGETALL each,
-   * 256 in flight), since buckets are by hash and not by audience, plus the legacy index.
-   */
+  /** Every live revoked token (of one audience): the pages of {@link listRevokedTokensPage}, joined. */
   async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {
-    const now = Date.now()
-    const buckets = await inWaves(await this.bucketKeys(), 256, async (key) => this.client.callBuffer('EVAL', READ_BUCKET, 1, key) as Promise<Buffer[]>)
-    const [tags, legacy] = await Promise.all([
-      this.client.hgetall(this.audienceIndex),
-      this.client.zrangebyscore(this.legacyTokenIndex, `(${now}`, '+inf', 'WITHSCORES'),
-    ])
-    const wanted = filter.aud === undefined ? undefined : audienceTag(filter.aud)
-    const found = new Map<string, RevokedToken>()
-    const add = (token: RevokedToken) => {
-      const id = token.aud + SEP + token.jti
-      const seen = found.get(id)
-      if (seen === undefined || (seen.expiresAt !== null && (token.expiresAt === null || token.expiresAt > seen.expiresAt))) found.set(id, token)
-    }
-    for (const flat of buckets) {
-      for (let i = 0; i < flat.length; i += 2) {
-        const { tag, jti } = decodeField(flat[i]!)
-        const expiresAt = liveExpiry(flat[i + 1]!.toString(), now)
-        const aud = tags[tag]
-        if ((wanted !== undefined && tag !== wanted) || expiresAt === undefined || aud === undefined) continue
-        add({ aud, jti, expiresAt })
-      }
-    }
-    for (const [member, score] of scoredMembers(legacy as unknown[])) {
-      const sep = member.indexOf(SEP)
-      const aud = member.slice(0, sep)
-      if (filter.aud !== undefined && aud !== filter.aud) continue
-      add({ aud, jti: member.slice(sep + 1), expiresAt: Number.isFinite(score) ? score : null })
-    }
-    return [...found.values()]
+    const tokens: RevokedToken[] = []
+    for await (const page of revokedTokenPages(this, filter, MAX_TOKEN_PAGE)) tokens.push(...page)
+    return tokens
+  }
+
+  /**
+   * A page of the listing (redis-listing.ts): the previous layout's index first, then the
+   * buckets in order, at most 1,024 buckets read per page, so a page may be short.
+   */
+  async listRevokedTokensPage (filter: { aud?: string | undefined }, page?: TokenPageRequest): Promise<RevokedTokenPage> {
+    const limit = tokenPageLimit(page, 'RedisStore')
+    const source = { client: this.client, buckets: await this.bucketCount(), bucketPrefix: this.bucketPrefix, audienceIndex: this.audienceIndex, legacyIndex: this.legacyTokenIndex }
+    return revokedTokenPage(source, filter.aud, page?.cursor, limit)
   }
 
   /**
@@ -696,7 +669,9 @@ export class RedisStore implements RevocationStore {
 
   async purgeExpired (now: number): Promise<number> {
     // Rule keys (and legacy token keys) expire in Redis itself; token fields do not on
-    // Redis 7.0 (no HEXPIRE): every bucket is swept, one script each, 256 in flight.
+    // Redis 7.0 (no HEXPIRE): every bucket is swept, one script each, 256 in flight. On
+    // 7.4 fields written since carry their own expiry, but fields written before (by 7.0,
+    // or by an earlier version of this store) do not, so the sweep still runs.
     const swept = await inWaves(await this.bucketKeys(), 256, async (key) => Number(await this.client.eval(SWEEP_BUCKET, 1, key, String(now))))
     return swept.reduce((a, b) => a + b, 0) + await this.client.zremrangebyscore(this.legacyTokenIndex, '-inf', `(${now}`)
   }

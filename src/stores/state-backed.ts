@@ -2,9 +2,11 @@ import { BoundedClaims } from './claims.js'
 import { ChangeFeed, issuerMember } from './change-feed.js'
 import { DEFAULT_LOG_MAX_ENTRIES, logLimits, RevocationLog, type LogOptions } from './revocation-log.js'
 import { copyGrant, inMemoryLimit, StoreState, type StoreOperation } from './state.js'
+import { decodeTokenCursor, encodeTokenCursor, tokenPageLimit } from './token-pages.js'
 import type {
   ChangeAuthor, ChangeListener, ClientGrant, ClientRevocation, GrantFilter, HistoryFilter, LogEntry, LoggedChange, LogPage,
-  RevocationChange, RevocationQuery, RevocationState, RevocationStore, RevokedToken, SessionRevocation, SubjectRevocation,
+  RevocationChange, RevocationQuery, RevocationState, RevocationStore, RevokedToken, RevokedTokenPage, SessionRevocation, SubjectRevocation,
+  TokenPageRequest,
 } from './types.js'
 
 /** Live entries an in-memory store keeps unless told otherwise. */
@@ -19,6 +21,9 @@ export function inMemoryLimits (options: LogOptions & { maxEntries?: number }, s
   inMemoryLimit(options.logMaxEntries, DEFAULT_LOG_MAX_ENTRIES, 'logMaxEntries', store)
   return { maxEntries, log: logLimits(options, store) }
 }
+
+const isWalkCursor = (value: unknown): value is [string, string, number] =>
+  Array.isArray(value) && value.length === 3 && typeof value[0] === 'string' && typeof value[1] === 'string' && Number.isSafeInteger(value[2]) && value[2] >= 0
 
 /** What one write puts in the state, the change it announces (default: that of its last operation), and its log entry. */
 interface Staged {
@@ -222,6 +227,18 @@ export abstract class StateBackedStore implements RevocationStore {
   async listRevokedTokens (filter: { aud?: string | undefined }): Promise<RevokedToken[]> {
     await this.ready()
     return this.state.listRevokedTokens(filter.aud, Date.now())
+  }
+
+  async listRevokedTokensPage (filter: { aud?: string | undefined }, page?: TokenPageRequest): Promise<RevokedTokenPage> {
+    const name = this.constructor.name
+    const limit = tokenPageLimit(page, name)
+    // The cursor: the last (aud, jti) listed and how many tokens had been added when the walk began.
+    const at = page?.cursor === undefined ? undefined : decodeTokenCursor(page.cursor, name, isWalkCursor)
+    await this.ready()
+    const walk = at?.[2] ?? this.state.tokensAdded
+    const { tokens, more } = this.state.revokedTokensAfter(filter.aud, at && [at[0], at[1]], walk, limit, Date.now())
+    const last = tokens.at(-1)
+    return { tokens, next: more && last !== undefined ? encodeTokenCursor([last.aud, last.jti, walk]) : null }
   }
 
   async revokeClient (entry: ClientRevocation, author?: ChangeAuthor): Promise<void> {

@@ -57,6 +57,10 @@ export class StoreState {
    */
   private readonly tokens = new Map<string, Map<string, number>>()
   private tokenCount = 0
+  /** New (aud, jti) keys ever added: a listing's snapshot is good for walks begun before it. */
+  private added = 0
+  /** Per audience, its jtis sorted, and `added` when they were: see revokedTokensAfter. */
+  private readonly snapshots = new Map<string, { added: number, jtis: string[] }>()
   readonly clients = new Map<string, ClientRevocation>()
   readonly subjects = new Map<string, SubjectRevocation>()
   readonly sessions = new Map<string, SessionRevocation>()
@@ -117,6 +121,7 @@ export class StoreState {
         if (!byJti.has(e.jti)) {
           this.roomIn(byJti, e.jti)
           this.tokenCount++
+          this.added++
         }
         byJti.set(e.jti, e.expiresAt ?? Infinity)
         return { type: 'token', aud: e.aud, jti: e.jti }
@@ -222,6 +227,56 @@ export class StoreState {
     return out
   }
 
+  /**
+   * At most `limit` live tokens after the key `after`, in (aud, jti) order (code units),
+   * for a walk that began when `walk` tokens had been added (`tokensAdded` then): an
+   * order no write or purge can shift, so a cursor stays valid. A Map has no order to
+   * seek in: each audience's jtis are sorted once into a snapshot, kept and reused by
+   * every page of every walk that began before it was taken (a token added since is one
+   * revoked during the walk, which may be left out); each jti is read live from the map.
+   * `more` says the page is full (the next may still be empty).
+   */
+  revokedTokensAfter (aud: string | undefined, after: readonly [string, string] | undefined, walk: number, limit: number, now: number): { tokens: RevokedToken[], more: boolean } {
+    const audiences = [...this.tokens.keys()]
+      .filter((a) => (aud === undefined || a === aud) && (after === undefined || a >= after[0]))
+      .sort(byCodeUnits)
+    const tokens: RevokedToken[] = []
+    for (const a of audiences) {
+      const byJti = this.tokens.get(a)!
+      const sorted = this.sortedJtis(a, byJti, walk)
+      let i = 0
+      if (after !== undefined && a === after[0]) {
+        // The first jti after the cursor's: a binary search.
+        for (let hi = sorted.length; i < hi;) {
+          const mid = (i + hi) >>> 1
+          if (sorted[mid]! <= after[1]) i = mid + 1
+          else hi = mid
+        }
+      }
+      for (; i < sorted.length; i++) {
+        const expiresAt = byJti.get(sorted[i]!)
+        if (expiresAt === undefined || expiresAt <= now) continue
+        tokens.push({ aud: a, jti: sorted[i]!, expiresAt: expiresAt === Infinity ? null : expiresAt })
+        if (tokens.length === limit) return { tokens, more: true }
+      }
+    }
+    return { tokens, more: false }
+  }
+
+  /** Tokens added so far (a new (aud, jti), not a later expiry): where a listing walk begins. */
+  get tokensAdded (): number {
+    return this.added
+  }
+
+  /** The audience's jtis in order, as of `walk` added tokens or later: the snapshot kept, or a new one. */
+  private sortedJtis (aud: string, byJti: Map<string, number>, walk: number): string[] {
+    const kept = this.snapshots.get(aud)
+    if (kept !== undefined && kept.added >= walk) return kept.jtis
+    const jtis = [...byJti.keys()].sort(byCodeUnits)
+    this.snapshots.set(aud, { added: this.added, jtis })
+    return jtis
+  }
+
   listGrants (filter: GrantFilter): ClientGrant[] {
     const out: ClientGrant[] = []
     for (const g of this.grants.values()) {
@@ -240,7 +295,10 @@ export class StoreState {
           removed++
         }
       }
-      if (byJti.size === 0) this.tokens.delete(aud)
+      if (byJti.size === 0) {
+        this.tokens.delete(aud)
+        this.snapshots.delete(aud)
+      }
     }
     this.tokenCount -= removed
     for (const map of [this.clients, this.subjects, this.sessions] as Map<string, { expiresAt: number | null }>[]) {
@@ -264,6 +322,7 @@ export class StoreState {
   }
 }
 
+const byCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
 export function copyGrant (g: ClientGrant): ClientGrant {
   return { id: g.id, client_id: g.client_id, audience: g.audience, scope: [...g.scope], created_at: g.created_at }
 }

@@ -158,6 +158,21 @@ export type LogEntry = LoggedChange & {
   source: ChangeSource
 }
 
+/** Where a page of revoked tokens starts, and how many it may hold. */
+export interface TokenPageRequest {
+  /** The `next` of the previous page; absent: the first page. Opaque, and only for the store (and filter) that gave it. */
+  cursor?: string | undefined
+  /** Most tokens on the page: default 1000, at most 10,000. */
+  limit?: number | undefined
+}
+
+/** One page of revoked tokens. */
+export interface RevokedTokenPage {
+  tokens: RevokedToken[]
+  /** The `cursor` of the next page; null once the listing is complete. */
+  next: string | null
+}
+
 export interface HistoryFilter {
   /** at ≥ since (ms) */
   since?: number | undefined
@@ -204,6 +219,16 @@ export interface RevocationStore {
    */
   revokeTokens?(entries: RevokedToken[], author?: ChangeAuthor): Promise<void>
   listRevokedTokens(filter: { aud?: string | undefined }): Promise<RevokedToken[]>
+  /**
+   * The same listing in pages (optional; without it, callers take `listRevokedTokens`
+   * whole). A page holds at most `limit` tokens and may hold fewer, even none, before the
+   * end: a store bounds the work of one page. Walking from the first page until `next` is
+   * null lists every token revoked before the walk and still live when its page is read
+   * exactly once; one revoked, or expiring, during the walk may or may not be listed. A
+   * cursor stays valid while writes happen; a cursor the store never gave is refused
+   * with a TypeError.
+   */
+  listRevokedTokensPage?(filter: { aud?: string | undefined }, page?: TokenPageRequest): Promise<RevokedTokenPage>
   /** Keeps the later `revokedAt` when the pair is already revoked. */
   revokeClient(entry: ClientRevocation, author?: ChangeAuthor): Promise<void>
   revokeSubject(entry: SubjectRevocation, author?: ChangeAuthor): Promise<void>

@@ -1,4 +1,4 @@
-import type { ClientGrant, RevocationChange, RevocationStore } from '../stores/types.js'
+import type { ClientGrant, RevocationChange, RevocationStore, RevokedToken } from '../stores/types.js'
 import { runLogSuite, type TrimmedStoreFactory } from './log-suite.js'
 
 /** The few assertions the suite uses; tap's `t` provides them (and so do most tap-like runners). */
@@ -107,6 +107,75 @@ export function runStoreSuite (t: SuiteTest, makeStore: StoreFactory, options: S
     t.same((await store.listRevokedTokens({ aud: a })).map((e) => [e.aud, e.jti]), [[a, 'one']])
     const all = await store.listRevokedTokens({})
     t.ok(all.some((e) => e.aud === a) && all.some((e) => e.aud === b), 'no filter lists every audience')
+  })
+
+  /** Every page of a walk (each checked against `limit`), and the tokens they listed. */
+  async function walk (t: SuiteTest, store: RevocationStore, filter: { aud?: string }, limit: number, between?: () => Promise<void>): Promise<RevokedToken[]> {
+    const tokens: RevokedToken[] = []
+    let cursor: string | undefined
+    for (let pages = 0; ; pages++) {
+      const page = await store.listRevokedTokensPage!(filter, { ...(cursor === undefined ? {} : { cursor }), limit })
+      if (page.tokens.length > limit) t.ok(false, `a page of ${page.tokens.length} tokens, over its limit of ${limit}`)
+      tokens.push(...page.tokens)
+      if (page.next === null) return tokens
+      if (pages > 100_000) throw new Error('the walk never ends')
+      cursor = page.next
+      await between?.()
+    }
+  }
+
+  const keyOf = (e: Pick<RevokedToken, 'aud' | 'jti'>) => `${e.aud} ${e.jti}`
+
+  t.test('listRevokedTokensPage: the pages list every live token once, within their limit', async (t: SuiteTest) => {
+    const store = await fresh(t)
+    if (typeof store.listRevokedTokensPage !== 'function') return void t.ok(true, 'the store has no paged listing')
+    const a = unique('https://a')
+    const b = unique('https://b')
+    const live: RevokedToken[] = [
+      ...Array.from({ length: 23 }, (_, i) => ({ aud: a, jti: `a-${i}`, expiresAt: i % 4 === 0 ? null : Date.now() + HOUR + i })),
+      ...Array.from({ length: 6 }, (_, i) => ({ aud: b, jti: `b-${i}`, expiresAt: Date.now() + HOUR })),
+      { aud: a, jti: '0f9a7a5e-1d5c-4c8e-9b1a-7d6f2c3b4a59', expiresAt: Date.now() + HOUR },
+    ]
+    await Promise.all([...live, { aud: a, jti: 'gone-1', expiresAt: Date.now() - 1000 }, { aud: b, jti: 'gone-2', expiresAt: Date.now() - 1 }]
+      .map((e) => store.revokeToken(e)))
+    const ours = (await walk(t, store, {}, 7)).filter((e) => e.aud === a || e.aud === b)
+    t.equal(ours.length, live.length, 'each listed once')
+    t.same(ours.map(keyOf).sort(), live.map(keyOf).sort(), 'every live token, no expired one')
+    const expiries = new Map(ours.map((e) => [keyOf(e), e.expiresAt]))
+    t.ok(live.every((e) => expiries.get(keyOf(e)) === e.expiresAt), 'each with its expiry (null: never)')
+    const onlyA = await walk(t, store, { aud: a }, 4)
+    t.same(onlyA.map(keyOf).sort(), live.filter((e) => e.aud === a).map(keyOf).sort(), 'an audience filter lists that audience only')
+    const first = await store.listRevokedTokensPage({ aud: b })
+    t.ok(first.tokens.length <= 1000, 'the default limit holds')
+    let refused = false
+    try {
+      await store.listRevokedTokensPage({}, { cursor: 'not-a-cursor' })
+    } catch (err) {
+      refused = err instanceof TypeError
+    }
+    t.ok(refused, 'a cursor the store never gave is refused with a TypeError')
+  })
+
+  t.test('listRevokedTokensPage: a cursor stays valid while writes happen', async (t: SuiteTest) => {
+    const store = await fresh(t)
+    if (typeof store.listRevokedTokensPage !== 'function') return void t.ok(true, 'the store has no paged listing')
+    const aud = unique('https://busy')
+    const before = Array.from({ length: 30 }, (_, i) => ({ aud, jti: `before-${i}`, expiresAt: Date.now() + HOUR }))
+    await Promise.all(before.map((e) => store.revokeToken(e)))
+    let round = 0
+    const listed = await walk(t, store, { aud }, 4, async () => {
+      round++
+      // New tokens on either side of the cursor, one revoked again with a later expiry, and a purge.
+      await store.revokeToken({ aud, jti: `after-${round}`, expiresAt: Date.now() + HOUR })
+      await store.revokeToken({ aud, jti: `a-during-${round}`, expiresAt: Date.now() + HOUR })
+      await store.revokeToken({ ...before[round % before.length]!, expiresAt: Date.now() + 2 * HOUR })
+      await store.revokeToken({ aud, jti: `expired-${round}`, expiresAt: Date.now() - 1 })
+      await store.purgeExpired?.(Date.now())
+    })
+    const keys = listed.map(keyOf)
+    t.equal(new Set(keys).size, keys.length, 'no token listed twice')
+    t.ok(before.every((e) => keys.includes(keyOf(e))), 'every token revoked before the walk is listed')
+    t.ok(keys.every((k) => !k.includes('expired-')), 'no expired token')
   })
 
   t.test('client revocations per audience and for all audiences, latest wins', async (t: SuiteTest) => {

@@ -295,3 +295,19 @@ t.test('bootstrapClientId must name a client', async (t) => {
   app.register(adminRoutes, { prefix: '/api/v2', audience: MGMT, bootstrapClientId: '' })
   await t.rejects(async () => { await app.ready() }, { code: 'FST_JWT_REVOCATION_INVALID_OPTION', message: /adminRoutes.bootstrapClientId/ })
 })
+
+t.test('GET /blacklists/tokens answers the whole list, read from the store page by page', async (t) => {
+  const app = await build(t)
+  const admin = bearer(await adminToken())
+  // More than one page holds (10,000): the answer is still Auth0's one array.
+  const jtis = Array.from({ length: 10_050 }, (_, i) => `bulk-${i}`)
+  await app.revocation.revokeTokens(jtis.map((jti) => ({ jti, aud: AUDIENCE })))
+  const listed = (await app.inject({ url: '/api/v2/blacklists/tokens', query: { aud: AUDIENCE }, headers: admin })).json() as Array<{ aud: string, jti: string }>
+  t.equal(listed.length, jtis.length, 'every token once')
+  t.same(listed.map((e) => e.jti).sort(), [...jtis].sort())
+  const first = await app.revocation.listRevokedTokensPage({ aud: AUDIENCE }, { limit: 10 })
+  t.equal(first.tokens.length, 10, 'app.revocation pages too')
+  await t.rejects(app.revocation.listRevokedTokensPage({}, { cursor: 'nonsense' }), { code: 'FST_JWT_REVOCATION_INVALID_ARGUMENT' }, 'a foreign cursor is the caller\'s mistake')
+  const second = await app.revocation.listRevokedTokensPage({ aud: AUDIENCE }, { cursor: first.next!, limit: 10 })
+  t.equal(second.tokens.filter((e) => first.tokens.some((f) => f.jti === e.jti)).length, 0, 'the next page follows on')
+})

@@ -144,6 +144,17 @@ t.test('Redis: cut a partner off from a shell, import through one script per bat
   const listed = await redisStore.listRevokedTokens({ aud: 'https://api' })
   t.equal(listed.length, 12_000)
   t.ok(listed.find((e) => e.jti === 'r-11999')!.expiresAt! > Date.now() + 3_500_000, 'entries expire with --expires-in')
+  // list-revoked writes page after page (Redis: many buckets, at most 10,000 tokens each): one JSON array, one table.
+  const asJson = await cli(['list-revoked', '--aud', 'https://api', '--json', ...store])
+  t.equal(asJson.code, 0, asJson.stderr)
+  const streamed = JSON.parse(asJson.stdout) as Array<{ jti: string }>
+  t.same(streamed.map((e) => e.jti).sort(), [...jtis].sort(), 'every token once, as one JSON array')
+  t.equal(asJson.stdout, JSON.stringify(streamed, null, 2) + '\n', 'written as JSON.stringify would')
+  const asTable = (await cli(['list-revoked', '--aud', 'https://api', ...store])).stdout.trimEnd().split('\n')
+  t.equal(asTable.length, 12_001, 'a table of one header and a row per token')
+  t.equal(asTable.filter((line) => line.startsWith('AUDIENCE')).length, 1, 'the header once')
+  const empty = await cli(['list-revoked', '--aud', 'https://nothing-here', '--json', ...store])
+  t.equal(empty.stdout, '[]\n', 'nothing listed: an empty array')
   const bad = await cli(['status', '--store', 'redis://127.0.0.1:1'])
   t.equal(bad.code, 1)
   t.match(bad.stderr, /cannot reach Redis at redis:\/\/127\.0\.0\.1:1/)

@@ -20,7 +20,7 @@ type Mode = 'ok' | 'fail' | 'hang'
 function flakyStore (): MemoryStore & { mode: Mode, calls: number, lookups: number } {
   const inner = new MemoryStore()
   const store = Object.assign(Object.create(inner) as MemoryStore, { mode: 'ok' as Mode, calls: 0, lookups: 0 })
-  for (const name of ['lookup', 'revokeToken', 'listRevokedTokens', 'revokeClient', 'revokeSubject', 'createGrant', 'getGrant', 'listGrants', 'updateGrant', 'deleteGrant'] as const) {
+  for (const name of ['lookup', 'revokeToken', 'listRevokedTokens', 'listRevokedTokensPage', 'revokeClient', 'revokeSubject', 'createGrant', 'getGrant', 'listGrants', 'updateGrant', 'deleteGrant'] as const) {
     const original = (inner[name] as (...args: unknown[]) => Promise<unknown>).bind(inner)
     ;(store as unknown as Record<string, unknown>)[name] = async (...args: unknown[]) => {
       store.calls++
@@ -157,6 +157,7 @@ t.test('app.revocation.* is bounded by storeTimeout and rejects with FST_JWT_REV
     ['revokeToken', () => app.revocation.revokeToken({ jti: 'j' })],
     ['isTokenRevoked', () => app.revocation.isTokenRevoked('j')],
     ['listRevokedTokens', () => app.revocation.listRevokedTokens()],
+    ['listRevokedTokensPage', () => app.revocation.listRevokedTokensPage()],
     ['revokeClient', () => app.revocation.revokeClient('c')],
     ['revokeSubject', () => app.revocation.revokeSubject('s')],
     ['createGrant', () => app.revocation.createGrant({ client_id: 'c', audience: AUDIENCE, scope: [] })],
