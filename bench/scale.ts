@@ -4,7 +4,7 @@
 // pg-purge (bench/pg-purge.ts). Each runs in a child process allowed every CPU: the
 // servers it starts inherit its affinity, and they must not share the load generator's one.
 import { spawn } from 'node:child_process'
-import { loadavg } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import type { PgPurge } from './pg-purge.js'
 import type { RedisScale, Topology } from './redis-scale.js'
@@ -44,8 +44,8 @@ export async function measureScale (wanted: (id: string) => boolean, cpus: numbe
 }
 
 const n = (x: number) => x.toLocaleString('en')
-const ms = (x: number) => `${x.toFixed(2)} ms`
-const load = (l: Load) => `load average ${l.start.toFixed(1)}–${l.end.toFixed(1)} on this 2-CPU machine shared with other work`
+const ms = (x: number, digits = 2) => `${x.toFixed(digits)} ms`
+const load = (l: Load) => `load average ${l.start.toFixed(1)}–${l.end.toFixed(1)} on this ${cpus().length}-CPU machine shared with other work`
 const verdict = (ok: boolean) => ok ? '**met**' : '**missed**'
 
 /** The lines of "Against the targets" for what was measured. */
@@ -68,7 +68,7 @@ export function scaleTargets (scale: Scale): string[] {
     if (small && large && small !== large) {
       // Flat: the median within a quarter, the 99th percentile within twice, on a shared machine.
       const flat = large.p50 <= small.p50 * 1.25 && large.p99 <= small.p99 * 2
-      lines.push(`- \`RedisStore.lookup\` in ${where}, one at a time (${n(large.samples)} each, half revoked jtis): p50 **${ms(small.p50)}**, p99 **${ms(small.p99)}** at ${n(small.revoked)} revoked; p50 **${ms(large.p50)}**, p99 **${ms(large.p99)}** at ${n(large.revoked)}, same prefix: target flat (p50 within 25 %, p99 within 2×) ${verdict(flat)}.`)
+      lines.push(`- \`RedisStore.lookup\` in ${where}, one at a time (${n(large.samples)} each, half revoked jtis): p50 **${ms(small.p50, 3)}**, p99 **${ms(small.p99, 3)}** at ${n(small.revoked)} revoked; p50 **${ms(large.p50, 3)}**, p99 **${ms(large.p99, 3)}** at ${n(large.revoked)}, same prefix: target flat (p50 within 25 %, p99 within 2×) ${verdict(flat)}.`)
     }
   }
   const p = scale.pgPurge
