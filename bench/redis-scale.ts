@@ -6,8 +6,9 @@
 //     primary, less the revocation log (one entry per import batch, bounded by
 //     logMaxEntries and logRetention, not by the tokens revoked), at each count;
 //   - in a Cluster, the share of token entries on each primary;
-//   - RedisStore.lookup latency, one at a time, after the first 10,000 jtis and at the
-//     largest count, in the same prefix (same bucket count): it should not grow.
+//   - RedisStore.lookup latency, one at a time, on a prefix of 10,000 jtis and on one of
+//     the largest count (the same bucket count, the same servers), in interleaved rounds:
+//     it should not grow.
 // Each count has a prefix of its own, with `tokenBuckets` a hundredth of it (as
 // docs/reference/stores.md advises), and the servers are flushed in between.
 //   npx tsx bench/redis-scale.ts cluster 1000000        (one topology, one count; prints JSON)
@@ -29,6 +30,8 @@ export type Topology = 'standalone' | 'cluster'
 const HOST = '127.0.0.1'
 const AUD = 'https://api.bench'
 const PREFIX = '{bench-scale}:'
+/** At the largest count, a second prefix of the same bucket count holds only the first FIRST jtis: lookups on both, interleaved. */
+const SMALL_PREFIX = '{bench-scale-small}:'
 const FIRST = 10_000
 const LOOKUPS = Number(process.env.BENCH_SCALE_LOOKUPS ?? 20_000)
 const bin = join(import.meta.dirname, '..', 'dist', 'esm', 'cli', 'bin.js')
@@ -112,9 +115,9 @@ async function serverCpu (nodes: Redis[]): Promise<number> {
  * `fastify-jwt-revocation import <file>` into the servers: seconds from spawn to exit,
  * and the CPU time of the command (read from /proc every 100 ms until it exits) and of the servers.
  */
-async function cliImport (url: string, file: string, jtis: number, primaries: Redis[]): Promise<ScaleImport> {
+async function cliImport (url: string, file: string, jtis: number, primaries: Redis[], prefix = PREFIX): Promise<ScaleImport> {
   const args = [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []),
-    bin, 'import', file, '--aud', AUD, '--expires-in', '1h', '--json', '--store', url, '--prefix', PREFIX]
+    bin, 'import', file, '--aud', AUD, '--expires-in', '1h', '--json', '--store', url, '--prefix', prefix]
   const serverBefore = await serverCpu(primaries)
   const started = performance.now()
   let clientCpu = 0
@@ -131,21 +134,36 @@ async function cliImport (url: string, file: string, jtis: number, primaries: Re
 }
 
 /** RedisStore.lookup one at a time, half revoked jtis (checked), half not; latencies in ms. */
-async function measureLookups (store: RedisStore, revoked: string[], count: number): Promise<ScaleLookup> {
+async function lookupTimes (store: RedisStore, revoked: string[], count: number, from = 0): Promise<number[]> {
   const times: number[] = []
-  const pool = revoked.slice(0, Math.max(1, revoked.length))
-  for (let i = 0; i < count + 2000; i++) {
+  for (let i = from; i < from + count; i++) {
     const hit = i % 2 === 0
-    const jti = hit ? pool[(i / 2) % pool.length]! : randomUUID()
+    const jti = hit ? revoked[(i / 2) % revoked.length]! : randomUUID()
     const start = performance.now()
     const state = await store.lookup({ audiences: [AUD], jti, includeGrant: false })
-    const ms = performance.now() - start
+    times.push(performance.now() - start)
     if (state.tokenRevoked !== hit) throw new Error(`lookup of ${jti}: revoked ${state.tokenRevoked}, expected ${hit}`)
-    if (i >= 2000) times.push(ms)
   }
-  times.sort((a, b) => a - b)
-  const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!
-  return { revoked: 0, samples: times.length, p50: at(0.5), p99: at(0.99) }
+  return times
+}
+
+const ROUNDS = 10
+
+/**
+ * Lookups on the small and the large prefix of the same servers, in interleaved rounds
+ * after a warm-up of each: a busy patch of the machine weighs on both alike.
+ */
+async function compareLookups (small: { store: RedisStore, revoked: string[], jtis: number }, large: { store: RedisStore, revoked: string[], jtis: number }): Promise<ScaleLookup[]> {
+  const times: [number[], number[]] = [[], []]
+  for (const s of [small, large]) await lookupTimes(s.store, s.revoked, 2000)
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [k, s] of [small, large].entries()) times[k]!.push(...await lookupTimes(s.store, s.revoked, LOOKUPS / ROUNDS, r * LOOKUPS / ROUNDS))
+  }
+  return [small, large].map((s, k) => {
+    const sorted = times[k]!.sort((a, b) => a - b)
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+    return { revoked: s.jtis, samples: sorted.length, p50: at(0.5), p99: at(0.99) }
+  })
 }
 
 /**
@@ -167,13 +185,13 @@ export async function measureRedisScale (topology: Topology, counts: number[], l
       const buckets = Math.max(1, Math.round(jtis / 100))
       const store = new RedisStore({ client: servers.client, prefix: PREFIX, tokenBuckets: buckets })
       await store.ready()
-      const before = await settledMemory(servers.primaries(), 20)
-      const first = await cliImport(servers.url, firstFile, Math.min(FIRST, jtis), servers.primaries())
-      if (jtis === largest) {
-        const l = await measureLookups(store, sample.slice(0, FIRST / 100), LOOKUPS)
-        result.lookups.push({ ...l, revoked: first.jtis })
-        log(`redis-scale ${topology}: lookup at ${first.jtis.toLocaleString('en')} revoked: p50 ${l.p50.toFixed(3)} ms, p99 ${l.p99.toFixed(3)} ms`)
+      const small = jtis === largest ? new RedisStore({ client: servers.client, prefix: SMALL_PREFIX, tokenBuckets: buckets }) : undefined
+      if (small !== undefined) {
+        await small.ready()
+        await cliImport(servers.url, firstFile, Math.min(FIRST, jtis), servers.primaries(), SMALL_PREFIX)
       }
+      const before = await settledMemory(servers.primaries(), 20)
+      await cliImport(servers.url, firstFile, Math.min(FIRST, jtis), servers.primaries())
       if (jtis > FIRST) {
         // The rest file holds the largest count's lines: a smaller count imports its head.
         const file = jtis === largest ? restFile : join(dir, `rest-${jtis}.txt`)
@@ -200,10 +218,10 @@ export async function measureRedisScale (topology: Topology, counts: number[], l
         result.shares.push({ jtis, shares: counted.map((n) => n / total) })
         log(`redis-scale cluster: shares of the primaries ${counted.map((n) => `${(100 * n / total).toFixed(1)}%`).join(', ')}`)
       }
-      if (jtis === largest) {
-        const l = await measureLookups(store, sample, LOOKUPS)
-        result.lookups.push({ ...l, revoked: jtis })
-        log(`redis-scale ${topology}: lookup at ${jtis.toLocaleString('en')} revoked: p50 ${l.p50.toFixed(3)} ms, p99 ${l.p99.toFixed(3)} ms`)
+      if (small !== undefined) {
+        result.lookups = await compareLookups({ store: small, revoked: sample.slice(0, FIRST / 100), jtis: Math.min(FIRST, jtis) }, { store, revoked: sample, jtis })
+        for (const l of result.lookups) log(`redis-scale ${topology}: lookup at ${l.revoked.toLocaleString('en')} revoked: p50 ${l.p50.toFixed(3)} ms, p99 ${l.p99.toFixed(3)} ms`)
+        await small.close()
       }
       await store.close()
     }
