@@ -68,7 +68,7 @@ export function scaleTargets (scale: Scale): string[] {
     if (small && large && small !== large) {
       // Flat: the median within a quarter, the 99th percentile within twice, on a shared machine.
       const flat = large.p50 <= small.p50 * 1.25 && large.p99 <= small.p99 * 2
-      lines.push(`- \`RedisStore.lookup\` in ${where}, one at a time (${n(large.samples)} each, half revoked jtis): p50 **${ms(small.p50, 3)}**, p99 **${ms(small.p99, 3)}** at ${n(small.revoked)} revoked; p50 **${ms(large.p50, 3)}**, p99 **${ms(large.p99, 3)}** at ${n(large.revoked)}, same prefix: target flat (p50 within 25 %, p99 within 2×) ${verdict(flat)}.`)
+      lines.push(`- \`RedisStore.lookup\` in ${where}, one at a time (${n(large.samples)} each, half revoked jtis): p50 **${ms(small.p50, 3)}**, p99 **${ms(small.p99, 3)}** at ${n(small.revoked)} revoked; p50 **${ms(large.p50, 3)}**, p99 **${ms(large.p99, 3)}** at ${n(large.revoked)} (two prefixes of the same bucket count on the same servers, in interleaved rounds): target flat (p50 within 25 %, p99 within 2×) ${verdict(flat)}.`)
     }
   }
   const p = scale.pgPurge
