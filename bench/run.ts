@@ -6,7 +6,8 @@
 //   BENCH_DURATION=3 BENCH_ROUNDS=5 BENCH_CONNECTIONS=32 npm run bench
 //   BENCH_ONLY=bare,hit,miss-es256 BENCH_DURATION=2 BENCH_ROUNDS=3 npm run bench   (quick; prints, writes nothing)
 // Row ids: see `rows` below; prop-redis, prop-pg, prop-redis-killed, prop-pg-killed, memory, hook-cost, import-file, import-redis,
-// import-pg and file-concurrent select the other measures.
+// import-pg, file-concurrent, scale-redis, scale-cluster and pg-purge select the other measures
+// (scale-*: BENCH_SCALE_COUNTS=1000000,10000000 by default).
 import { execFile, execFileSync, fork, spawn, type ChildProcess } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
@@ -19,6 +20,7 @@ import { procAvailable } from './cpu.js'
 import type { LoadRequest, LoadResult } from './load.js'
 import { measureConcurrentRevocations, measureImport, type ConcurrentResult, type ImportResult, type ImportStore } from './operator.js'
 import { measurePropagation, type Propagation, type PropagationStore } from './propagation.js'
+import { measureScale, scaleTargets, type Scale } from './scale.js'
 
 const duration = Number(process.env.BENCH_DURATION ?? 3)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -267,7 +269,9 @@ async function main (): Promise<void> {
     process.stdout.write(`FileStore concurrent revocations: ${Math.round(operator.concurrent.perSecond).toLocaleString('en')}/s in ${operator.concurrent.fsyncs} fsyncs\n`)
   }
 
-  const report = render(byId, propagation, memory, hookCosts, operator)
+  const scale: Scale = await measureScale(wanted, pinning ? cpuCount : 0)
+
+  const report = render(byId, propagation, memory, hookCosts, operator, scale)
   process.stdout.write('\n' + report)
   if (only === undefined) {
     await writeFile(join(here, '..', 'docs', 'benchmarks.md'), report)
@@ -281,6 +285,7 @@ function render (
   memory: Memory[],
   hookCosts: string[],
   operator: Operator,
+  scale: Scale,
 ): string {
   const bare = byId.get('bare')
   const lines = [
@@ -373,6 +378,7 @@ function render (
   if (c !== undefined) {
     targets.push(`- FileStore single revocations from ${c.callers.toLocaleString('en')} concurrent callers, each acknowledged once durable: **${Math.round(c.perSecond).toLocaleString('en')}/s** (${c.revocations.toLocaleString('en')} in ${c.fsyncs.toLocaleString('en')} group commits, one fsync each): target ≥ 20,000/s ${verdict(c.perSecond >= 20_000)}.`)
   }
+  targets.push(...scaleTargets(scale))
   if (targets.length > 0) lines.push('## Against the targets', '', ...targets, '')
   if (hookCosts.length > 0) {
     lines.push('## The hook alone', '',

@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough, Readable } from 'node:stream'
+import { Cluster } from 'ioredis'
 import t from 'tap'
 import { startExampleServer } from '../../examples/demo.js'
 import { MANAGEMENT, ORDERS } from '../../examples/server.js'
@@ -12,6 +13,7 @@ import { main } from '../../src/cli/main.js'
 import { FileStore } from '../../src/index.js'
 import { PostgresStore } from '../../src/stores/postgres.js'
 import { RedisStore } from '../../src/stores/redis.js'
+import { startCluster } from '../helpers/redis-servers.js'
 import { connectPostgres, connectRedis, deleteKeys, PG_URL, REDIS_URL, uniqueName } from '../helpers/services.js'
 
 const bin = join(import.meta.dirname, '..', '..', 'dist', 'esm', 'cli', 'bin.js')
@@ -158,6 +160,29 @@ t.test('Redis: cut a partner off from a shell, import through one script per bat
   const bad = await cli(['status', '--store', 'redis://127.0.0.1:1'])
   t.equal(bad.code, 1)
   t.match(bad.stderr, /cannot reach Redis at redis:\/\/127\.0\.0\.1:1/)
+})
+
+t.test('Redis Cluster: the URL of any node opens the Cluster; an import lands on every primary', async (t) => {
+  const cluster = await startCluster(t)
+  if (!cluster) return
+  const client = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } })
+  client.on('error', () => {})
+  t.teardown(() => client.disconnect())
+  const prefix = '{cli-cluster}:'
+  // Node 2 holds neither the prefix's slot nor every bucket: a plain client would be MOVED.
+  const store = ['--store', `redis://127.0.0.1:${cluster.nodes[2]!.port}`, '--prefix', prefix]
+  const jtis = Array.from({ length: 3000 }, (_, i) => `c-${i}`)
+  const imported = await cli(['import', '-', '--aud', 'https://api', '--expires-in', '1h', '--json', ...store], { input: jtis.join('\n') })
+  t.equal(imported.code, 0, imported.stderr)
+  t.equal(JSON.parse(imported.stdout).revoked, 3000)
+  const cut = await cli(['revoke-client', 'partner', '--audience', 'https://api', ...store])
+  t.equal(cut.code, 0, cut.stderr)
+  const redisStore = new RedisStore({ client, prefix })
+  const states = await Promise.all(['c-0', 'c-2999', 'not-imported'].map((jti) => redisStore.lookup({ audiences: ['https://api'], jti, clientId: 'partner', includeGrant: false })))
+  t.same(states.map((s) => s.tokenRevoked), [true, true, false], 'the imported jtis are revoked, no other')
+  t.ok(states[2]!.clientRevokedAt, 'the partner is revoked in the Cluster')
+  const keys = await Promise.all(client.nodes('master').map((node) => node.keys('cli-cluster:t:{*')))
+  t.ok(keys.every((k) => k.length > 0), `buckets on every primary (${keys.map((k) => k.length).join(', ')})`)
 })
 
 t.test('Redis: migrate moves tokens of the previous layout online, each refused throughout', async (t) => {

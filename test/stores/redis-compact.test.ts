@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Cluster, Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { RedisStore } from '../../src/stores/redis.js'
+import { entriesOn, settledMemory, usedMemory } from '../helpers/redis-memory.js'
 import { freePort, startCluster, startRedisServer, stop } from '../helpers/redis-servers.js'
 import { audienceTag } from '../../src/stores/redis-tokens.js'
 import { connectRedis, deleteKeys, uniqueName } from '../helpers/services.js'
@@ -17,8 +18,6 @@ const DAY = 86_400_000
 const MAX_BYTES = 64
 const aud = 'https://api.example'
 
-const usedMemory = async (node: Redis) => Number((await node.info('memory')).match(/used_memory:(\d+)/)![1])
-
 async function revokeAll (store: RedisStore, jtis: string[]): Promise<void> {
   const expiresAt = Date.now() + DAY
   for (let i = 0; i < jtis.length; i += BATCH) await store.revokeTokens(jtis.slice(i, i + BATCH).map((jti) => ({ aud, jti, expiresAt })))
@@ -32,38 +31,6 @@ async function revokedAmong (store: RedisStore, jtis: string[]): Promise<number>
     revoked += states.filter((s) => s.tokenRevoked).length
   }
   return revoked
-}
-
-/** Token entries per node: the fields of the bucket hashes found there. */
-async function entriesOn (node: Redis, base: string): Promise<number> {
-  let cursor = '0'
-  let entries = 0
-  do {
-    const [next, keys] = await node.scan(cursor, 'MATCH', `${base}*`, 'COUNT', 1000)
-    if (keys.length > 0) {
-      const pipeline = node.pipeline()
-      for (const key of keys) pipeline.hlen(key)
-      for (const [, n] of (await pipeline.exec())!) entries += n as number
-    }
-    cursor = next
-  } while (cursor !== '0')
-  return entries
-}
-
-/**
- * Memory once the writes' transient buffers are gone (a client's query buffer holds a
- * batch until Redis's cron frees it): read every 500 ms until it stops falling.
- */
-async function settledMemory (nodes: Redis[]): Promise<number> {
-  const total = async () => (await Promise.all(nodes.map(usedMemory))).reduce((a, b) => a + b, 0)
-  let last = await total()
-  for (let i = 0; i < 10; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 500))
-    const now = await total()
-    if (now >= last) return now
-    last = now
-  }
-  return last
 }
 
 async function measure (t: Test, store: RedisStore, nodes: Redis[], logKey: string): Promise<void> {
