@@ -15,6 +15,7 @@ export type ServerKind =
   | { kind: 'plugin', alg: Alg, cacheMax: number, store: Store, otel?: boolean, introspect?: boolean, dpop?: boolean }
   | { kind: 'jose', alg: Alg }
   | { kind: 'fastify-jwt', alg: Alg }
+  | { kind: 'fastify-jwt-redis', alg: Alg, cacheMax: number }
   | { kind: 'fastify-jwt-jwks', alg: Alg }
 
 /** DPoP proofs the load generator signs before it starts: for each token set, how many (each is sent once). */

@@ -21,6 +21,7 @@ import type { LoadRequest, LoadResult } from './load.js'
 import { measureConcurrentRevocations, measureImport, type ConcurrentResult, type ImportResult, type ImportStore } from './operator.js'
 import { measurePropagation, type Propagation, type PropagationStore } from './propagation.js'
 import { measureScale, scaleTargets, type Scale } from './scale.js'
+import { FLEET, fleetMix, startPrivateRedis, type PrivateRedis } from './fleet.js'
 
 const duration = Number(process.env.BENCH_DURATION ?? 3)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -32,9 +33,10 @@ const LRU = 1_000
 const here = import.meta.dirname
 const ALGS: Alg[] = ['ES256', 'RS256', 'EdDSA']
 
-interface Row { id: string, name: string, spec: ServerKind | null, alg: Alg, tokens: 'none' | 'one' | 'rotation' | 'dpop-one' | 'dpop-rotation', note?: string }
+interface Row { id: string, name: string, spec: ServerKind | null, alg: Alg, tokens: 'none' | 'one' | 'rotation' | 'dpop-one' | 'dpop-rotation' | 'fleet', note?: string, privateRedis?: true }
 
 const rotating = `${ROTATION.toLocaleString('en')} rotating tokens`
+const fleetName = `${FLEET.live.toLocaleString('en')} live tokens, ${FLEET.busiestShare * 100} % of requests from the busiest ${FLEET.busiest}`
 const rows: Row[] = [
   // The bare rows receive the same Authorization header, unread: parsing it is not the plugin's cost.
   { id: 'bare', name: 'bare Fastify, one route, no auth', spec: { kind: 'bare' }, alg: 'ES256', tokens: 'one' },
@@ -52,6 +54,9 @@ const rows: Row[] = [
   { id: 'dpop-hit', name: 'plugin, ES256 DPoP-bound token (cache hit) + an ES256 DPoP proof per request (verified, jti claimed once), MemoryStore', spec: { kind: 'plugin', alg: 'ES256', cacheMax: 10_000, store: 'memory', dpop: true }, alg: 'ES256', tokens: 'dpop-one' },
   { id: 'dpop-miss', name: `plugin, ES256 DPoP-bound, ${rotating}, LRU ${LRU.toLocaleString('en')} (every token a miss) + an ES256 DPoP proof per request, MemoryStore`, spec: { kind: 'plugin', alg: 'ES256', cacheMax: LRU, store: 'memory', dpop: true }, alg: 'ES256', tokens: 'dpop-rotation' },
   { id: 'redis-es256', name: `plugin, ES256, ${rotating}, LRU ${LRU.toLocaleString('en')}, RedisStore (a round trip per request)`, spec: { kind: 'plugin', alg: 'ES256', cacheMax: LRU, store: 'redis' }, alg: 'ES256', tokens: 'rotation' },
+  // The fleet pair (bench/fleet.ts): CPU µs per request is the server's plus its private Redis's.
+  { id: 'fleet', name: `fleet: plugin, ES256, ${fleetName}, RedisStore; server + Redis CPU`, spec: { kind: 'plugin', alg: 'ES256', cacheMax: 10_000, store: 'redis' }, alg: 'ES256', tokens: 'fleet', privateRedis: true },
+  { id: 'fleet-fjwt', name: `fleet: \`@fastify/jwt\`, ES256, ${fleetName}, its verify cache on (10,000), a Redis jti lookup in \`trusted\`; server + Redis CPU`, spec: { kind: 'fastify-jwt-redis', alg: 'ES256', cacheMax: 10_000 }, alg: 'ES256', tokens: 'fleet', privateRedis: true },
 ]
 const wanted = (id: string) => only === undefined || only.includes(id)
 
@@ -127,7 +132,7 @@ function stat (xs: number[]): Stat {
 }
 const fmt = (s: Stat, digits = 0) => `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`
 
-interface Measured { row: Row, rps: Stat, cpu: Stat }
+interface Measured { row: Row, rps: Stat, cpu: Stat, redis?: Stat }
 interface Operator { imports: ImportResult[], concurrent?: ConcurrentResult }
 interface Memory { what: string, entries: number, rssMB: number, heapMB: number, heapBytes: number, bytesPerEntry: number, tokenChars?: number }
 const CACHED = 10_000
@@ -136,7 +141,11 @@ const CACHED = 10_000
 
 /** Servers still running when this process ends, however it ends. */
 const children: ChildProcess[] = []
-process.on('exit', () => { for (const child of children) child.kill('SIGTERM') })
+const redises: PrivateRedis[] = []
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGTERM')
+  for (const redis of redises) redis.stop()
+})
 
 async function main (): Promise<void> {
   pin(process.pid, 0)
@@ -162,6 +171,9 @@ async function main (): Promise<void> {
     const rotation = await Promise.all(Array.from({ length: ROTATION }, (_, i) => sign(signers[alg], i)))
     tokens[`${alg}:rotation`] = rotation
     tokens[`${alg}:one`] = [rotation[0]!]
+    tokens[`${alg}:fleet`] = fleetMix(rotation)
+    // The fleet rows' warm-up sends every live token in turn: both caches hold the fleet before the rounds.
+    tokens[`${alg}:fleet-warm`] = rotation.slice(0, FLEET.live)
   }
   // DPoP rows: tokens bound to one client key, and a proof signed for every request the
   // run can make (each proof is accepted once). The load generator signs them before it starts.
@@ -188,17 +200,27 @@ async function main (): Promise<void> {
 
   // Every server is up at once and rounds are interleaved, so a slow patch of the
   // machine (other processes) weighs on every row alike instead of on one.
-  const servers: Array<{ row: Row, child: ChildProcess, port: number, tokens: string, runs: LoadResult[] }> = []
+  const servers: Array<{ row: Row, child: ChildProcess, port: number, tokens: string, runs: LoadResult[], redis: PrivateRedis | undefined, redisMicros: number[] }> = []
   for (const row of selected) {
-    const server = await startServer(row.spec!, env)
+    const redis = row.privateRedis === true ? await startPrivateRedis() : undefined
+    if (redis !== undefined) redises.push(redis)
+    const server = await startServer(row.spec!, redis === undefined ? env : { ...env, REDIS_URL: redis.url })
     children.push(server.child)
     server.child.removeAllListeners('exit')
     pin(server.child.pid!, 1)
-    servers.push({ row, ...server, tokens: row.tokens === 'none' ? 'none' : `${row.alg}:${row.tokens}`, runs: [] as LoadResult[] })
+    if (redis !== undefined) pin(redis.pid, 1)
+    servers.push({ row, ...server, redis, tokens: row.tokens === 'none' ? 'none' : `${row.alg}:${row.tokens}`, runs: [] as LoadResult[], redisMicros: [] as number[] })
   }
-  const runOn = (s: typeof servers[number], seconds: number) => load.run({ port: s.port, pid: s.child.pid!, tokens: s.tokens, seconds, connections })
+  const runOn = async (s: typeof servers[number], seconds: number, tokens = s.tokens): Promise<LoadResult & { redisMicros?: number }> => {
+    if (s.redis === undefined) return load.run({ port: s.port, pid: s.child.pid!, tokens, seconds, connections })
+    // A row with its own Redis counts Redis's CPU over the run too: the system's cost, not the server's alone.
+    const before = await s.redis.cpuMicros()
+    const run = await load.run({ port: s.port, pid: s.child.pid!, tokens, seconds, connections })
+    const redisMicros = await s.redis.cpuMicros() - before
+    return { ...run, cpuMicros: run.cpuMicros + redisMicros, redisMicros }
+  }
   for (const s of servers) {
-    const warm = await runOn(s, Math.max(1, Math.ceil(duration / 2)))
+    const warm = await runOn(s, Math.max(1, Math.ceil(duration / 2)), s.row.tokens === 'fleet' ? `${s.row.alg}:fleet-warm` : s.tokens)
     if (warm.non2xx > 0 || warm.requests === 0) throw new Error(`${s.row.id}: ${warm.non2xx} non-2xx of ${warm.requests} responses in the warm-up — the row is misconfigured`)
   }
   for (let r = 0; r < rounds; r++) {
@@ -206,10 +228,12 @@ async function main (): Promise<void> {
       const run = await runOn(s, duration)
       if (run.non2xx > 0) throw new Error(`${s.row.id}: ${run.non2xx} non-2xx responses — the row is misconfigured`)
       s.runs.push(run)
+      if (run.redisMicros !== undefined) s.redisMicros.push(run.redisMicros / run.requests)
       process.stdout.write(`round ${r + 1}/${rounds} ${s.row.id.padEnd(12)} ${Math.round(run.rps).toString().padStart(6)} req/s  ${(run.cpuMicros / run.requests).toFixed(1).padStart(7)} µs/req\n`)
     }
   }
   for (const s of servers) s.child.kill('SIGTERM')
+  for (const redis of redises) redis.stop()
   load.stop()
   jwksServer.close()
 
@@ -217,6 +241,7 @@ async function main (): Promise<void> {
     row: s.row,
     rps: stat(s.runs.map((x) => x.rps)),
     cpu: stat(s.runs.map((x) => x.cpuMicros / x.requests)),
+    ...(s.redisMicros.length > 0 ? { redis: stat(s.redisMicros) } : {}),
   }))
   const byId = new Map(measured.map((m) => [m.row.id, m]))
 
@@ -330,6 +355,16 @@ function render (
     const floor = byId.get('bare-hook')
     targets.push(`- Cache hit adds **${added.toFixed(1)} µs** per request over bare Fastify (${hit.cpu.median.toFixed(1)} vs ${bare.cpu.median.toFixed(1)}): target ≤ 3 µs ${judged(added <= 3, hit, bare, 3)}.` +
       (floor ? ` An empty onRequest hook alone adds ${(floor.cpu.median - bare.cpu.median).toFixed(1)} µs.` : ''))
+  }
+  const fleet = byId.get('fleet')
+  const fleetPeer = byId.get('fleet-fjwt')
+  if (fleet && fleetPeer) {
+    const ratio = fleetPeer.cpu.median / fleet.cpu.median
+    // Resolved when the worst pairing of rounds agrees with the medians.
+    const surely = fleetPeer.cpu.min / fleet.cpu.max >= 2 || fleetPeer.cpu.max / fleet.cpu.min < 2
+    const fleetVerdict = surely ? verdict(ratio >= 2) : `not resolved by this run (the rounds' ratios span ${(fleetPeer.cpu.min / fleet.cpu.max).toFixed(2)}–${(fleetPeer.cpu.max / fleet.cpu.min).toFixed(2)}; by the medians: ${ratio >= 2 ? 'met' : 'missed'})`
+    targets.push(`- Fleet (${fleetName}), server + Redis CPU per request: plugin ${fleet.cpu.median.toFixed(1)} µs (Redis ${fleet.redis?.median.toFixed(1)}), ` +
+      `\`@fastify/jwt\` + verify cache + Redis in \`trusted\` ${fleetPeer.cpu.median.toFixed(1)} µs (Redis ${fleetPeer.redis?.median.toFixed(1)}): **${ratio.toFixed(2)}×** cheaper: target ≥ 2× ${fleetVerdict}.`)
   }
   const introspecting = byId.get('hit-introspect')
   if (hit && introspecting) {

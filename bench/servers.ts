@@ -84,6 +84,20 @@ async function build (spec: ServerKind): Promise<FastifyInstance> {
       trusted: (_request: unknown, decoded: { jti?: string }) => !revoked.has(decoded.jti ?? ''),
     } as never)
     app.addHook('onRequest', async (request) => { await request.jwtVerify() })
+  } else if (spec.kind === 'fastify-jwt-redis') {
+    // What @fastify/jwt's README suggests for revocation, with its verified-token cache on:
+    // `trusted` asks Redis whether the token's jti is revoked, on every request.
+    const { default: fastifyJwt } = await import('@fastify/jwt')
+    const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+    const prefix = `bench-revoked-${process.pid}:`
+    await redis.set(prefix + REVOKED_JTI, '1')
+    app.addHook('onClose', () => { redis.disconnect() })
+    await app.register(fastifyJwt, {
+      secret: { public: keys.pem[spec.alg] },
+      verify: { algorithms: [spec.alg], allowedIss: ISSUER, allowedAud: AUDIENCE, cache: spec.cacheMax, requiredClaims: ['exp'] },
+      trusted: async (_request: unknown, decoded: { jti?: string }) => typeof decoded.jti === 'string' && await redis.exists(prefix + decoded.jti) === 0,
+    } as never)
+    app.addHook('onRequest', async (request) => { await request.jwtVerify() })
   } else if (spec.kind === 'fastify-jwt-jwks') {
     // Keys from a JWKS URL (cached by kid); RS256 and EdDSA only; its options do not
     // reach @fastify/jwt's `trusted`, so the jti lookup runs in a hook after it.

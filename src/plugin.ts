@@ -187,10 +187,17 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
     const policy = policyOf(request)
     if (policy === null) return done()
     if (policy instanceof Error) return done(new RouteMisconfiguredError())
+    const fromHeader = options.extractToken === undefined
+    if (fromHeader && senders.takesDpop(request)) {
+      // The DPoP scheme, told apart before any Bearer extraction: no error is made to find it.
+      authenticateDpop(request, reply, policy).then(
+        ({ token, record }) => admit(request, reply, token, record, policy, done, 'dpop'),
+        (err: HttpError) => fail(reply, err, policy, done, 'DPoP'))
+      return
+    }
     let result: TokenRecord | Promise<TokenRecord>
     let token: string
     try {
-      const fromHeader = options.extractToken === undefined
       token = fromHeader
         ? extractBearerToken(request, options.maxTokenSize)
         : checkTokenShape(options.extractToken!(request), options.maxTokenSize)
@@ -205,12 +212,6 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
       }
       if (introspector !== null) result = introspector.confirm(token, result, policy)
     } catch (err) {
-      if (options.extractToken === undefined && (err as HttpError).code === 'FST_JWT_REVOCATION_TOKEN_MISSING' && senders.takesDpop(request)) {
-        authenticateDpop(request, reply, policy).then(
-          ({ token, record }) => admit(request, reply, token, record, policy, done, 'dpop'),
-          (err: HttpError) => fail(reply, err, policy, done, 'DPoP'))
-        return
-      }
       return fail(reply, err as HttpError, policy, done)
     }
     // A hit with a fresh revocation status is answered here, without a promise.

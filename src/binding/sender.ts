@@ -4,7 +4,8 @@ import { InvalidDpopProofError, InvalidTokenError, UseDpopNonceError } from '../
 import { extractDpopToken, headerCount, usesDpopScheme } from '../request/extract.js'
 import { NonceWindows } from './dpop/nonce.js'
 import type { ResolvedDpopOptions, ResolvedMtlsOptions } from './dpop/options.js'
-import { ProofVerifier, type DpopProof } from './dpop/proof.js'
+import { accessTokenHashOf, ProofVerifier, type DpopProof } from './dpop/proof.js'
+import { tokenDigest } from '../request/token-cache.js'
 import { ReplayCache } from './dpop/replay.js'
 import { requestUri } from './dpop/url.js'
 import type { StoreGuard } from '../revocation/store-guard.js'
@@ -78,11 +79,12 @@ export class SenderBinding {
   }
 
   /**
-   * The DPoP access token of this request and its proof, once the proof has passed the
-   * checks of RFC 9449 §4.3 that need no token (`claimProof` does the `jti`). Every answer
+   * The DPoP access token of this request, its SHA-256 digest (`tokenDigest`: the cache's
+   * key, and the proof's `ath` encoded) and its proof, once the proof has passed the checks
+   * of RFC 9449 §4.3 that need no token (`claimProof` does the `jti`). Every answer
    * carries the current nonce.
    */
-  async proveDpop (request: FastifyRequest, reply: FastifyReply): Promise<{ token: string, proof: DpopProof }> {
+  async proveDpop (request: FastifyRequest, reply: FastifyReply): Promise<{ token: string, digest: string, proof: DpopProof }> {
     if (this.nonces !== null) reply.header('dpop-nonce', this.nonces.issue())
     const token = extractDpopToken(request, this.options.maxTokenSize)
     const header = request.headers.dpop
@@ -90,9 +92,10 @@ export class SenderBinding {
       throw new InvalidDpopProofError('Send exactly one DPoP proof header')
     }
     const nowSeconds = Math.floor(Date.now() / 1000)
-    const proof = await this.proofs!.verify(header, request.method, requestUri(request, this.options.publicUrl), token, nowSeconds)
+    const digest = tokenDigest(token)
+    const proof = await this.proofs!.verify(header, request.method, requestUri(request, this.options.publicUrl), accessTokenHashOf(digest), nowSeconds)
     if (this.nonces !== null && !this.nonces.accepts(proof.nonce)) throw new UseDpopNonceError()
-    return { token, proof }
+    return { token, digest, proof }
   }
 
   /**

@@ -20,6 +20,42 @@ export function parsedAsWritten (text: Uint8Array, parsed: unknown): boolean {
   return strings === stringsInValue(parsed)
 }
 
+/**
+ * The base64url segment of a JWS read in two steps, for a segment jose is about to parse:
+ * `segmentStrings` before the parse is at hand (it reads the text alone, so it can run
+ * before the signature's await), `segmentParsedAsWritten` after, with its answer. Together
+ * they are `parsedAsWritten` of the decoded segment.
+ */
+export function segmentStrings (encoded: string): number {
+  const length = decodeSegment(encoded)
+  return stringsInText(scratch.subarray(0, length))
+}
+
+/** `parsedAsWritten` of the decoded `encoded`, given `segmentStrings(encoded)`. */
+export function segmentParsedAsWritten (encoded: string, strings: number, parsed: unknown): boolean {
+  // Rare (an escaped member name): the text is decoded again and walked beside its parse.
+  if (strings === HAS_ESCAPED_NAME) return membersAsWritten(Buffer.from(encoded, 'base64url'), parsed)
+  return strings === stringsInValue(parsed)
+}
+
+/** `parsedAsWritten` of a base64url segment, decoded without a buffer of its own. */
+export function encodedParsedAsWritten (encoded: string, parsed: unknown): boolean {
+  return segmentParsedAsWritten(encoded, segmentStrings(encoded), parsed)
+}
+
+/**
+ * One buffer the segments are decoded into, grown to the largest seen: the count needs
+ * the bytes only while it scans them (synchronously), so no decode allocates.
+ */
+let scratch = Buffer.allocUnsafe(4096)
+
+function decodeSegment (encoded: string): number {
+  // Four base64url characters make three bytes at most.
+  const most = Math.ceil(encoded.length / 4) * 3
+  if (most > scratch.length) scratch = Buffer.allocUnsafe(most)
+  return scratch.write(encoded, 0, 'base64url')
+}
+
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
 const COLON = 0x3a

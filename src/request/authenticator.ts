@@ -63,8 +63,8 @@ export class Authenticator {
    * proof's `jti`, claimed once across instances.
    */
   async authenticateDpop (request: FastifyRequest, reply: FastifyReply): Promise<{ token: string, record: TokenRecord }> {
-    const { token, proof } = await this.senders.proveDpop(request, reply)
-    const key = this.cacheKey(token)
+    const { token, digest, proof } = await this.senders.proveDpop(request, reply)
+    const key = this.cache === null ? '' : digest
     const cached = this.cached(key)
     let record: TokenRecord
     if (cached !== undefined) {

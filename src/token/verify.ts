@@ -4,7 +4,7 @@ import {
   InvalidTokenError, TokenExpiredError, TokenLifetimeError,
 } from '../errors.js'
 import { hasCanonicalSegments } from '../lib/canonical-segments.js'
-import { parsedAsWritten } from '../lib/json-as-written.js'
+import { parsedAsWritten, segmentParsedAsWritten, segmentStrings } from '../lib/json-as-written.js'
 import type { KeySource, ResolvedKey } from './keys.js'
 import type { ResolvedOptions } from '../options/options.js'
 
@@ -43,6 +43,11 @@ const MAX_KNOWN_HEADERS = 64
 class KnownHeaders {
   private readonly known = new Map<string, JWTHeaderParameters>()
 
+  /** The header that passed with these bytes before, or undefined: `checked` must see the parse. */
+  lookup (encoded: string): JWTHeaderParameters | undefined {
+    return this.known.get(encoded)
+  }
+
   checked (encoded: string, header: JWTHeaderParameters): JWTHeaderParameters {
     const known = this.known.get(encoded)
     if (known !== undefined) return known
@@ -56,14 +61,17 @@ class KnownHeaders {
   }
 }
 
-/** The payload's checks: claims this package relies on have their types, each member once and read as written, not a SET. */
-function checkPayload (encoded: string, payload: JWTPayload): void {
+/**
+ * The payload's checks: claims this package relies on have their types, each member once
+ * and read as written, not a SET. `strings`: `segmentStrings(encoded)`, read before jose ran.
+ */
+function checkPayload (encoded: string, strings: number, payload: JWTPayload): void {
   if (payload.events !== undefined) throw new InvalidTokenError('The token has an unexpected type')
   for (const claim of STRING_CLAIMS) {
     if (payload[claim] !== undefined && typeof payload[claim] !== 'string') throw new InvalidTokenError('The token has an invalid claim')
   }
   if (payload.permissions !== undefined && !Array.isArray(payload.permissions)) throw new InvalidTokenError('The token has an invalid claim')
-  if (!parsedAsWritten(Buffer.from(encoded, 'base64url'), payload)) throw new InvalidTokenError(UNREADABLE_MEMBERS)
+  if (!segmentParsedAsWritten(encoded, strings, payload)) throw new InvalidTokenError(UNREADABLE_MEMBERS)
 }
 
 const claimDescriptions: Record<string, string> = {
@@ -188,11 +196,12 @@ function keySourceVerifier (options: VerificationPolicy, headers: KnownHeaders):
     return joseOptions
   }
   // One reaction per verification: jose's failures are mapped in it, ours are thrown mapped.
-  const verifyWith = (token: string, resolved: ResolvedKey): Promise<VerifiedJwt> =>
+  // What reads the text alone (the header's bytes, the payload's strings) was done before
+  // the await, while the token is in cache; the reaction compares it with jose's parse.
+  const verifyWith = (token: string, text: TokenText, resolved: ResolvedKey): Promise<VerifiedJwt> =>
     jwtVerify(token, resolved.key, joseOptionsFor(resolved)).then(({ payload, protectedHeader }) => {
-      const first = token.indexOf('.')
-      const header = headers.checked(token.slice(0, first), protectedHeader)
-      checkPayload(token.slice(first + 1, token.indexOf('.', first + 1)), payload)
+      const header = text.knownHeader ?? headers.checked(text.header, protectedHeader)
+      checkPayload(text.payload, text.payloadStrings, payload)
       return { header, payload }
     }, refuse)
 
@@ -200,14 +209,31 @@ function keySourceVerifier (options: VerificationPolicy, headers: KnownHeaders):
     // JWS compact only, in canonical base64url: a JWE (five parts), nested or unsigned forms never reach jose.
     if (!compactShape || !hasCanonicalSegments(token)) return Promise.reject(new InvalidTokenError('The token is malformed'))
     try {
+      const text = tokenText(token, headers)
       const resolved = options.keySource.resolve()
       return 'then' in resolved
-        ? resolved.then((key) => verifyWith(token, key), refuse)
-        : verifyWith(token, resolved)
+        ? resolved.then((key) => verifyWith(token, text, key), refuse)
+        : verifyWith(token, text, resolved)
     } catch (err) {
       return Promise.reject(mapJoseError(err))
     }
   }
+}
+
+/** What the token's text says before jose parses it: its segments, and what the checks after need of them. */
+interface TokenText {
+  header: string
+  payload: string
+  /** The header that passed with these bytes before, if any. */
+  knownHeader: JWTHeaderParameters | undefined
+  payloadStrings: number
+}
+
+function tokenText (token: string, headers: KnownHeaders): TokenText {
+  const first = token.indexOf('.')
+  const header = token.slice(0, first)
+  const payload = token.slice(first + 1, token.indexOf('.', first + 1))
+  return { header, payload, knownHeader: headers.lookup(header), payloadStrings: segmentStrings(payload) }
 }
 
 /**

@@ -1,10 +1,9 @@
-import { base64url, calculateJwkThumbprint, importJWK, jwtVerify } from 'jose'
+import { calculateJwkThumbprint, importJWK, jwtVerify } from 'jose'
 import type { CryptoKey, JWK, JWTHeaderParameters, JWTPayload } from '../../lib/jose-types.js'
 import { LRUCache } from 'lru-cache'
-import { createHash } from 'node:crypto'
 import { isCanonicalJws } from '../../lib/canonical-segments.js'
 import { InvalidDpopProofError } from '../../errors.js'
-import { parsedAsWritten } from '../../lib/json-as-written.js'
+import { encodedParsedAsWritten, parsedAsWritten } from '../../lib/json-as-written.js'
 import { sameHttpUri } from './url.js'
 
 /** What a valid proof establishes: who holds the key, and the proof's identity for the replay cache. */
@@ -37,9 +36,12 @@ interface ProofKey { key: CryptoKey, jkt: string }
 
 const refuse = (description: string): never => { throw new InvalidDpopProofError(description) }
 
-/** base64url(SHA-256(token)): the proof's `ath` for this token (RFC 9449 §4.2). */
-export function accessTokenHash (token: string): string {
-  return base64url.encode(createHash('sha256').update(token).digest())
+/**
+ * base64url(SHA-256(token)), the proof's `ath` (RFC 9449 §4.2), from the token's digest as
+ * `tokenDigest` gives it (a binary string): the digest that keys the cache serves both.
+ */
+export function accessTokenHashOf (digest: string): string {
+  return Buffer.from(digest, 'latin1').toString('base64url')
 }
 
 /**
@@ -53,11 +55,11 @@ export class ProofVerifier {
   constructor (private readonly rules: ProofRules) {}
 
   /**
-   * The proof of `header` (the request's one `DPoP` header) for `method` `uri` carrying
-   * `token`, or a thrown InvalidDpopProofError. `uri` is the request's (see `requestUri`), or
-   * null when the request has no URL a proof could name.
+   * The proof of `header` (the request's one `DPoP` header) for `method` `uri` carrying the
+   * token whose `ath` is `tokenHash` (`accessTokenHashOf`), or a thrown InvalidDpopProofError.
+   * `uri` is the request's (see `requestUri`), or null when the request has no URL a proof could name.
    */
-  async verify (header: string, method: string, uri: string | null, token: string, nowSeconds: number): Promise<DpopProof> {
+  async verify (header: string, method: string, uri: string | null, tokenHash: string, nowSeconds: number): Promise<DpopProof> {
     if (header.length > MAX_PROOF_SIZE || !isCanonicalJws(header)) refuse('The DPoP proof is malformed')
     const first = header.indexOf('.')
     const encodedHeader = header.slice(0, first)
@@ -74,8 +76,8 @@ export class ProofVerifier {
       return refuse(describe(err))
     }
     // jose parsed the header again: what it read (typ, alg, crit) must be what the text says, as our own parse was.
-    if (!parsedAsWritten(Buffer.from(encodedHeader, 'base64url'), protectedHeader) ||
-      !parsedAsWritten(Buffer.from(header.slice(first + 1, header.indexOf('.', first + 1)), 'base64url'), payload)) {
+    if (!encodedParsedAsWritten(encodedHeader, protectedHeader) ||
+      !encodedParsedAsWritten(header.slice(first + 1, header.indexOf('.', first + 1)), payload)) {
       refuse('The DPoP proof has duplicate or unreadable member names')
     }
     const { jti, htm, htu, iat, ath } = payload as { jti?: unknown, htm?: unknown, htu?: unknown, iat?: unknown, ath?: unknown }
@@ -83,7 +85,7 @@ export class ProofVerifier {
     if (htm !== method) refuse('The DPoP proof is for another method')
     if (uri === null || typeof htu !== 'string' || !sameHttpUri(htu, uri)) refuse('The DPoP proof is for another URL')
     if (typeof iat !== 'number' || Math.abs(nowSeconds - iat) > this.rules.iatWindow) refuse('The DPoP proof is outside its time window')
-    if (ath !== accessTokenHash(token)) refuse('The DPoP proof is not for this access token')
+    if (ath !== tokenHash) refuse('The DPoP proof is not for this access token')
     return { jkt: proofKey.jkt, jti: jti as string, iat: iat as number, nonce: payload.nonce }
   }
 
