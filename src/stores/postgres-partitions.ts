@@ -88,14 +88,21 @@ export async function dayPartitions (pool: Pool | PoolClient, p: string): Promis
 export async function inTransaction (pool: Pool, run: (client: PoolClient) => Promise<void>): Promise<void> {
   const client = await pool.connect()
   try {
-    await client.query('BEGIN')
-    await run(client)
+    await inClientTransaction(client, () => run(client))
+  } finally {
+    client.release()
+  }
+}
+
+/** Runs `run` in a transaction on `client`; rolled back if it throws. */
+async function inClientTransaction (client: PoolClient, run: () => Promise<void>): Promise<void> {
+  await client.query('BEGIN')
+  try {
+    await run()
     await client.query('COMMIT')
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {})
     throw err
-  } finally {
-    client.release()
   }
 }
 
@@ -120,26 +127,85 @@ async function createDay (pool: Pool, p: string, day: number): Promise<void> {
   })
 }
 
+/** Day tables no longer attached to the token table: detached by a purge that stopped before dropping them. */
+async function detachedDays (client: PoolClient, p: string): Promise<number[]> {
+  const { rows } = await client.query(`SELECT c.relname FROM pg_class c
+    WHERE c.relkind = 'r' AND NOT c.relispartition AND c.relname LIKE $2
+      AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = to_regclass($1))`, [`${p}tokens`, `${p.replace(/_/g, '\\_')}tokens\\_d%`])
+  return (rows as Array<{ relname: string }>).map((r) => Number(r.relname.slice(`${p}tokens_d`.length))).filter(Number.isInteger)
+}
+
+/**
+ * Drops each day partition whose day ended at or before `now`, in two steps, and returns
+ * how many entries they held. First it is detached: the parent's ACCESS EXCLUSIVE lock,
+ * which lookups queue behind, is held for a change of the catalog only. Then the table,
+ * now read by no lookup, is counted and dropped (the files go at that commit, tens of ms
+ * for a million entries, which a DROP of the partition itself did under the parent's
+ * lock). `DETACH PARTITION … CONCURRENTLY` would spare the parent's lock altogether, but
+ * PostgreSQL refuses it while the table has a DEFAULT partition (`tokens_rest`).
+ *
+ * A purge stopped between the steps leaves a day table detached: the next one drops it
+ * (and counts it). Instances purging together take turns by an advisory lock: one drops,
+ * the others skip to what follows (a DROP waiting for another's would deadlock).
+ */
+async function dropPassedDays (pool: Pool, p: string, now: number): Promise<number> {
+  const lockKey = `${p}tokens_drop`
+  const client = await pool.connect()
+  let broken = false
+  try {
+    const { rows: [lock] } = await client.query('SELECT pg_try_advisory_lock(hashtext($1)) AS taken', [lockKey])
+    if (!(lock as { taken: boolean }).taken) return 0
+    try {
+      const passed = (day: number) => (day + 1) * DAY_MS <= now
+      for (const day of (await dayPartitions(client, p)).filter(passed)) await detachDay(client, p, day)
+      let removed = 0
+      for (const day of (await detachedDays(client, p)).filter(passed)) removed += await dropDetachedDay(client, p, day)
+      return removed
+    } finally {
+      // A session that cannot unlock must not go back to the pool holding the lock.
+      await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lockKey]).catch(() => { broken = true })
+    }
+  } catch (err) {
+    // The connection may be what failed: it is not reused.
+    broken = true
+    throw err
+  } finally {
+    client.release(broken)
+  }
+}
+
+/** Detaches the partition of `day` from the token table (entries of that day revoked later land in `tokens_rest`). */
+async function detachDay (client: PoolClient, p: string, day: number): Promise<void> {
+  await inClientTransaction(client, async () => {
+    await client.query(DDL_LOCK_TIMEOUT)
+    await client.query(`ALTER TABLE ${p}tokens DETACH PARTITION ${p}tokens_d${day}`)
+  })
+}
+
+/** Counts and drops the detached table of `day`. The count runs without parallel workers, which would take the CPUs lookups run on. */
+async function dropDetachedDay (client: PoolClient, p: string, day: number): Promise<number> {
+  const name = `${p}tokens_d${day}`
+  let removed = 0
+  await inClientTransaction(client, async () => {
+    await client.query(DDL_LOCK_TIMEOUT)
+    await client.query('SET LOCAL max_parallel_workers_per_gather = 0')
+    await client.query(`LOCK TABLE ${name} IN ACCESS EXCLUSIVE MODE`)
+    const { rows } = await client.query(`SELECT count(*)::bigint AS n FROM ${name}`)
+    removed = Number((rows[0] as { n: string }).n)
+    await client.query(`DROP TABLE ${name}`)
+  })
+  return removed
+}
+
 /**
  * Drops every day partition whose day ended at or before `now` (each entry in it expired),
  * creates those of today and the DAYS_AHEAD days after, and deletes the expired entries
  * left in `tokens_rest` in small batches. Returns how many entries went.
  */
 export async function purgeTokens (pool: Pool, p: string, now: number): Promise<number> {
-  let removed = 0
+  let removed = await dropPassedDays(pool, p, now)
   const today = dayOf(now)
-  const existing = await dayPartitions(pool, p)
-  for (const day of existing) {
-    if ((day + 1) * DAY_MS > now) break
-    const name = `${p}tokens_d${day}`
-    await inTransaction(pool, async (client) => {
-      await client.query(DDL_LOCK_TIMEOUT)
-      const { rows } = await client.query(`SELECT count(*)::bigint AS n FROM ${name}`)
-      removed += Number((rows[0] as { n: string }).n)
-      await client.query(`DROP TABLE ${name}`)
-    })
-  }
-  await ensureDays(pool, p, today, existing)
+  await ensureDays(pool, p, today)
   for (;;) {
     const { rowCount } = await pool.query(`DELETE FROM ${p}tokens_rest WHERE ctid = ANY (ARRAY(
       SELECT ctid FROM ${p}tokens_rest WHERE expiry_day <= $1 AND expires_at <= $2 LIMIT ${REST_DELETE_BATCH} FOR UPDATE SKIP LOCKED))`, [today, now])

@@ -163,6 +163,48 @@ if (pool) {
     t.ok((await partitionDays(p)).includes(`tokens_d${today + 2}`))
   })
 
+  /** A store under a fresh prefix with `perDay` entries expiring on each of today and tomorrow, and one the day after. */
+  const twoDaysOfEntries = async (perDay: number) => {
+    const p = fresh()
+    const store = new PostgresStore({ pool, tablePrefix: p })
+    const today = Math.floor(Date.now() / DAY_MS)
+    const entries = [today, today + 1].flatMap((day) => Array.from({ length: perDay }, (_, i) => ({ aud: 'a', jti: `${day}-${i}`, expiresAt: day * DAY_MS + i })))
+    await store.revokeTokens([...entries, { aud: 'a', jti: 'kept', expiresAt: (today + 2) * DAY_MS + 5 }])
+    return { p, store, today, later: (today + 2) * DAY_MS + 1 }
+  }
+
+  t.test('a day table left detached by a purge stopped before its DROP is counted and dropped by the next purge', async (t) => {
+    const { p, store, today, later } = await twoDaysOfEntries(3)
+    // What a purge stopped after its first step leaves: the day detached, its table still there.
+    await pool.query(`ALTER TABLE ${p}tokens DETACH PARTITION ${p}tokens_d${today}`)
+    t.notOk((await partitionDays(p)).includes(`tokens_d${today}`))
+    t.equal(await store.purgeExpired(later), 6, 'the detached day and the partition of the next one')
+    t.equal((await pool.query('SELECT to_regclass($1) AS t', [`${p}tokens_d${today}`])).rows[0].t, null, 'the detached table is gone')
+    t.same((await store.listRevokedTokens({})).map((e) => e.jti), ['kept'])
+    t.equal(await store.purgeExpired(later), 0, 'nothing left to count twice')
+  })
+
+  t.test('instances purging together: each day dropped once, counted once, nothing live lost', async (t) => {
+    const { p, store, later } = await twoDaysOfEntries(500)
+    const others = [1, 2].map(() => new PostgresStore({ pool, tablePrefix: p }))
+    const counts = await Promise.all([store, ...others].map((s) => s.purgeExpired(later)))
+    t.equal(counts.reduce((a, b) => a + b, 0), 1000, 'the entries of the two days, once')
+    t.same((await store.listRevokedTokens({})).map((e) => e.jti), ['kept'])
+    t.equal(await revoked(store, 'kept'), true)
+  })
+
+  t.test('while another instance drops days, a purge leaves them to it, and the next one drops them', async (t) => {
+    const { p, store, today, later } = await twoDaysOfEntries(2)
+    const other = await pool.connect()
+    t.teardown(() => other.release())
+    await other.query('SELECT pg_advisory_lock(hashtext($1))', [`${p}tokens_drop`])
+    t.equal(await store.purgeExpired(later), 0, 'the days are the other instance\'s to drop')
+    t.ok((await partitionDays(p)).includes(`tokens_d${today}`), 'not dropped meanwhile')
+    await other.query('SELECT pg_advisory_unlock(hashtext($1))', [`${p}tokens_drop`])
+    t.equal(await store.purgeExpired(later), 4)
+    t.notOk((await partitionDays(p)).includes(`tokens_d${today + 1}`))
+  })
+
   t.test('a version-4 token table with rows upgrades in place: its revoked jtis stay revoked throughout', async (t) => {
     const p = fresh()
     await pool.query(postgresSchema(p))
