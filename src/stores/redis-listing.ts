@@ -3,6 +3,14 @@ import { audienceTag, bucketKey, bucketOf, decodeField, liveExpiry, READ_LIVE_FI
 import { decodeTokenCursor, encodeTokenCursor } from './token-pages.js'
 import type { RevokedToken, RevokedTokenPage } from './types.js'
 
+// EVAL with its reply as bytes. Not `callBuffer('EVAL', …)`: with `enableAutoPipelining`
+// (the command line's client) ioredis 5 queues a `callBuffer` without its command name,
+// so Redis is sent the script as the command. `evalBuffer` exists on every ioredis
+// client, though its types do not declare it.
+type EvalBuffer = (script: string, keyCount: number, ...args: string[]) => Promise<unknown>
+const evalBuffer = (client: Redis | Cluster, script: string, keyCount: number, ...args: string[]): Promise<unknown> =>
+  (client as unknown as { evalBuffer: EvalBuffer }).evalBuffer(script, keyCount, ...args)
+
 // RedisStore's listing of revoked tokens, in pages of bounded work. Buckets are by hash,
 // not by audience, so a listing walks them all, in bucket order, and within a bucket in
 // the byte order of its fields: a cursor names a bucket and the last field listed from it,
@@ -130,7 +138,7 @@ async function bucketPage (source: TokenListingSource, aud: string | undefined, 
   for (let width = FIRST_WAVE, read = 0; bucket < buckets && read < BUCKETS_PER_PAGE;) {
     const wave = Array.from({ length: Math.min(width, buckets - bucket, BUCKETS_PER_PAGE - read) }, (_, i) => bucket + i)
     const replies = await Promise.all(wave.map((b) =>
-      client.callBuffer('EVAL', READ_LIVE_FIELDS, 1, bucketKey(source.bucketPrefix, b), String(now), wanted) as Promise<Buffer[]>))
+      evalBuffer(client, READ_LIVE_FIELDS, 1, bucketKey(source.bucketPrefix, b), String(now), wanted) as Promise<Buffer[]>))
     for (const [i, flat] of replies.entries()) {
       const fields: Array<[Buffer, Buffer]> = []
       for (let j = 0; j < flat.length; j += 2) {

@@ -1,5 +1,6 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
+import type { RevokedToken } from './types.js'
 
 // How RedisStore keeps revoked tokens: compact, and spread over many hash slots.
 //
@@ -32,15 +33,46 @@ export const DEFAULT_TOKEN_BUCKETS = 4096
 export const MAX_TOKEN_BUCKETS = 1 << 20
 
 const AUDIENCE_TAG_LENGTH = 6
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+/**
+ * Whether `jti` is a lowercase UUID (8-4-4-4-12 hex digits): a field keeps it as 16 bytes.
+ * Checked by character, as a regular expression costs more than the rest of a field.
+ */
+function isUuid (jti: string): boolean {
+  if (jti.length !== 36) return false
+  for (let i = 0; i < 36; i++) {
+    const c = jti.charCodeAt(i)
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 0x2d /* - */) return false
+    } else if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false
+  }
+  return true
+}
 
 /** The audience's tag: 36 bits of its SHA-256, as 6 base64url characters. */
-export const audienceTag = (aud: string): string => createHash('sha256').update(aud).digest('base64url').slice(0, AUDIENCE_TAG_LENGTH)
+export const audienceTag = (aud: string): string => hash('sha256', aud, 'base64url').slice(0, AUDIENCE_TAG_LENGTH)
 
-/** The hash field of (aud, jti): bytes, as a UUID is kept as its 16 bytes. */
-export function tokenField (aud: string, jti: string): Buffer {
-  const tag = audienceTag(aud)
-  return UUID.test(jti) ? Buffer.concat([Buffer.from(`${tag}u`), Buffer.from(jti.replaceAll('-', ''), 'hex')]) : Buffer.from(`${tag}r${jti}`)
+/**
+ * The hash field of (aud, jti): bytes, as a UUID is kept as its 16 bytes. A caller
+ * writing many entries passes each audience's tag, computed once.
+ */
+export function tokenField (aud: string, jti: string, tag = audienceTag(aud)): Buffer {
+  const field = Buffer.allocUnsafe(fieldBound(jti))
+  return field.subarray(0, writeTokenField(field, 0, tag, jti))
+}
+
+/** At least the bytes of a field of `jti` (a UTF-16 unit is at most 3 bytes of UTF-8). */
+const fieldBound = (jti: string) => AUDIENCE_TAG_LENGTH + 1 + 3 * jti.length
+
+/** Writes the field of (the audience of `tag`, jti) into `into` at `at`; returns the offset after it. */
+function writeTokenField (into: Buffer, at: number, tag: string, jti: string): number {
+  at += into.write(tag, at, 'latin1')
+  if (isUuid(jti)) {
+    into[at] = 0x75 /* u */
+    return at + 1 + into.write(jti.replaceAll('-', ''), at + 1, 'hex')
+  }
+  into[at] = 0x72 /* r */
+  return at + 1 + into.write(jti, at + 1, 'utf8')
 }
 
 /** The jti of a field written by {@link tokenField}, and its audience tag. */
@@ -54,7 +86,8 @@ export function decodeField (field: Buffer): { tag: string, jti: string } {
 
 /** Which of `buckets` holds (aud, jti). */
 export function bucketOf (aud: string, jti: string, buckets: number): number {
-  return createHash('sha256').update(aud).update('\u0000').update(jti).digest().readUInt32BE(0) % buckets
+  // One-shot hash of the same UTF-8 bytes as aud, NUL, jti hashed in three updates.
+  return hash('sha256', `${aud}\u0000${jti}`, 'buffer').readUInt32BE(0) % buckets
 }
 
 /**
@@ -83,36 +116,81 @@ export function liveExpiry (value: string | null | undefined, now: number): numb
  */
 export const FIELD_EXPIRY_MARGIN = 3_600_000
 
-// Writes fields into ONE bucket (so one slot: a Cluster runs it on that bucket's node),
-// keeping the later expiry of a field written twice (0, never, is the latest).
-// ARGV: field, value pairs.
-export const WRITE_BUCKET = writeBucket(false)
+// Writes fields into buckets (KEYS; in a Cluster all of one slot, so one call runs on one
+// node), keeping the later expiry of a field written twice (0, never, is the latest).
+// ARGV[1] packs the entries (packBucketWrites): one argument, not two per field, which
+// the client would encode one by one. For each key in turn: its entry count (4 bytes,
+// big-endian), then per entry the field's length (4 bytes), the field, the value's
+// length (1 byte) and the value.
+export const WRITE_BUCKETS = writeBuckets(false)
 
 /**
- * WRITE_BUCKET that also sets each written field's own expiry (HPEXPIREAT, its value plus
+ * WRITE_BUCKETS that also sets each written field's own expiry (HPEXPIREAT, its value plus
  * FIELD_EXPIRY_MARGIN; HPERSIST for never: HSET keeps a field's earlier expiry). Called
  * with `pcall`: a node without the commands (a Cluster upgraded node by node) writes as
- * WRITE_BUCKET does.
+ * WRITE_BUCKETS does.
  */
-export const WRITE_BUCKET_WITH_FIELD_EXPIRY = writeBucket(true)
+export const WRITE_BUCKETS_WITH_FIELD_EXPIRY = writeBuckets(true)
 
-function writeBucket (fieldExpiry: boolean): string {
+function writeBuckets (fieldExpiry: boolean): string {
   const expire = !fieldExpiry
     ? ''
     : `
-    if value == '0' then redis.pcall('HPERSIST', KEYS[1], 'FIELDS', 1, ARGV[i])
-    else redis.pcall('HPEXPIREAT', KEYS[1], string.format('%.0f', tonumber(value) + ${FIELD_EXPIRY_MARGIN}), 'FIELDS', 1, ARGV[i]) end`
+      if value == '0' then redis.pcall('HPERSIST', key, 'FIELDS', 1, field)
+      else redis.pcall('HPEXPIREAT', key, string.format('%.0f', tonumber(value) + ${FIELD_EXPIRY_MARGIN}), 'FIELDS', 1, field) end`
   return `
-local n = 0
-for i = 1, #ARGV, 2 do
-  local current = redis.call('HGET', KEYS[1], ARGV[i])
-  local value = ARGV[i + 1]
-  if not current or (current ~= '0' and (value == '0' or tonumber(value) > tonumber(current))) then
-    redis.call('HSET', KEYS[1], ARGV[i], value)${expire}
-    n = n + 1
+local packed, at, n = ARGV[1], 1, 0
+local function length ()
+  local a, b, c, d = string.byte(packed, at, at + 3)
+  at = at + 4
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+for k = 1, #KEYS do
+  local key = KEYS[k]
+  for _ = 1, length() do
+    local size = length()
+    local field = string.sub(packed, at, at + size - 1)
+    size = string.byte(packed, at + size)
+    at = at + #field + 1
+    local value = string.sub(packed, at, at + size - 1)
+    at = at + size
+    local current = redis.call('HGET', key, field)
+    if not current or (current ~= '0' and (value == '0' or tonumber(value) > tonumber(current))) then
+      redis.call('HSET', key, field, value)${expire}
+      n = n + 1
+    end
   end
 end
 return n`
+}
+
+/**
+ * ARGV[1] of WRITE_BUCKETS: the entries of each bucket in turn, as `buckets` lists them
+ * (indexes into `entries`); `tags[i]` is the audience tag of `entries[i]`.
+ */
+export function packBucketWrites (entries: readonly RevokedToken[], tags: readonly string[], buckets: ReadonlyArray<readonly number[]>): Buffer {
+  // An expiry is written in at most 23 characters ('0', digits, or exponent notation).
+  let bound = 0
+  for (const bucket of buckets) {
+    bound += 4
+    for (const i of bucket) bound += 4 + fieldBound(entries[i]!.jti) + 1 + 23
+  }
+  const packed = Buffer.allocUnsafe(bound)
+  let at = 0
+  let lastExpiry: number | null | undefined
+  let value = ''
+  for (const bucket of buckets) {
+    at = packed.writeUInt32BE(bucket.length, at)
+    for (const i of bucket) {
+      const entry = entries[i]!
+      const end = writeTokenField(packed, at + 4, tags[i]!, entry.jti)
+      packed.writeUInt32BE(end - at - 4, at)
+      if (entry.expiresAt !== lastExpiry) value = expiryValue(lastExpiry = entry.expiresAt)
+      packed[end] = value.length
+      at = end + 1 + packed.write(value, end + 1, 'latin1')
+    }
+  }
+  return packed.subarray(0, at)
 }
 
 /** Whether the server has per-field expiry (Redis 7.4+): asked once, `COMMAND INFO HPEXPIREAT`; any failure is "no". */
@@ -157,9 +235,27 @@ export const BUCKET_COUNT = `
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 return redis.call('GET', KEYS[1])`
 
-/** Runs `task` over `items` with at most `width` in flight (a bucket walk must not flood the client's queue). */
-export async function inWaves<T, R> (items: T[], width: number, task: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = []
-  for (let i = 0; i < items.length; i += width) out.push(...await Promise.all(items.slice(i, i + width).map(task)))
+/**
+ * Runs `task` over `items` with at most `width` in flight, starting the next as soon as
+ * one ends (a bucket walk must not flood the client's queue, nor wait on its slowest
+ * call before sending more). Results in the order of `items`; the first failure rejects,
+ * and no task starts after it.
+ */
+export async function inFlight<T, R> (items: T[], width: number, task: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length)
+  let next = 0
+  let failed = false
+  const worker = async () => {
+    try {
+      while (next < items.length && !failed) {
+        const i = next++
+        out[i] = await task(items[i]!)
+      }
+    } catch (err) {
+      failed = true // the other workers start nothing more
+      throw err
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker))
   return out
 }

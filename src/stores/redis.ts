@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { ChainableCommander, Cluster, Redis } from 'ioredis'
 import { parseDuration, type Duration } from '../options/duration.js'
 import { GrantConflictError, invalidOption, StoreError } from '../errors.js'
@@ -5,9 +6,10 @@ import { optionKeys, refuseUnknownKeys } from '../options/option-keys.js'
 import { ChangeFeed, encodeChange, issuerMember } from './change-feed.js'
 import { authorFields, decodeEntry, encodeEntry, historyLimit, latestExpiry } from './log-entries.js'
 import {
-  audienceTag, BUCKET_COUNT, bucketBase, bucketKey, bucketOf, DEFAULT_TOKEN_BUCKETS, expiryValue, inWaves, liveExpiry,
-  hasFieldExpiry, MAX_TOKEN_BUCKETS, SWEEP_BUCKET, tokenField, WRITE_BUCKET, WRITE_BUCKET_WITH_FIELD_EXPIRY,
+  audienceTag, BUCKET_COUNT, bucketBase, bucketKey, bucketOf, DEFAULT_TOKEN_BUCKETS, inFlight, liveExpiry,
+  hasFieldExpiry, MAX_TOKEN_BUCKETS, packBucketWrites, SWEEP_BUCKET, tokenField, WRITE_BUCKETS, WRITE_BUCKETS_WITH_FIELD_EXPIRY,
 } from './redis-tokens.js'
+import { keySlot } from './key-slot.js'
 import { revokedTokenPage, scoredMembers } from './redis-listing.js'
 import { MAX_TOKEN_PAGE, revokedTokenPages, tokenPageLimit } from './token-pages.js'
 import { logLimits, matchesHistory, type LogOptions } from './revocation-log.js'
@@ -79,6 +81,26 @@ const HISTORY_BUDGET = 10_000
 const STREAM_ID = /^\d{1,20}-\d{1,20}$/
 /** Tokens of the previous layout moved per round of `migrateLegacyTokens`. */
 const MIGRATE_BATCH = 1000
+/**
+ * Most fields one call of the write script writes (a script runs alone on its node: a
+ * few ms at most), and most fields one pipeline of such calls carries.
+ */
+const FIELDS_PER_CALL = 512
+const FIELDS_PER_PIPELINE = 2048
+/** Pipelines of token writes in flight at once, per `writeTokens`. */
+const PIPELINES_IN_FLIGHT = 8
+
+/** One call of the write script: its bucket keys, each bucket's entries (indexes into the batch), how many in all. */
+interface BucketsWrite { keys: string[], buckets: number[][], fields: number }
+
+// The write scripts go by EVALSHA as commands defined on the client (ioredis sends the
+// body once per connection, and again on NOSCRIPT). The name carries the script's hash,
+// so stores of different versions sharing a client never run each other's script.
+const commandName = (lua: string) => `jwtRevocation_${createHash('sha1').update(lua).digest('hex').slice(0, 16)}`
+type ScriptCommand = (keyCount: number, ...args: Array<string | Buffer>) => unknown
+/** The command `name` defined on a client (on its pipelines too), bound to `on`. */
+const scriptCommand = (on: Redis | Cluster | ChainableCommander, name: string): ScriptCommand =>
+  (on as unknown as Record<string, ScriptCommand>)[name]!.bind(on)
 
 // Stream ids ('ms-seq') compared in Lua, and the log's append. KEYS[1] is the log (a
 // Stream), KEYS[2] the id of the newest entry trimmed from it; ARGV[1] the entry,
@@ -359,23 +381,110 @@ export class RedisStore implements RevocationStore {
     for (const aud of fresh) this.knownAudiences.add(aud)
   }
 
-  /** Writes token entries into their buckets: one script per bucket, at most 256 in flight. */
+  /**
+   * Writes token entries into their buckets: several buckets per script call (of one slot
+   * in a Cluster), calls pipelined per node, a few pipelines in flight continuously.
+   */
   private async writeTokens (entries: RevokedToken[]): Promise<void> {
     const now = Date.now()
     const live = entries.filter((e) => e.expiresAt === null || e.expiresAt > now)
     if (live.length === 0) return
     const buckets = await this.bucketCount()
     await this.registerAudiences(live.map((e) => e.aud))
-    const byBucket = new Map<number, Array<string | Buffer>>()
-    for (const { aud, jti, expiresAt } of live) {
+    // Each audience's tag once, and each entry's bucket: the calls carry indexes into `live`.
+    const tagOfAudience = new Map<string, string>()
+    const tags = live.map(({ aud }) => {
+      let tag = tagOfAudience.get(aud)
+      if (tag === undefined) tagOfAudience.set(aud, tag = audienceTag(aud))
+      return tag
+    })
+    const byBucket = new Map<number, number[]>()
+    for (const [i, { aud, jti }] of live.entries()) {
       const bucket = bucketOf(aud, jti, buckets)
-      let args = byBucket.get(bucket)
-      if (args === undefined) byBucket.set(bucket, args = [])
-      args.push(tokenField(aud, jti), expiryValue(expiresAt))
+      const indexes = byBucket.get(bucket)
+      if (indexes === undefined) byBucket.set(bucket, [i])
+      else indexes.push(i)
     }
+    const name = await this.writeCommand()
+    await inFlight(this.pipelinesOf(this.bucketCalls(byBucket)), PIPELINES_IN_FLIGHT,
+      (calls) => this.writePipeline(name, calls.map((c) => [...c.keys, packBucketWrites(live, tags, c.buckets)])))
+  }
+
+  /** The write script's command, defined on the client at the first token write. */
+  private writeCommand (): Promise<string> {
     this.fieldExpiry ??= hasFieldExpiry(this.client)
-    const script = await this.fieldExpiry ? WRITE_BUCKET_WITH_FIELD_EXPIRY : WRITE_BUCKET
-    await inWaves([...byBucket], 256, ([bucket, args]) => this.write(script, 1, bucketKey(this.bucketPrefix, bucket), ...args))
+    return this.fieldExpiry.then((fieldExpiry) => {
+      const lua = fieldExpiry ? WRITE_BUCKETS_WITH_FIELD_EXPIRY : WRITE_BUCKETS
+      const name = commandName(lua)
+      if (!(name in this.client)) this.client.defineCommand(name, { lua })
+      return name
+    })
+  }
+
+  /**
+   * The script calls for these buckets' fields: buckets of one slot share a call (in a
+   * Cluster a call's keys must; standalone, every bucket is "slot 0"), up to FIELDS_PER_CALL.
+   */
+  private bucketCalls (byBucket: Map<number, number[]>): Array<{ slot: number, call: BucketsWrite }> {
+    const cluster = this.client.isCluster
+    const open = new Map<number, BucketsWrite>()
+    const calls: Array<{ slot: number, call: BucketsWrite }> = []
+    for (const [bucket, indexes] of byBucket) {
+      const key = bucketKey(this.bucketPrefix, bucket)
+      const slot = cluster ? keySlot(key) : 0
+      let call = open.get(slot)
+      if (call === undefined || call.fields >= FIELDS_PER_CALL) {
+        open.set(slot, call = { keys: [], buckets: [], fields: 0 })
+        calls.push({ slot, call })
+      }
+      call.keys.push(key)
+      call.buckets.push(indexes)
+      call.fields += indexes.length
+    }
+    return calls
+  }
+
+  /**
+   * Calls grouped into pipelines of one node each (a Cluster pipeline must not span
+   * nodes; by the client's slot map, which a failed pipeline does not trust), at most
+   * FIELDS_PER_PIPELINE fields in each.
+   */
+  private pipelinesOf (calls: Array<{ slot: number, call: BucketsWrite }>): BucketsWrite[][] {
+    const slots = this.client.isCluster ? (this.client as Cluster).slots : []
+    const open = new Map<string, { calls: BucketsWrite[], fields: number }>()
+    const pipelines: BucketsWrite[][] = []
+    for (const { slot, call } of calls) {
+      const node = slots[slot]?.[0] ?? ''
+      let pipeline = open.get(node)
+      if (pipeline === undefined || pipeline.fields >= FIELDS_PER_PIPELINE) {
+        open.set(node, pipeline = { calls: [], fields: 0 })
+        pipelines.push(pipeline.calls)
+      }
+      pipeline.calls.push(call)
+      pipeline.fields += call.fields
+    }
+    return pipelines
+  }
+
+  /**
+   * Sends one node's calls (each its keys, then its packed entries) in one pipeline (with
+   * `waitForReplicas`, its WAIT last, so it covers them all). Calls that failed in it, as
+   * after a slot moved, are sent again one by one, each routed by the client: writing a
+   * field again is harmless.
+   */
+  private async writePipeline (name: string, calls: Array<Array<string | Buffer>>): Promise<void> {
+    const pipeline = this.client.pipeline()
+    const command = scriptCommand(pipeline, name)
+    for (const args of calls) command(args.length - 1, ...args)
+    if (this.waitForReplicas !== undefined) pipeline.wait(this.waitForReplicas.replicas, this.waitForReplicas.timeout)
+    const results = await pipeline.exec().catch(() => null)
+    const failed = results === null ? calls : calls.filter((_, i) => results[i]![0] !== null)
+    if (results !== null && this.waitForReplicas !== undefined) {
+      const [err, acknowledged] = results[calls.length]!
+      if (err) throw err
+      this.checkReplicas(acknowledged as number)
+    }
+    for (const args of failed) await this.replicated((on) => scriptCommand(on, name)(args.length - 1, ...args))
   }
 
   /** Every bucket key of this prefix. */
@@ -398,15 +507,29 @@ export class RedisStore implements RevocationStore {
   }
 
   /** Runs a write script; with `waitForReplicas`, resolves only once enough replicas have it. */
-  private async write (script: string, keyCount: number, ...args: Array<string | Buffer>): Promise<unknown> {
-    if (this.waitForReplicas === undefined) return this.client.eval(script, keyCount, ...args)
-    const { replicas, timeout } = this.waitForReplicas
-    const results = await replies(this.client.pipeline().eval(script, keyCount, ...args).wait(replicas, timeout))
-    const acknowledged = results[1]![1] as number
+  private write (script: string, keyCount: number, ...args: Array<string | Buffer>): Promise<unknown> {
+    return this.replicated((on) => on.eval(script, keyCount, ...args))
+  }
+
+  /**
+   * Sends a write on the client (its reply is the result) or, with `waitForReplicas`, on a
+   * pipeline followed by WAIT, resolving only once enough replicas have it.
+   */
+  private async replicated (send: (on: Redis | Cluster | ChainableCommander) => unknown): Promise<unknown> {
+    if (this.waitForReplicas === undefined) return send(this.client)
+    const pipeline = this.client.pipeline()
+    send(pipeline)
+    const results = await replies(pipeline.wait(this.waitForReplicas.replicas, this.waitForReplicas.timeout))
+    this.checkReplicas(results[1]![1] as number)
+    return results[0]![1]
+  }
+
+  /** Throws unless `acknowledged` replicas are enough for `waitForReplicas`. */
+  private checkReplicas (acknowledged: number): void {
+    const { replicas, timeout } = this.waitForReplicas!
     if (acknowledged < replicas) {
       throw new StoreError(`RedisStore: the write reached ${acknowledged} of ${replicas} replicas within ${timeout} ms; a failover may lose it, so revoke again`)
     }
-    return results[0]![1]
   }
 
   /**
@@ -669,10 +792,10 @@ export class RedisStore implements RevocationStore {
 
   async purgeExpired (now: number): Promise<number> {
     // Rule keys (and legacy token keys) expire in Redis itself; token fields do not on
-    // Redis 7.0 (no HEXPIRE): every bucket is swept, one script each, 256 in flight. On
+    // Redis 7.0 (no HEXPIRE): every bucket is swept, one script each, at most 256 in flight. On
     // 7.4 fields written since carry their own expiry, but fields written before (by 7.0,
     // or by an earlier version of this store) do not, so the sweep still runs.
-    const swept = await inWaves(await this.bucketKeys(), 256, async (key) => Number(await this.client.eval(SWEEP_BUCKET, 1, key, String(now))))
+    const swept = await inFlight(await this.bucketKeys(), 256, async (key) => Number(await this.client.eval(SWEEP_BUCKET, 1, key, String(now))))
     return swept.reduce((a, b) => a + b, 0) + await this.client.zremrangebyscore(this.legacyTokenIndex, '-inf', `(${now}`)
   }
 

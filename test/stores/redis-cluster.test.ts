@@ -1,6 +1,7 @@
 import { Cluster } from 'ioredis'
 import t from 'tap'
 import { RedisStore } from '../../src/stores/redis.js'
+import { keySlot } from '../../src/stores/key-slot.js'
 import { runStoreSuite } from '../../src/testing/store-suite.js'
 import { scenario } from '../helpers/propagation.js'
 import { startCluster } from '../helpers/redis-servers.js'
@@ -22,6 +23,14 @@ if (cluster) {
   t.test('the store conformance suite on an ioredis Cluster', async (t) => {
     const fresh = (options: { logMaxEntries?: number } = {}) => new RedisStore({ client, prefix: `{${uniqueName('cluster')}}:`, ...options })
     runStoreSuite(t, () => fresh(), { trimmedStore: fresh })
+  })
+
+  t.test('keySlot answers what the Cluster answers (CLUSTER KEYSLOT)', async (t) => {
+    const keys = ['foo', '123456789', '{user1000}.following', 'foo{}{bar}', 'foo{{bar}}zap', 'foo{bar}{zap}', 'x{', '}{y}', 'ünï{çö}', '',
+      ...Array.from({ length: 200 }, (_, i) => `jwt-revocation:t:{${i * 37}}`)]
+    const node = client.nodes('master')[0]!
+    const answers = await Promise.all(keys.map((key) => node.cluster('KEYSLOT', key)))
+    t.same(keys.map(keySlot), answers.map(Number))
   })
 
   t.test('stores under different prefixes spread over the masters', async (t) => {

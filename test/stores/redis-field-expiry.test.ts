@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { RedisStore } from '../../src/stores/redis.js'
-import { FIELD_EXPIRY_MARGIN, hasFieldExpiry, tokenField, WRITE_BUCKET, WRITE_BUCKET_WITH_FIELD_EXPIRY } from '../../src/stores/redis-tokens.js'
+import { audienceTag, FIELD_EXPIRY_MARGIN, hasFieldExpiry, packBucketWrites, tokenField, WRITE_BUCKETS, WRITE_BUCKETS_WITH_FIELD_EXPIRY } from '../../src/stores/redis-tokens.js'
 import { runStoreSuite } from '../../src/testing/store-suite.js'
 import { freePort, stop } from '../helpers/redis-servers.js'
 import { connectRedis, deleteKeys, uniqueName } from '../helpers/services.js'
@@ -24,12 +24,13 @@ t.test('detection answers what the server has; the 7.4 script writes what the 7.
   t.teardown(() => deleteKeys(client, prefix))
   const has = atLeast74(version(await client.info('server')))
   t.equal(await hasFieldExpiry(client), has, `HPEXPIREAT ${has ? 'found' : 'absent'}, as the server's version says`)
-  const soon = String(Date.now() + HOUR)
-  const later = String(Date.now() + 2 * HOUR)
-  const writes = [[tokenField('a', 'one'), soon, tokenField('a', 'two'), '0'], [tokenField('a', 'one'), later, tokenField('a', 'two'), soon]]
+  const soon = Date.now() + HOUR
+  const later = Date.now() + 2 * HOUR
+  const writes = [[{ aud: 'a', jti: 'one', expiresAt: soon }, { aud: 'a', jti: 'two', expiresAt: null }], [{ aud: 'a', jti: 'one', expiresAt: later }, { aud: 'a', jti: 'two', expiresAt: soon }]]
   const [plain, expiring] = [`${prefix}plain`, `${prefix}expiring`]
-  for (const args of writes) {
-    t.equal(await client.eval(WRITE_BUCKET_WITH_FIELD_EXPIRY, 1, expiring, ...args), await client.eval(WRITE_BUCKET, 1, plain, ...args), 'the same count written')
+  for (const entries of writes) {
+    const packed = packBucketWrites(entries, entries.map(() => audienceTag('a')), [[0, 1]])
+    t.equal(await client.eval(WRITE_BUCKETS_WITH_FIELD_EXPIRY, 1, expiring, packed), await client.eval(WRITE_BUCKETS, 1, plain, packed), 'the same count written')
   }
   t.same(await client.hgetall(expiring), await client.hgetall(plain), 'the same fields and values: the later expiry, never kept')
 })
@@ -65,7 +66,7 @@ t.test('Redis 7.4: fields expire by themselves, and every read answers as on 7.0
   const times = await client.call('HPEXPIRETIME', 'fx:t:{0}', 'FIELDS', 3, tokenField('a', 'soon'), tokenField('a', 'never'), tokenField('a', 'later')) as number[]
   t.same(times.map(Number), [expiresAt + FIELD_EXPIRY_MARGIN, -1, expiresAt + HOUR + FIELD_EXPIRY_MARGIN], 'each field expires its margin after its entry; never: no expiry; revoked again: the later one')
   // An entry whose expiry has passed while Redis still keeps its field (the margin): written as a revocation would have been.
-  await client.eval(WRITE_BUCKET_WITH_FIELD_EXPIRY, 1, 'fx:t:{0}', tokenField('a', 'gone'), String(Date.now() - 1000))
+  await client.eval(WRITE_BUCKETS_WITH_FIELD_EXPIRY, 1, 'fx:t:{0}', packBucketWrites([{ aud: 'a', jti: 'gone', expiresAt: Date.now() - 1000 }], [audienceTag('a')], [[0]]))
   t.equal((await store.lookup({ audiences: ['a'], jti: 'gone', includeGrant: false })).tokenRevoked, false, 'past its expiry, before Redis drops the field: absent, as on 7.0')
   t.same((await store.listRevokedTokens({ aud: 'a' })).map((e) => e.jti).sort(), ['later', 'never', 'soon'])
   let n = 0

@@ -1,0 +1,77 @@
+import { Redis } from 'ioredis'
+import t from 'tap'
+import { RedisStore } from '../../src/stores/redis.js'
+import { audienceTag, bucketBase, bucketKey, bucketOf, expiryValue, tokenField } from '../../src/stores/redis-tokens.js'
+import { freePort, startRedisServer, stop } from '../helpers/redis-servers.js'
+import { connectRedis, deleteKeys, uniqueName } from '../helpers/services.js'
+
+// The stored layout is data other versions read: the bucket and the field of an
+// (aud, jti) must never change. These fixtures were written by an earlier version.
+
+const fixtures = [
+  { aud: 'https://api.example', jti: '0f8c3a52-6b1e-4d7a-9c2f-5e4b3a2d1c0b', buckets: 4096, bucket: 1281, tag: '6RzbRw', field: 'NlJ6YlJ3dQ+MOlJrHk16nC9eSzotHAs=' },
+  { aud: 'https://api.example', jti: 'not-a-uuid-jti', buckets: 4096, bucket: 2003, tag: '6RzbRw', field: 'NlJ6YlJ3cm5vdC1hLXV1aWQtanRp' },
+  { aud: 'aud-2', jti: 'a1b2c3d4-e5f6-4789-abcd-ef0123456789', buckets: 10000, bucket: 4714, tag: '-_9MFI', field: 'LV85TUZJdaGyw9Tl9keJq83vASNFZ4k=' },
+  { aud: 'ünïcödé-aud', jti: 'jti with spaces ✓', buckets: 1 << 20, bucket: 823275, tag: 'hjK2bA', field: 'aGpLMmJBcmp0aSB3aXRoIHNwYWNlcyDinJM=' },
+  { aud: '', jti: 'x', buckets: 7, bucket: 6, tag: '47DEQp', field: 'NDdERVFwcng=' },
+]
+
+t.test('the bucket, audience tag and field of known (aud, jti) pairs are those earlier versions wrote', async (t) => {
+  for (const f of fixtures) {
+    t.equal(bucketOf(f.aud, f.jti, f.buckets), f.bucket, `bucket of ${f.jti}`)
+    t.equal(audienceTag(f.aud), f.tag, `tag of ${JSON.stringify(f.aud)}`)
+    t.equal(tokenField(f.aud, f.jti).toString('base64'), f.field, `field of ${f.jti}`)
+    t.equal(tokenField(f.aud, f.jti, f.tag).toString('base64'), f.field, `field of ${f.jti}, its tag given`)
+  }
+})
+
+t.test('RedisStore writes each fixture to its bucket key and field', async (t) => {
+  const client = await connectRedis(t)
+  if (!client) return
+  for (const [i, f] of fixtures.entries()) {
+    const prefix = `{${uniqueName(`layout-${i}`)}}:`
+    t.teardown(() => deleteKeys(client, bucketBase(prefix)))
+    t.teardown(() => deleteKeys(client, prefix))
+    const store = new RedisStore({ client, prefix, tokenBuckets: f.buckets })
+    const expiresAt = Date.now() + 60_000
+    // Among other tokens, so the write groups several buckets per script call.
+    await store.revokeTokens([...Array.from({ length: 50 }, (_, n) => ({ aud: f.aud, jti: `other-${n}`, expiresAt })), { aud: f.aud, jti: f.jti, expiresAt }])
+    t.equal(await client.hget(bucketKey(bucketBase(prefix), f.bucket), Buffer.from(f.field, 'base64')), expiryValue(expiresAt), `${f.jti} in bucket ${f.bucket}`)
+  }
+})
+
+t.test('writes go on after the server forgot the write script (NOSCRIPT)', async (t) => {
+  const port = await freePort()
+  const server = await startRedisServer(['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'])
+  t.teardown(() => stop(server))
+  const client = new Redis({ port, host: '127.0.0.1' })
+  t.teardown(() => client.disconnect())
+  const store = new RedisStore({ client, prefix: '{noscript}:', tokenBuckets: 16 })
+  const expiresAt = Date.now() + 60_000
+  await store.revokeTokens(Array.from({ length: 100 }, (_, n) => ({ aud: 'a', jti: `before-${n}`, expiresAt })))
+  await client.script('FLUSH')
+  await store.revokeTokens(Array.from({ length: 100 }, (_, n) => ({ aud: 'a', jti: `after-${n}`, expiresAt })))
+  for (const jti of ['before-7', 'after-0', 'after-99']) t.ok((await store.lookup({ audiences: ['a'], jti, includeGrant: false })).tokenRevoked, `${jti} revoked`)
+  t.equal((await store.listRevokedTokens({ aud: 'a' })).length, 200, 'every token written')
+})
+
+t.test('a write of many buckets per call stores every entry at its bucket and field, with its expiry', async (t) => {
+  const client = await connectRedis(t)
+  if (!client) return
+  const prefix = `{${uniqueName('layout-mixed')}}:`
+  t.teardown(() => deleteKeys(client, bucketBase(prefix)))
+  t.teardown(() => deleteKeys(client, prefix))
+  const store = new RedisStore({ client, prefix, tokenBuckets: 64 })
+  const soon = Date.now() + 60_000
+  const entries = [
+    ...Array.from({ length: 1500 }, (_, n) => ({ aud: n % 2 ? 'https://a' : 'https://b', jti: n % 3 ? `jti-${n}` : `0f8c3a52-6b1e-4d7a-9c2f-${String(n).padStart(12, '0')}`, expiresAt: soon + n })),
+    { aud: 'https://a', jti: 'x'.repeat(300), expiresAt: null },
+    { aud: 'ünï', jti: 'lone \ud800 surrogate ✓', expiresAt: soon },
+    { aud: 'https://b', jti: 'far', expiresAt: Number.MAX_VALUE },
+  ]
+  await store.revokeTokens(entries)
+  const stored = await Promise.all(entries.map(({ aud, jti }) => client.hget(bucketKey(bucketBase(prefix), bucketOf(aud, jti, 64)), tokenField(aud, jti))))
+  t.same(stored, entries.map((e) => expiryValue(e.expiresAt)), 'each entry at its bucket and field, its expiry its value')
+  const total = (await Promise.all(Array.from({ length: 64 }, (_, b) => client.hlen(bucketKey(bucketBase(prefix), b))))).reduce((a, b) => a + b, 0)
+  t.equal(total, entries.length, 'nothing else written')
+})
