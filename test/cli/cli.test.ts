@@ -5,7 +5,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough, Readable } from 'node:stream'
-import { Cluster } from 'ioredis'
 import t from 'tap'
 import { startExampleServer } from '../../examples/demo.js'
 import { MANAGEMENT, ORDERS } from '../../examples/server.js'
@@ -13,7 +12,7 @@ import { main } from '../../src/cli/main.js'
 import { FileStore } from '../../src/index.js'
 import { PostgresStore } from '../../src/stores/postgres.js'
 import { RedisStore } from '../../src/stores/redis.js'
-import { startCluster } from '../helpers/redis-servers.js'
+import { clusterClient, startCluster } from '../helpers/redis-servers.js'
 import { connectPostgres, connectRedis, deleteKeys, PG_URL, REDIS_URL, uniqueName } from '../helpers/services.js'
 
 const bin = join(import.meta.dirname, '..', '..', 'dist', 'esm', 'cli', 'bin.js')
@@ -165,9 +164,7 @@ t.test('Redis: cut a partner off from a shell, import through one script per bat
 t.test('Redis Cluster: the URL of any node opens the Cluster; an import lands on every primary', async (t) => {
   const cluster = await startCluster(t)
   if (!cluster) return
-  const client = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } })
-  client.on('error', () => {})
-  t.teardown(() => client.disconnect())
+  const client = clusterClient(t, cluster)
   const prefix = '{cli-cluster}:'
   // Node 2 holds neither the prefix's slot nor every bucket: a plain client would be MOVED.
   const store = ['--store', `redis://127.0.0.1:${cluster.nodes[2]!.port}`, '--prefix', prefix]

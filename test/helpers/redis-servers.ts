@@ -9,7 +9,7 @@ import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { connectRedis, serviceMissing, type Skippable } from './services.js'
 
 const run = promisify(execFile)
@@ -100,6 +100,14 @@ export async function command (port: number, ...args: string[]): Promise<unknown
 }
 
 export interface ClusterNodes { nodes: Array<{ host: string, port: number }> }
+
+/** An ioredis Cluster client of `cluster`, disconnected at the test's teardown (its errors are the test's to see in replies). */
+export function clusterClient (t: Skippable, cluster: ClusterNodes): Cluster {
+  const client = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } })
+  client.on('error', () => {})
+  t.teardown(() => client.disconnect())
+  return client
+}
 
 /** A Redis Cluster of `masters` masters (no replicas), every slot assigned and the cluster state ok. */
 export async function startCluster (t: Skippable, masters = 3): Promise<ClusterNodes | undefined> {

@@ -3,13 +3,13 @@
 // that reason once reported `down` for ever and made requests fail), and probing never
 // takes requests out of service.
 import Fastify from 'fastify'
-import { Cluster, Redis } from 'ioredis'
+import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import jwtRevocation, { type JwtRevocationOptions, type RevocationStore } from '../../src/index.js'
 import { PostgresStore } from '../../src/stores/postgres.js'
 import { RedisStore } from '../../src/stores/redis.js'
 import { AUDIENCE, bearer, ISSUER, makeKey, sign } from '../helpers/helpers.js'
-import { startCluster, startSentinelSet } from '../helpers/redis-servers.js'
+import { clusterClient, startCluster, startSentinelSet } from '../helpers/redis-servers.js'
 import { connectPostgres, connectRedis, deleteKeys, uniqueName } from '../helpers/services.js'
 
 const key = await makeKey('ES256')
@@ -52,9 +52,7 @@ t.test('Redis', async (t) => {
 t.test('Redis Cluster', async (t) => {
   const cluster = await startCluster(t)
   if (!cluster) return
-  const client = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } })
-  client.on('error', () => {})
-  t.teardown(() => client.disconnect())
+  const client = clusterClient(t, cluster)
   await probedWhileServing(t, new RedisStore({ client }))
 })
 

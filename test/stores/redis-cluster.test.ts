@@ -1,10 +1,9 @@
-import { Cluster } from 'ioredis'
 import t from 'tap'
 import { RedisStore } from '../../src/stores/redis.js'
 import { keySlot } from '../../src/stores/key-slot.js'
 import { runStoreSuite } from '../../src/testing/store-suite.js'
 import { scenario } from '../helpers/propagation.js'
-import { startCluster } from '../helpers/redis-servers.js'
+import { clusterClient, startCluster } from '../helpers/redis-servers.js'
 import { uniqueName } from '../helpers/services.js'
 
 // The README says RedisStore works on Redis Cluster: a real 3-master cluster from
@@ -12,12 +11,7 @@ import { uniqueName } from '../helpers/services.js'
 
 const cluster = await startCluster(t)
 if (cluster) {
-  const connect = () => {
-    const client = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } })
-    client.on('error', () => {})
-    t.teardown(() => client.disconnect())
-    return client
-  }
+  const connect = () => clusterClient(t, cluster)
   const client = connect()
 
   t.test('the store conformance suite on an ioredis Cluster', async (t) => {

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import { Cluster, Redis } from 'ioredis'
+import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { RedisStore } from '../../src/stores/redis.js'
 import { entriesOn, settledMemory, usedMemory } from '../helpers/redis-memory.js'
-import { freePort, startCluster, startRedisServer, stop } from '../helpers/redis-servers.js'
+import { clusterClient, freePort, startCluster, startRedisServer, stop } from '../helpers/redis-servers.js'
 import { audienceTag } from '../../src/stores/redis-tokens.js'
 import { connectRedis, deleteKeys, uniqueName } from '../helpers/services.js'
 
@@ -71,9 +71,7 @@ t.test('standalone: 100,000 revoked jtis, compact', async (t) => {
 t.test('a Cluster of 3 primaries: 100,000 revoked jtis, compact and spread', async (t) => {
   const cluster = await startCluster(t)
   if (!cluster) return
-  const client = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } })
-  client.on('error', () => {})
-  t.teardown(() => client.disconnect())
+  const client = clusterClient(t, cluster)
   await client.ping()
   const prefix = '{lean}:'
   const primaries = client.nodes('master')

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import { Cluster, type Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { RedisStore } from '../../src/stores/redis.js'
 import type { RevokedToken } from '../../src/stores/types.js'
-import { startCluster } from '../helpers/redis-servers.js'
+import { clusterClient, startCluster } from '../helpers/redis-servers.js'
 import { connectRedis, deleteKeys, uniqueName } from '../helpers/services.js'
 
 // RedisStore's paged listing where the conformance suite does not reach: buckets holding
@@ -81,8 +81,6 @@ t.test('one server: pages end inside buckets and run through the previous layout
 t.test('a Cluster of 3 primaries: the same walk over buckets on every node', async (t) => {
   const cluster = await startCluster(t)
   if (!cluster) return
-  const client = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } })
-  client.on('error', () => {})
-  t.teardown(() => client.disconnect())
+  const client = clusterClient(t, cluster)
   await listing(t, client, `{${uniqueName('listing')}}:`)
 })
