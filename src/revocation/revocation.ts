@@ -58,6 +58,13 @@ export interface CreateGrantInput {
   scope: string[]
 }
 
+/** Refuses an argument object that is not an object or holds a key not in `known`. */
+function knownArgumentKeys (value: object, known: string[], name: string): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError(`${name} must be an object { ${known.map((k) => `${k}?`).join(', ')} }`)
+  const unknown = Object.keys(value).find((key) => !known.includes(key))
+  if (unknown !== undefined) throw new InvalidArgumentError(`${name}.${unknown} is not known; it takes { ${known.map((k) => `${k}?`).join(', ')} }`)
+}
+
 function nonEmpty (value: unknown, name: string): string {
   if (typeof value !== 'string' || value.length === 0 || value.includes('\u0000')) {
     throw new InvalidArgumentError(`${name} must be a non-empty string`)
@@ -261,6 +268,10 @@ export class Revocation {
    * is null. A store without paged listing answers everything as one page.
    */
   async listRevokedTokensPage (filter: { aud?: string } = {}, page: TokenPageRequest = {}): Promise<RevokedTokenPage> {
+    // A misspelt `cursor` would start the walk again from the first page, for ever.
+    knownArgumentKeys(filter, ['aud'], 'filter')
+    knownArgumentKeys(page, ['cursor', 'limit'], 'page')
+    if (page.limit !== undefined && (!Number.isInteger(page.limit) || page.limit < 1)) throw new InvalidArgumentError('limit must be a positive integer')
     const store = this.store
     if (typeof store.listRevokedTokensPage !== 'function') {
       if (page.cursor !== undefined) throw new InvalidArgumentError('cursor: this store lists its tokens in one page')
