@@ -6,6 +6,10 @@
 // by 5,000 is one request in steady state, without start-up, key generation, signing and
 // V8's optimising compiler (under valgrind it is still at work well past 1,000 requests).
 //   npm run build && node bench/instructions.mjs [ES256|RS256|EdDSA]   (valgrind required; a few minutes)
+//   npm run build && node bench/instructions.mjs dpop
+// dpop: a DPoP request whose ES256 token is cached, with a new ES256 proof each time, against
+// jose's jwtVerify of the same proofs with the client's key already imported (the budget of
+// a DPoP hit is a Bearer hit plus that verification). Tokens and proofs are signed outside valgrind.
 // Plain JavaScript on the built package: under valgrind, a TypeScript loader would be measured too.
 // V8 runs in predictable mode (no background threads, a fixed GC schedule) with one libuv
 // thread, and each run ends with a full collection: otherwise the collector's timing
@@ -34,8 +38,9 @@ async function compare (alg) {
   const dir = await mkdtemp(join(tmpdir(), 'instructions-'))
   // One key for every run: an RSA key's generation costs a different count each time (its prime search).
   const { exportJWK, exportPKCS8, generateKeyPair } = await import('jose')
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true })
+  const { privateKey, publicKey } = await generateKeyPair(alg === 'dpop' ? 'ES256' : alg, { extractable: true })
   const env = { ...process.env, INSTRUCTIONS_KEY: JSON.stringify({ pkcs8: await exportPKCS8(privateKey), jwk: await exportJWK(publicKey) }) }
+  if (alg === 'dpop') env.INSTRUCTIONS_DPOP = await writeDpopRequests(dir, privateKey)
   const run = async (side, n) => {
     const out = join(dir, `${side}.${n}.out`)
     await promisify(execFile)('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, '-q',
@@ -52,6 +57,11 @@ async function compare (alg) {
   try {
     const jose = await perRequest('jose')
     const plugin = await perRequest('plugin')
+    if (alg === 'dpop') {
+      process.stdout.write(`dpop: plugin DPoP hit ${Math.round(plugin)} instructions per request, jose's verification of the proof ${Math.round(jose)}: ` +
+        `+${Math.round(plugin - jose)}\n`)
+      return
+    }
     process.stdout.write(`${alg}: plugin miss ${Math.round(plugin)} instructions per request, bare jose ${Math.round(jose)}: ` +
       `jose/plugin ${(jose / plugin).toFixed(3)} (+${Math.round(plugin - jose)})\n`)
   } finally {
@@ -59,9 +69,28 @@ async function compare (alg) {
   }
 }
 
+/** A DPoP-bound ES256 token and MANY proofs of its client, one per request, in a file the children read. */
+async function writeDpopRequests (dir, privateKey) {
+  const { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } = await import('jose')
+  const { createHash, randomUUID } = await import('node:crypto')
+  const { writeFile } = await import('node:fs/promises')
+  const client = await generateKeyPair('ES256', { extractable: true })
+  const clientJwk = await exportJWK(client.publicKey)
+  const token = await new SignJWT({ scope: 'read:orders', azp: 'partner', cnf: { jkt: await calculateJwkThumbprint(clientJwk) } })
+    .setProtectedHeader({ alg: 'ES256', kid: 'k' }).setIssuer(ISSUER).setAudience(AUDIENCE).setSubject('partner@clients')
+    .setIssuedAt().setExpirationTime('2h').setJti('bound').sign(privateKey)
+  const ath = createHash('sha256').update(token).digest('base64url')
+  const proofs = await Promise.all(Array.from({ length: MANY + 1 }, () => new SignJWT({ htm: 'GET', htu: `${AUDIENCE}/orders`, jti: randomUUID(), ath })
+    .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: clientJwk }).setIssuedAt().sign(client.privateKey)))
+  const file = join(dir, 'dpop.json')
+  await writeFile(file, JSON.stringify({ token, clientJwk, proofs }))
+  return file
+}
+
 async function child (spec, count) {
   const [side, alg] = spec.split(':')
   const n = Number(count)
+  if (alg === 'dpop') return dpopChild(side, n)
   const { default: Fastify } = await import('fastify')
   const { createLocalJWKSet, importPKCS8, jwtVerify, SignJWT } = await import('jose')
   const { default: jwtRevocation } = await import('fastify-jwt-revocation')
@@ -100,5 +129,42 @@ async function child (spec, count) {
   for (let i = 0; i < n; i++) await once((i + 1) % TOKENS)
   // Every run ends with a full collection: the garbage of its requests is counted whole,
   // wherever the collector's schedule stood when the loop ended.
+  globalThis.gc()
+}
+
+/** The DPoP sides: the plugin's hook on a DPoP request whose token is cached, or jose verifying the proof alone. */
+async function dpopChild (side, n) {
+  const { default: Fastify } = await import('fastify')
+  const { importJWK, jwtVerify } = await import('jose')
+  const { default: jwtRevocation } = await import('fastify-jwt-revocation')
+  const given = JSON.parse(process.env.INSTRUCTIONS_KEY)
+  const { token, clientJwk, proofs } = JSON.parse(await readFile(process.env.INSTRUCTIONS_DPOP, 'utf8'))
+  let once
+  if (side === 'jose') {
+    const clientKey = await importJWK(clientJwk, 'ES256')
+    once = async (i) => {
+      await jwtVerify(proofs[i], clientKey, { typ: 'dpop+jwt', algorithms: ['ES256'], requiredClaims: ['jti', 'htm', 'htu', 'iat'] })
+    }
+  } else {
+    const app = Fastify()
+    let hook
+    const addHook = app.addHook
+    app.addHook = function (name, fn) { if (name === 'onRequest') hook ??= fn; return addHook.call(this, name, fn) }
+    await app.register(jwtRevocation, {
+      jwks: { keys: [{ ...given.jwk, kid: 'k', alg: 'ES256' }] }, issuer: ISSUER, audience: AUDIENCE, algorithms: ['ES256'],
+      dpop: { required: true, proofMaxAge: '1h' }, publicUrl: AUDIENCE,
+    })
+    let captured
+    app.get('/orders', async (request, reply) => { captured = { request, reply }; return 'ok' })
+    await app.ready()
+    const res = await app.inject({ url: '/orders', headers: { authorization: `DPoP ${token}`, dpop: proofs[MANY] } })
+    if (res.statusCode !== 200) throw new Error(`setup failed: ${res.statusCode} ${res.body}`)
+    const { request, reply } = captured
+    once = (i) => {
+      request.headers.dpop = proofs[i]
+      return new Promise((resolve, reject) => hook.call(app, request, reply, (err) => err ? reject(err) : resolve()))
+    }
+  }
+  for (let i = 0; i < n; i++) await once(i)
   globalThis.gc()
 }

@@ -174,9 +174,10 @@ async function jwtRevocationPlugin (fastify: FastifyInstance, opts: JwtRevocatio
   }
 
   /** A request with the DPoP scheme: proof, token and binding, then the issuer where the route asks it. */
-  async function authenticateDpop (request: FastifyRequest, reply: FastifyReply, policy: RoutePolicy): Promise<{ token: string, record: TokenRecord }> {
-    const { token, record } = await authenticator.authenticateDpop(request, reply)
-    return { token, record: introspector === null ? record : await introspector.confirm(token, record, policy) }
+  function authenticateDpop (request: FastifyRequest, reply: FastifyReply, policy: RoutePolicy): Promise<{ token: string, record: TokenRecord }> {
+    const authenticated = authenticator.authenticateDpop(request, reply)
+    if (introspector === null) return authenticated
+    return authenticated.then(async ({ token, record }) => ({ token, record: await introspector.confirm(token, record, policy) }))
   }
 
   // One hook at the plugin's level (fastify-plugin lifts it to the registering

@@ -103,7 +103,7 @@ export class SenderBinding {
    * Called once the token is verified and bound to the proof's key: proofs with no valid
    * token behind them never reach the store, nor crowd out the claims that matter.
    */
-  claimProof (proof: DpopProof): Promise<void> {
+  claimProof (proof: DpopProof): void | Promise<void> {
     // Kept until the proof's `iat` leaves the window: past that, the proof is refused anyway.
     return this.replay!.claim(`${proof.jkt}:${proof.jti}`, (proof.iat + this.iatWindow + 1) * 1000)
   }

@@ -56,6 +56,23 @@ interface QueuedWrite {
  */
 export const lookupNow = Symbol('fastify-jwt-revocation.lookupNow')
 
+/**
+ * Package-internal: claims a key in an in-process store's memory without a promise (a DPoP
+ * proof's `jti`), or undefined when `claimOnce` was replaced (the caller then takes it).
+ */
+export const claimNow = Symbol('fastify-jwt-revocation.claimNow')
+
+/** A store that claims in memory at once (see `claimNow`). */
+export interface InMemoryClaim {
+  [claimNow](key: string, expiresAt: number): boolean | undefined
+}
+
+/** The store itself when `claimNow` may stand in for its `claimOnce` (as `inMemoryLookup` decides for `lookup`). */
+export function inMemoryClaim (store: Pick<RevocationStore, 'claimOnce'>): InMemoryClaim | null {
+  if (store.claimOnce !== StateBackedStore.prototype.claimOnce) return null
+  return typeof (store as Partial<InMemoryClaim>)[claimNow] === 'function' ? store as unknown as InMemoryClaim : null
+}
+
 /** A store that can answer from memory at once (see `lookupNow`). */
 export interface InMemoryLookup {
   [lookupNow](query: RevocationQuery, now: number): RevocationState | undefined
@@ -334,6 +351,11 @@ export abstract class StateBackedStore implements RevocationStore {
   private readonly claims = new BoundedClaims()
 
   async claimOnce (key: string, expiresAt: number): Promise<boolean> {
+    return this.claims.claimOnce(key, expiresAt)
+  }
+
+  [claimNow] (key: string, expiresAt: number): boolean | undefined {
+    if (this.claimOnce !== StateBackedStore.prototype.claimOnce) return undefined
     return this.claims.claimOnce(key, expiresAt)
   }
 

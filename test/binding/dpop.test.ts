@@ -412,6 +412,24 @@ t.test('the replay cache is written only for a verified token bound to the proof
   t.same(keys, [`${h.jkt}:${JSON.parse(Buffer.from(headers.dpop.split('.')[1]!, 'base64url').toString()).jti}`], 'claimed by key and jti')
 })
 
+t.test('an in-process store claims without a promise, yet a claimOnce wrapped after boot is still asked', async (t) => {
+  const store = new MemoryStore()
+  const app = await dpopApp(t, { store })
+  const h = await holder()
+  const token = await boundToken(h)
+  const headers = await dpopHeaders(h, token)
+  t.equal((await app.inject({ url: '/orders', headers })).statusCode, 200)
+  t.equal((await app.inject({ url: '/orders', headers })).statusCode, 401, 'the in-memory claim refuses a replay')
+  const keys: string[] = []
+  const claimOnce = store.claimOnce.bind(store)
+  store.claimOnce = (key, expiresAt) => { keys.push(key); return claimOnce(key, expiresAt) }
+  const next = await dpopHeaders(h, token)
+  t.equal((await app.inject({ url: '/orders', headers: next })).statusCode, 200)
+  t.equal(keys.length, 1, 'the wrapper installed after boot took the claim')
+  store.claimOnce = async () => false
+  t.equal((await app.inject({ url: '/orders', headers: await dpopHeaders(h, token) })).statusCode, 401, "the wrapper's answer is the answer")
+})
+
 t.test('the in-process claims are bounded: expired ones go first, then the oldest', async (t) => {
   const claims = new BoundedClaims(3)
   const now = 1_000_000

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { InvalidDpopProofError, ServiceUnavailableError } from '../../errors.js'
 import type { StoreGuard } from '../../revocation/store-guard.js'
 import { BoundedClaims } from '../../stores/claims.js'
+import { claimNow, inMemoryClaim, type InMemoryClaim } from '../../stores/state-backed.js'
 import type { RevocationStore } from '../../stores/types.js'
 
 const UNAVAILABLE = 'The DPoP replay check is unavailable'
@@ -16,6 +17,8 @@ const UNAVAILABLE = 'The DPoP replay check is unavailable'
 export class ReplayCache {
   private readonly local = new BoundedClaims()
   private readonly shared: boolean
+  /** The store, when it claims in this process's memory (Memory, File): no promise, no timeout to arm. */
+  private readonly memory: InMemoryClaim | null
 
   constructor (
     private readonly store: RevocationStore,
@@ -24,14 +27,25 @@ export class ReplayCache {
     log: FastifyBaseLogger,
   ) {
     this.shared = typeof store.claimOnce === 'function'
+    this.memory = this.shared ? inMemoryClaim(store) : null
     if (!this.shared) {
       log.warn('fastify-jwt-revocation: the store has no claimOnce(); DPoP proofs are remembered by this process only, so another instance would accept a replayed proof')
     }
   }
 
-  /** Resolves once `key` is claimed for the first time; a replay is refused with invalid_dpop_proof. */
-  async claim (key: string, expiresAt: number): Promise<void> {
-    if (!(this.shared && await this.claimShared(key, expiresAt)) && !this.local.claimOnce(key, expiresAt)) {
+  /**
+   * Claims `key` for the first time, synchronously when the store claims in memory or
+   * there is no store claim, else by the promise returned; a replay is refused (thrown or
+   * rejected) with invalid_dpop_proof.
+   */
+  claim (key: string, expiresAt: number): void | Promise<void> {
+    const claimed = this.memory?.[claimNow](key, expiresAt)
+    if (claimed === undefined && this.shared) return this.claimAsync(key, expiresAt)
+    if (!(claimed ?? this.local.claimOnce(key, expiresAt))) throw new InvalidDpopProofError('The DPoP proof has been used before')
+  }
+
+  private async claimAsync (key: string, expiresAt: number): Promise<void> {
+    if (!await this.claimShared(key, expiresAt) && !this.local.claimOnce(key, expiresAt)) {
       throw new InvalidDpopProofError('The DPoP proof has been used before')
     }
   }
