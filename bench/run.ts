@@ -5,11 +5,14 @@
 // interleaved across servers; medians with their spread (min–max).
 //   BENCH_DURATION=3 BENCH_ROUNDS=5 BENCH_CONNECTIONS=32 npm run bench
 //   BENCH_ONLY=bare,hit,miss-es256 BENCH_DURATION=2 BENCH_ROUNDS=3 npm run bench   (quick; prints, writes nothing)
+//   BENCH_SKIP=scale-redis,scale-cluster npm run bench   (every measure but those)
+//   BENCH_WRITE=1 BENCH_ONLY=… npm run bench   (writes what it measured into docs/benchmarks.md, keeping the rest)
+// Writing docs/benchmarks.md replaces what the run measured and keeps the rest (bench/report-merge.ts).
 // Row ids: see `rows` below; prop-redis, prop-pg, prop-redis-killed, prop-pg-killed, memory, hook-cost, import-file, import-redis,
 // import-pg, file-concurrent, scale-redis, scale-cluster and pg-purge select the other measures
 // (scale-*: BENCH_SCALE_COUNTS=1000000,10000000 by default).
 import { execFile, execFileSync, fork, spawn, type ChildProcess } from 'node:child_process'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
@@ -22,11 +25,14 @@ import { measureConcurrentRevocations, measureImport, type ConcurrentResult, typ
 import { measurePropagation, type Propagation, type PropagationStore } from './propagation.js'
 import { measureScale, scaleTargets, type Scale } from './scale.js'
 import { FLEET, fleetMix, startPrivateRedis, type PrivateRedis } from './fleet.js'
+import { mergeReport } from './report-merge.js'
 
 const duration = Number(process.env.BENCH_DURATION ?? 3)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5)
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32)
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean)
+const skipped = new Set(process.env.BENCH_SKIP?.split(',').map((s) => s.trim()).filter(Boolean))
+const write = only === undefined || process.env.BENCH_WRITE === '1'
 const propagationSamples = Number(process.env.BENCH_PROPAGATION_SAMPLES ?? 200)
 const ROTATION = 5_000
 const LRU = 1_000
@@ -58,7 +64,7 @@ const rows: Row[] = [
   { id: 'fleet', name: `fleet: plugin, ES256, ${fleetName}, RedisStore; server + Redis CPU`, spec: { kind: 'plugin', alg: 'ES256', cacheMax: 10_000, store: 'redis' }, alg: 'ES256', tokens: 'fleet', privateRedis: true },
   { id: 'fleet-fjwt', name: `fleet: \`@fastify/jwt\`, ES256, ${fleetName}, its verify cache on (10,000), a Redis jti lookup in \`trusted\`; server + Redis CPU`, spec: { kind: 'fastify-jwt-redis', alg: 'ES256', cacheMax: 10_000 }, alg: 'ES256', tokens: 'fleet', privateRedis: true },
 ]
-const wanted = (id: string) => only === undefined || only.includes(id)
+const wanted = (id: string) => !skipped.has(id) && (only === undefined || only.includes(id))
 
 // ---- pinning -------------------------------------------------------------------------
 
@@ -273,7 +279,7 @@ async function main (): Promise<void> {
   if (wanted('hook-cost')) {
     // The hook alone, in one process pinned to CPU 1: CPU time per call, far steadier
     // than whole requests on a busy machine.
-    const runs = [['hit', 'ES256'], ...['ES256', 'RS256', 'EdDSA'].flatMap((alg) => [['miss', alg], ['jose', alg]])]
+    const runs = [['hit', 'ES256'], ['dpop-hit', 'ES256'], ...['ES256', 'RS256', 'EdDSA'].flatMap((alg) => [['miss', alg], ['jose', alg]])]
     for (const [mode, alg] of runs) {
       const args = ['--import', 'tsx', join(here, 'hook-cost.ts'), mode!, alg!]
       const { stdout } = await promisify(execFile)(pinning ? 'taskset' : process.execPath, pinning ? ['-c', '1', process.execPath, ...args] : args)
@@ -298,8 +304,10 @@ async function main (): Promise<void> {
 
   const report = render(byId, propagation, memory, hookCosts, operator, scale)
   process.stdout.write('\n' + report)
-  if (only === undefined) {
-    await writeFile(join(here, '..', 'docs', 'benchmarks.md'), report)
+  if (write) {
+    const file = join(here, '..', 'docs', 'benchmarks.md')
+    const previous = await readFile(file, 'utf8').catch(() => null)
+    await writeFile(file, mergeReport(report, previous))
     process.stdout.write('wrote docs/benchmarks.md\n')
   }
 }
@@ -380,6 +388,14 @@ function render (
       targets.push(`- ${id}: ${dpop.cpu.median.toFixed(1)} µs per request (run with \`${bearerId}\` for the ratio to Bearer).`)
     }
   }
+  // A DPoP hit's budget: a Bearer hit, one bare jose ES256 verification (the jose row less bare Fastify) and 10 µs.
+  const dpopHit = byId.get('dpop-hit')
+  const joseEs256 = byId.get('jose-es256')
+  if (dpopHit && hit && joseEs256 && bare) {
+    const budget = hit.cpu.median + (joseEs256.cpu.median - bare.cpu.median) + 10
+    targets.push(`- DPoP hit: ${dpopHit.cpu.median.toFixed(1)} µs against a budget of ${budget.toFixed(1)} (hit ${hit.cpu.median.toFixed(1)} + one jose ES256 verification ` +
+      `${(joseEs256.cpu.median - bare.cpu.median).toFixed(1)} + 10): target ${judged(dpopHit.cpu.median <= budget, dpopHit, joseEs256, 10)}.`)
+  }
   for (const alg of ALGS) {
     const a = alg.toLowerCase()
     const miss = byId.get(`miss-${a}`)
@@ -420,6 +436,12 @@ function render (
       '`bench/hook-cost.ts` calls the plugin\'s onRequest hook in a loop on a real Fastify request, pinned to CPU 1, and reads ' +
       'the process\'s CPU time (every thread); `jose` is jose\'s `jwtVerify` with the same checks on the same tokens. Medians of 7 runs:', '',
       ...hookCosts.map((h) => `- ${h}`), '')
+    const perCall = (prefix: string) => Number(hookCosts.find((h) => h.startsWith(prefix))?.match(/: ([\d.]+) CPU/)?.[1])
+    const [hitCall, dpopCall, joseCall] = [perCall('hit ES256'), perCall('dpop-hit ES256'), perCall('jose ES256')]
+    if (![hitCall, dpopCall, joseCall].some(Number.isNaN)) {
+      const budget = hitCall + joseCall + 10
+      lines.push(`DPoP hit in the hook alone: ${dpopCall.toFixed(1)} µs against a budget of ${budget.toFixed(1)} (hit ${hitCall.toFixed(1)} + jose ES256 ${joseCall.toFixed(1)} + 10): ${verdict(dpopCall <= budget)}.`, '')
+    }
   }
   return lines.join('\n')
 }
