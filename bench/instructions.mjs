@@ -55,8 +55,7 @@ async function compare (alg) {
     return (many - few) / (MANY - FEW)
   }
   try {
-    const jose = await perRequest('jose')
-    const plugin = await perRequest('plugin')
+    const [jose, plugin] = await Promise.all([perRequest('jose'), perRequest('plugin')])
     if (alg === 'dpop') {
       process.stdout.write(`dpop: plugin DPoP hit ${Math.round(plugin)} instructions per request, jose's verification of the proof ${Math.round(jose)}: ` +
         `+${Math.round(plugin - jose)}\n`)
@@ -114,7 +113,11 @@ async function child (spec, count) {
     let hook
     const addHook = app.addHook
     app.addHook = function (name, fn) { if (name === 'onRequest') hook ??= fn; return addHook.call(this, name, fn) }
-    await app.register(jwtRevocation, { jwks: { keys: [jwk] }, issuer: ISSUER, audience: AUDIENCE, algorithms: [alg], cache: { max: 1_000, ttl: 60_000 } })
+    // INSTRUCTIONS_OPTIONS: plugin options over these (JSON), to weigh a part: '{"cache":false}'.
+    await app.register(jwtRevocation, {
+      jwks: { keys: [jwk] }, issuer: ISSUER, audience: AUDIENCE, algorithms: [alg], cache: { max: 1_000, ttl: 60_000 },
+      ...JSON.parse(process.env.INSTRUCTIONS_OPTIONS ?? '{}'),
+    })
     let captured
     app.get('/orders', async (request, reply) => { captured = { request, reply }; return 'ok' })
     await app.ready()
