@@ -57,7 +57,7 @@ export function scaleTargets (scale: Scale): string[] {
     lines.push(`- Redis memory per revoked UUID jti in ${where} (settled \`INFO used_memory\` delta over every primary, the revocation log not counted; \`tokenBuckets\` a hundredth of the count): ` +
       r.memory.map((m) => `**${m.bytesPerJti.toFixed(1)} B** at ${n(m.jtis)} (${m.tokenMB.toFixed(0)} MB)`).join(', ') +
       `: target ≤ 64 B ${verdict(r.memory.every((m) => m.bytesPerJti <= 64))}.` +
-      (largest ? ` The revocation log holds every jti of each import batch besides: ${largest.logMB.toFixed(0)} MB at ${n(largest.jtis)} (${(largest.logMB * 2 ** 20 / largest.jtis).toFixed(0)} B per jti), kept until \`logRetention\` (30 days) or \`logMaxEntries\`.` : ''))
+      (largest ? ` The revocation log holds every jti of each import batch besides (each audience once, its jtis under it): ${largest.logMB.toFixed(0)} MB at ${n(largest.jtis)} (${(largest.logMB * 2 ** 20 / largest.jtis).toFixed(0)} B per jti), kept until \`logRetention\` (30 days) or \`logMaxEntries\`.` : ''))
     for (const s of r.shares) {
       lines.push(`- Token entries on each primary at ${n(s.jtis)}: ${s.shares.map((x) => `${(100 * x).toFixed(1)}%`).join(', ')}: target 25–42% each ${verdict(s.shares.every((x) => x >= 0.25 && x <= 0.42))}.`)
     }

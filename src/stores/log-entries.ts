@@ -17,15 +17,45 @@ export function authorFields (author: ChangeAuthor | undefined): { actor?: strin
   return { ...(actor === null ? {} : { actor }), ...(reason === null ? {} : { reason }), source }
 }
 
-/** A log entry as one compact JSON text, the change then who and why: what a Redis stream entry holds. */
+/**
+ * A log entry as one compact JSON text, the change then who and why: what a Redis stream
+ * entry holds. A `tokens` batch (an import writes 50,000 a call) keeps each audience once,
+ * its jtis listed under it (`byAud: [[aud, [jti, …]], …]`): about 39 bytes per UUID jti in
+ * place of 73 with the audience repeated. Pairs, not an object keyed by audience, so no
+ * audience can name an object's prototype.
+ */
 export function encodeEntry (change: LoggedChange, author: ChangeAuthor | undefined): string {
-  return JSON.stringify({ ...change, ...authorFields(author) })
+  if (change.type !== 'tokens') return JSON.stringify({ ...change, ...authorFields(author) })
+  const byAud = new Map<string, string[]>()
+  for (const { aud, jti } of change.tokens) {
+    const jtis = byAud.get(aud)
+    if (jtis === undefined) byAud.set(aud, [jti])
+    else jtis.push(jti)
+  }
+  return JSON.stringify({ type: 'tokens', byAud: [...byAud], expiresAt: change.expiresAt, ...authorFields(author) })
 }
 
 /** An entry read back from {@link encodeEntry}'s text, with its place in the log and its time. */
 export function decodeEntry (id: string, at: number, text: string): LogEntry {
-  const fields = JSON.parse(text) as LoggedChange & { actor?: string, reason?: string, source?: ChangeSource }
+  const { byAud, ...fields } = JSON.parse(text) as LoggedChange & { byAud?: unknown, actor?: string, reason?: string, source?: ChangeSource }
+  // Entries written before the grouped form carry `tokens` as they are.
+  if (fields.type === 'tokens' && byAud !== undefined) fields.tokens = tokensOf(byAud)
   return { ...fields, id, at, actor: fields.actor ?? null, reason: fields.reason ?? null, source: fields.source ?? 'api' }
+}
+
+/** The tokens of a grouped `tokens` entry, in the order they were written within each audience. */
+function tokensOf (byAud: unknown): Array<{ aud: string, jti: string }> {
+  if (!Array.isArray(byAud)) throw new TypeError('a tokens log entry has an unreadable byAud')
+  const tokens: Array<{ aud: string, jti: string }> = []
+  for (const group of byAud as unknown[]) {
+    const [aud, jtis] = Array.isArray(group) ? group as unknown[] : []
+    if (typeof aud !== 'string' || !Array.isArray(jtis)) throw new TypeError('a tokens log entry has an unreadable byAud')
+    for (const jti of jtis as unknown[]) {
+      if (typeof jti !== 'string') throw new TypeError('a tokens log entry has an unreadable byAud')
+      tokens.push({ aud, jti })
+    }
+  }
+  return tokens
 }
 
 /** How many entries a history page holds. */

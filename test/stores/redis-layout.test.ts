@@ -75,3 +75,44 @@ t.test('a write of many buckets per call stores every entry at its bucket and fi
   const total = (await Promise.all(Array.from({ length: 64 }, (_, b) => client.hlen(bucketKey(bucketBase(prefix), b))))).reduce((a, b) => a + b, 0)
   t.equal(total, entries.length, 'nothing else written')
 })
+
+t.test('a batch is logged with each audience once, and reads back whole, in order, and by jti', async (t) => {
+  const client = await connectRedis(t)
+  if (!client) return
+  const prefix = `{${uniqueName('log-batch')}}:`
+  t.teardown(() => deleteKeys(client, bucketBase(prefix)))
+  t.teardown(() => deleteKeys(client, prefix))
+  const store = new RedisStore({ client, prefix, tokenBuckets: 16 })
+  const expiresAt = Date.now() + 60_000
+  const aud = 'https://api.example.com/orders'
+  const tokens = Array.from({ length: 1000 }, (_, n) => ({ aud: n % 10 === 9 ? 'other' : aud, jti: `0f8c3a52-6b1e-4d7a-9c2f-${String(n).padStart(12, '0')}`, expiresAt }))
+  await store.revokeTokens(tokens, { actor: 'ops@example.com', reason: 'contract ended', source: 'cli' })
+  const logged = await client.xrange(`${prefix}log`, '-', '+')
+  t.equal(logged.length, 1, 'one entry for the batch')
+  const text = logged[0]![1][1]
+  t.equal(text!.split(aud).length - 1, 1, 'the audience is written once')
+  t.ok(text!.length < 1000 * 40, `${(text!.length / 1000).toFixed(1)} bytes per jti, not one object per token`)
+  const { entries } = await store.history({})
+  t.equal(entries.length, 1)
+  const entry = entries[0]!
+  t.same(entry.type === 'tokens' && entry.tokens, [...tokens.filter((k) => k.aud === aud), ...tokens.filter((k) => k.aud === 'other')].map(({ aud, jti }) => ({ aud, jti })),
+    'every token, in written order within its audience')
+  t.match(entry, { expiresAt, actor: 'ops@example.com', reason: 'contract ended', source: 'cli' })
+  t.equal((await store.history({ jti: tokens[500]!.jti })).entries.length, 1, 'found by one of its jtis')
+  t.equal((await store.history({ aud: 'other' })).entries.length, 1, 'found by its other audience')
+  t.equal((await store.history({ jti: 'never-revoked' })).entries.length, 0)
+})
+
+t.test('a batch entry an earlier version wrote, one object per token, still reads', async (t) => {
+  const client = await connectRedis(t)
+  if (!client) return
+  const prefix = `{${uniqueName('log-earlier')}}:`
+  t.teardown(() => deleteKeys(client, prefix))
+  const store = new RedisStore({ client, prefix, tokenBuckets: 16 })
+  await store.revokeToken({ aud: 'a', jti: 'first', expiresAt: null })
+  await client.xadd(`${prefix}log`, '*', 'e', '{"type":"tokens","tokens":[{"aud":"a","jti":"j1"},{"aud":"b","jti":"j2"}],"expiresAt":null,"actor":"ops","source":"cli"}')
+  const { entries } = await store.history({})
+  t.match(entries[0], { type: 'tokens', tokens: [{ aud: 'a', jti: 'j1' }, { aud: 'b', jti: 'j2' }], expiresAt: null, actor: 'ops', reason: null, source: 'cli' })
+  t.same(Object.keys(entries[0]!).sort(), ['actor', 'at', 'expiresAt', 'id', 'reason', 'source', 'tokens', 'type'], 'nothing of the stored form shows')
+  t.equal((await store.history({ jti: 'j2' })).entries.length, 1)
+})
