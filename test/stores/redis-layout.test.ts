@@ -25,6 +25,24 @@ t.test('the bucket, audience tag and field of known (aud, jti) pairs are those e
   }
 })
 
+t.test('only a lowercase UUID is packed to 16 bytes; anything close to one is kept as written', async (t) => {
+  const packed = tokenField('a', '0f8c3a52-6b1e-4d7a-9c2f-5e4b3a2d1c0b')
+  t.equal(packed.length, 6 + 1 + 16)
+  t.equal(packed.subarray(7).toString('hex'), '0f8c3a526b1e4d7a9c2f5e4b3a2d1c0b')
+  for (const jti of [
+    '0F8C3A52-6B1E-4D7A-9C2F-5E4B3A2D1C0B', // uppercase
+    '0f8c3a52-6b1e-4d7a-9c2f-5e4b3a2d1c0g', // not hex
+    '0f8c3a52x6b1e-4d7a-9c2f-5e4b3a2d1c0b', // no dash
+    '0f8c3a52-6b1e-4d7a-9c2f-5e4b3a2d1c0\u0130', // a character that masks to a digit
+    '0f8c3a5-26b1e-4d7a-9c2f-5e4b3a2d1c0b', // dashes elsewhere
+    '0f8c3a52-6b1e-4d7a-9c2f-5e4b3a2d1c0', // short
+  ]) {
+    const field = tokenField('a', jti)
+    t.equal(String.fromCharCode(field[6]!), 'r', `${JSON.stringify(jti)} kept as written`)
+    t.equal(field.subarray(7).toString('utf8'), jti)
+  }
+})
+
 t.test('RedisStore writes each fixture to its bucket key and field', async (t) => {
   const client = await connectRedis(t)
   if (!client) return
