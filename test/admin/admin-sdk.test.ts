@@ -5,6 +5,7 @@ import { ManagementClient as ManagementClientV4 } from 'auth0-v4'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import jwtRevocation, { adminRoutes, MemoryStore } from '../../src/index.js'
+import { compareGrants } from '../../src/admin/pagination.js'
 import { AUDIENCE, bearer, ISSUER, makeKey, sign } from '../helpers/helpers.js'
 
 const MGMT = 'https://issuer.test/api/v2/'
@@ -12,10 +13,11 @@ const key = await makeKey('ES256')
 const ALL_SCOPES = 'blacklist:tokens read:client_grants create:client_grants update:client_grants delete:client_grants'
 
 /** A listening app; `fetch` sends the SDK's `https://<domain>` requests to it over plain HTTP on loopback. */
-async function serve (t: { teardown: (fn: () => unknown) => void }): Promise<{ app: FastifyInstance, fetch: typeof globalThis.fetch, token: string }> {
+async function serve (t: { teardown: (fn: () => unknown) => void }): Promise<{ app: FastifyInstance, fetch: typeof globalThis.fetch, token: string, store: MemoryStore }> {
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(jwtRevocation, { jwks: { keys: [key.publicJwk] }, issuer: ISSUER, audience: [AUDIENCE, MGMT], store: new MemoryStore() })
+  const store = new MemoryStore()
+  await app.register(jwtRevocation, { jwks: { keys: [key.publicJwk] }, issuer: ISSUER, audience: [AUDIENCE, MGMT], store })
   await app.register(adminRoutes, { prefix: '/api/v2', audience: MGMT })
   app.get('/orders', { config: { auth: { audience: AUDIENCE } } }, async () => 'ok')
   const origin = await app.listen({ port: 0, host: '127.0.0.1' })
@@ -25,11 +27,11 @@ async function serve (t: { teardown: (fn: () => unknown) => void }): Promise<{ a
     return input instanceof Request ? globalThis.fetch(new Request(target, input), init) : globalThis.fetch(target, init)
   }
   const token = await sign(key, { aud: MGMT, sub: 'admin@clients', azp: 'admin', scope: ALL_SCOPES })
-  return { app, fetch: local, token }
+  return { app, fetch: local, token, store }
 }
 
 t.test('auth0 v7: list (checkpoint pages through 120 grants), get, create, update, delete', async (t) => {
-  const { app, fetch, token } = await serve(t)
+  const { app, fetch, token, store } = await serve(t)
   const management = new ManagementClient({ domain: 'tenant.test', token, fetch, maxRetries: 0 })
 
   const created: string[] = []
@@ -45,7 +47,10 @@ t.test('auth0 v7: list (checkpoint pages through 120 grants), get, create, updat
   t.ok(first.hasNextPage(), 'a next checkpoint is given')
   for await (const grant of first) seen.push(grant.id!)
   t.equal(seen.length, 120, 'every grant, across three pages')
-  t.same(seen, created, 'in creation order, none twice')
+  t.same([...seen].sort(), [...created].sort(), 'each grant once')
+  // The pages' order: creation time, then id (grants made in the same millisecond are ordered by id).
+  const ordered = (await store.listGrants({ audience: AUDIENCE })).sort(compareGrants).map((g) => g.id)
+  t.same(seen, ordered, 'in creation order')
 
   const small = await management.clientGrants.list({ take: 100 })
   t.equal(small.data.length, 100)
