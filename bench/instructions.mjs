@@ -90,9 +90,7 @@ async function child (spec, count) {
   const [side, alg] = spec.split(':')
   const n = Number(count)
   if (alg === 'dpop') return dpopChild(side, n)
-  const { default: Fastify } = await import('fastify')
   const { createLocalJWKSet, importPKCS8, jwtVerify, SignJWT } = await import('jose')
-  const { default: jwtRevocation } = await import('fastify-jwt-revocation')
   const given = JSON.parse(process.env.INSTRUCTIONS_KEY)
   const privateKey = await importPKCS8(given.pkcs8, alg)
   const jwk = { ...given.jwk, kid: 'k', alg }
@@ -109,24 +107,15 @@ async function child (spec, count) {
     }
   } else {
     // The hook as Fastify calls it, on a real request object, with a cache smaller than the rotation.
-    const app = Fastify()
-    let hook
-    const addHook = app.addHook
-    app.addHook = function (name, fn) { if (name === 'onRequest') hook ??= fn; return addHook.call(this, name, fn) }
     // INSTRUCTIONS_OPTIONS: plugin options over these (JSON), to weigh a part: '{"cache":false}'.
-    await app.register(jwtRevocation, {
+    const { request, call } = await pluginHook({
       jwks: { keys: [jwk] }, issuer: ISSUER, audience: AUDIENCE, algorithms: [alg], cache: { max: 1_000, ttl: 60_000 },
       ...JSON.parse(process.env.INSTRUCTIONS_OPTIONS ?? '{}'),
-    })
-    let captured
-    app.get('/orders', async (request, reply) => { captured = { request, reply }; return 'ok' })
-    await app.ready()
-    await app.inject({ url: '/orders', headers: { authorization: `Bearer ${tokens[0]}` } })
-    const { request, reply } = captured
+    }, { authorization: `Bearer ${tokens[0]}` })
     const headers = tokens.map((t) => `Bearer ${t}`)
     once = (i) => {
       request.headers.authorization = headers[i]
-      return new Promise((resolve, reject) => hook.call(app, request, reply, (err) => err ? reject(err) : resolve()))
+      return call()
     }
   }
   for (let i = 0; i < n; i++) await once((i + 1) % TOKENS)
@@ -137,9 +126,7 @@ async function child (spec, count) {
 
 /** The DPoP sides: the plugin's hook on a DPoP request whose token is cached, or jose verifying the proof alone. */
 async function dpopChild (side, n) {
-  const { default: Fastify } = await import('fastify')
   const { importJWK, jwtVerify } = await import('jose')
-  const { default: jwtRevocation } = await import('fastify-jwt-revocation')
   const given = JSON.parse(process.env.INSTRUCTIONS_KEY)
   const { token, clientJwk, proofs } = JSON.parse(await readFile(process.env.INSTRUCTIONS_DPOP, 'utf8'))
   let once
@@ -149,25 +136,37 @@ async function dpopChild (side, n) {
       await jwtVerify(proofs[i], clientKey, { typ: 'dpop+jwt', algorithms: ['ES256'], requiredClaims: ['jti', 'htm', 'htu', 'iat'] })
     }
   } else {
-    const app = Fastify()
-    let hook
-    const addHook = app.addHook
-    app.addHook = function (name, fn) { if (name === 'onRequest') hook ??= fn; return addHook.call(this, name, fn) }
-    await app.register(jwtRevocation, {
+    const { request, call } = await pluginHook({
       jwks: { keys: [{ ...given.jwk, kid: 'k', alg: 'ES256' }] }, issuer: ISSUER, audience: AUDIENCE, algorithms: ['ES256'],
       dpop: { required: true, proofMaxAge: '1h' }, publicUrl: AUDIENCE,
-    })
-    let captured
-    app.get('/orders', async (request, reply) => { captured = { request, reply }; return 'ok' })
-    await app.ready()
-    const res = await app.inject({ url: '/orders', headers: { authorization: `DPoP ${token}`, dpop: proofs[MANY] } })
-    if (res.statusCode !== 200) throw new Error(`setup failed: ${res.statusCode} ${res.body}`)
-    const { request, reply } = captured
+    }, { authorization: `DPoP ${token}`, dpop: proofs[MANY] })
     once = (i) => {
       request.headers.dpop = proofs[i]
-      return new Promise((resolve, reject) => hook.call(app, request, reply, (err) => err ? reject(err) : resolve()))
+      return call()
     }
   }
   for (let i = 0; i < n; i++) await once(i)
   globalThis.gc()
+}
+
+/**
+ * The plugin's onRequest hook registered with `options`, as Fastify calls it, on the real
+ * request object of a first request sent with `headers` (which must pass): `call` runs
+ * the hook once more on that request, as the caller has changed its headers.
+ */
+async function pluginHook (options, headers) {
+  const { default: Fastify } = await import('fastify')
+  const { default: jwtRevocation } = await import('fastify-jwt-revocation')
+  const app = Fastify()
+  let hook
+  const addHook = app.addHook
+  app.addHook = function (name, fn) { if (name === 'onRequest') hook ??= fn; return addHook.call(this, name, fn) }
+  await app.register(jwtRevocation, options)
+  let captured
+  app.get('/orders', async (request, reply) => { captured = { request, reply }; return 'ok' })
+  await app.ready()
+  const res = await app.inject({ url: '/orders', headers })
+  if (res.statusCode !== 200) throw new Error(`setup failed: ${res.statusCode} ${res.body}`)
+  const { request, reply } = captured
+  return { request, call: () => new Promise((resolve, reject) => hook.call(app, request, reply, (err) => err ? reject(err) : resolve())) }
 }
